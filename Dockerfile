@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# ktable image: `docker compose up --build` uses it (see docker-compose.yml).
+
+# --- build ---------------------------------------------------------------
+# The full (non-slim) Rust image ships gcc, make, perl and zlib headers,
+# which rdkafka needs to build the bundled librdkafka.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+# Copy only what cargo reads: the whole context would include target/.
+# (Cargo.lock* so a checkout without a lockfile still builds.)
+COPY Cargo.toml Cargo.lock* ./
+COPY src src
+COPY benches benches
+COPY tests tests
+COPY examples examples
+# Cache mounts keep the registry and target dir between builds; target/ is
+# a cache mount, so the binary is copied out in the same step.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --bin ktable \
+    && cp target/release/ktable /usr/local/bin/ktable
+
+# --- runtime -------------------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /usr/local/bin/ktable /usr/local/bin/ktable
+COPY sql /app/sql
+WORKDIR /app
+# No need for root to serve queries.
+RUN useradd --system --no-create-home ktable
+USER ktable
+EXPOSE 5433
+ENTRYPOINT ["ktable"]
+CMD ["serve", "--brokers", "kafka:29092", "--listen", "0.0.0.0:5433", "--sql", "/app/sql"]

@@ -1,0 +1,283 @@
+//! Typed consumer and producer configuration, turned into librdkafka properties at the edge.
+
+use super::KafkaError;
+use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Where a consumer starts when its group has no committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The oldest retained record.
+    #[default]
+    Earliest,
+    /// Only records produced after the consumer starts.
+    Latest,
+    /// Fail instead of choosing.
+    Error,
+}
+
+impl OffsetReset {
+    fn as_str(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+            OffsetReset::Error => "error",
+        }
+    }
+}
+
+/// Which records of transactional producers a consumer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Only records of committed transactions (and non-transactional records).
+    #[default]
+    ReadCommitted,
+    /// Every record, including those of aborted and still-open transactions.
+    ReadUncommitted,
+}
+
+impl IsolationLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadCommitted => "read_committed",
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
+/// Configuration of a [`KafkaConsumer`](super::KafkaConsumer) or a table's consumer.
+///
+/// ```
+/// use ktable::kafka::{ConsumerConfig, IsolationLevel, OffsetReset};
+///
+/// let config = ConsumerConfig::new("localhost:9092", "billing")
+///     .client_id("billing-1")
+///     .auto_offset_reset(OffsetReset::Earliest)
+///     .isolation_level(IsolationLevel::ReadCommitted)
+///     .property("fetch.wait.max.ms", "50");
+/// assert_eq!(config.group_id(), "billing");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    brokers: String,
+    group_id: String,
+    client_id: Option<String>,
+    offset_reset: OffsetReset,
+    isolation_level: IsolationLevel,
+    request_timeout: Duration,
+    properties: BTreeMap<String, String>,
+}
+
+impl ConsumerConfig {
+    /// A consumer of `brokers` (comma-separated `host:port` list) in consumer group `group_id`.
+    pub fn new(brokers: impl Into<String>, group_id: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            group_id: group_id.into(),
+            client_id: None,
+            offset_reset: OffsetReset::default(),
+            isolation_level: IsolationLevel::default(),
+            request_timeout: Duration::from_secs(10),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// The client id brokers log for this consumer.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Where to start without a committed offset (default: earliest).
+    pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.offset_reset = reset;
+        self
+    }
+
+    /// Which transactional records to see (default: read committed).
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.isolation_level = level;
+        self
+    }
+
+    /// How long metadata and watermark requests may take (default: 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Any other librdkafka property; it overrides what the typed setters chose.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// The bootstrap brokers.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The consumer group id.
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// The isolation level in effect.
+    pub fn isolation(&self) -> IsolationLevel {
+        self.isolation_level
+    }
+
+    /// The timeout for metadata and watermark requests.
+    pub fn timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Checks the configuration and renders it as librdkafka properties.
+    pub fn to_client_config(&self) -> Result<ClientConfig, KafkaError> {
+        if self.brokers.trim().is_empty() {
+            return Err(KafkaError::Config("brokers must not be empty".into()));
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(KafkaError::Config("group id must not be empty".into()));
+        }
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group_id)
+            .set("auto.offset.reset", self.offset_reset.as_str())
+            .set("isolation.level", self.isolation_level.as_str())
+            // End-of-partition events are how a table knows it has caught up even when
+            // the last offsets are transaction markers or compacted away.
+            .set("enable.partition.eof", "true");
+        if let Some(client_id) = &self.client_id {
+            config.set("client.id", client_id);
+        }
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        Ok(config)
+    }
+}
+
+/// Configuration of a [`KafkaProducer`](super::KafkaProducer).
+///
+/// ```
+/// use ktable::kafka::ProducerConfig;
+///
+/// let config = ProducerConfig::new("localhost:9092")
+///     .client_id("loader")
+///     .property("linger.ms", "5");
+/// assert_eq!(config.brokers(), "localhost:9092");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerConfig {
+    brokers: String,
+    client_id: Option<String>,
+    transactional_id: Option<String>,
+    delivery_timeout: Duration,
+    properties: BTreeMap<String, String>,
+}
+
+impl ProducerConfig {
+    /// A producer to `brokers` (comma-separated `host:port` list).
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            client_id: None,
+            transactional_id: None,
+            delivery_timeout: Duration::from_secs(30),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// The client id brokers log for this producer.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Makes the producer transactional (see [`KafkaProducer::begin_transaction`](super::KafkaProducer::begin_transaction)).
+    pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
+        self
+    }
+
+    /// How long a record may take to be acknowledged before its send fails (default: 30 s).
+    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    /// Any other librdkafka property; it overrides what the typed setters chose.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// The bootstrap brokers.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The delivery timeout in effect.
+    pub fn delivery(&self) -> Duration {
+        self.delivery_timeout
+    }
+
+    /// Checks the configuration and renders it as librdkafka properties.
+    pub fn to_client_config(&self) -> Result<ClientConfig, KafkaError> {
+        if self.brokers.trim().is_empty() {
+            return Err(KafkaError::Config("brokers must not be empty".into()));
+        }
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers).set(
+            "delivery.timeout.ms",
+            self.delivery_timeout.as_millis().to_string(),
+        );
+        if let Some(client_id) = &self.client_id {
+            config.set("client.id", client_id);
+        }
+        if let Some(id) = &self.transactional_id {
+            config.set("transactional.id", id);
+        }
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_config_renders_typed_settings_and_overrides() {
+        let config = ConsumerConfig::new("b:9092", "g")
+            .auto_offset_reset(OffsetReset::Latest)
+            .isolation_level(IsolationLevel::ReadUncommitted)
+            .property("isolation.level", "read_committed")
+            .to_client_config()
+            .unwrap();
+        assert_eq!(config.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(config.get("isolation.level"), Some("read_committed"));
+        assert_eq!(config.get("group.id"), Some("g"));
+    }
+
+    #[test]
+    fn empty_brokers_or_group_are_config_errors() {
+        assert!(matches!(
+            ConsumerConfig::new(" ", "g").to_client_config(),
+            Err(KafkaError::Config(_))
+        ));
+        assert!(matches!(
+            ConsumerConfig::new("b:1", "").to_client_config(),
+            Err(KafkaError::Config(_))
+        ));
+        assert!(matches!(
+            ProducerConfig::new("").to_client_config(),
+            Err(KafkaError::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,20 @@
+//! The Kafka edge of ktable: typed configuration, producers, consumers and messages.
+//!
+//! librdkafka is configured with strings; everything above this module is typed. A
+//! [`Message`] carries what Kafka really has — an optional key, an optional value (a
+//! `None` value is a tombstone), headers, topic, partition, offset and timestamp — so
+//! the table layer can apply Kafka's semantics without guessing.
+
+mod config;
+mod consumer;
+mod error;
+mod message;
+mod producer;
+mod serializer;
+
+pub use config::{ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig};
+pub use consumer::KafkaConsumer;
+pub use error::{KafkaError, SerializationError};
+pub use message::{Header, Message};
+pub use producer::{Delivery, KafkaProducer, Record};
+pub use serializer::{BytesSerializer, Deserializer, JsonSerializer, Serializer, StringSerializer};

@@ -1,0 +1,18 @@
+//! # ktable
+//!
+//! Kafka topics as live, keyed, queryable tables.
+//!
+//! Data flows one way through the modules:
+//!
+//! * [`kafka`] — typed configuration, producers, consumers, serializers and messages
+//!   over librdkafka (optional keys, tombstones, headers, partitions, offsets).
+//! * [`table`] — a compacted topic materialized as a keyed table with Kafka's table
+//!   semantics: latest value per key, tombstones delete, restore from the earliest offset,
+//!   then live; readiness and progress measured in offsets.
+//!
+//! The typed entry point is [`KTable`].
+
+pub mod kafka;
+pub mod table;
+
+pub use table::{KTable, KTableError, KTableStats};
