@@ -6,7 +6,7 @@
 # which rdkafka needs to build the bundled librdkafka.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-# Copy only what cargo reads: the whole context would include target/.
+# Copy only what cargo reads (.dockerignore keeps target/ out as well).
 # (Cargo.lock* so a checkout without a lockfile still builds.)
 COPY Cargo.toml Cargo.lock* ./
 COPY src src
@@ -26,11 +26,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/ktable /usr/local/bin/ktable
-COPY sql /app/sql
 WORKDIR /app
 # No need for root to serve queries.
 RUN useradd --system --no-create-home ktable
 USER ktable
-EXPOSE 5433
 ENTRYPOINT ["ktable"]
-CMD ["serve", "--brokers", "kafka:29092", "--listen", "0.0.0.0:5433", "--sql", "/app/sql"]
+CMD ["serve", "--brokers", "kafka:29092", "--table", "users"]

@@ -1,1 +1,156 @@
-fn main() {}
+//! Restore throughput of a `KTable` against a bare rdkafka consumer reading the same topic
+//! in the same run.
+//!
+//! `cargo bench --bench restore` runs on an in-process MockCluster with a topic that fits
+//! its per-partition limit; with `KAFKA_BROKERS` set it runs on that broker (by default
+//! 1,000,000 records, 100,000 keys, ~200-byte JSON values, 4 partitions). Override with
+//! `BENCH_RECORDS`, `BENCH_KEYS`, `BENCH_RUNS`.
+//!
+//! The bare consumer assigns every partition from the beginning and reads until every
+//! partition reports its end, touching each payload; the table does the same and also
+//! decodes keys and JSON values into a struct and applies them to its map.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use ktable::kafka::{ConsumerConfig, JsonSerializer, StringSerializer};
+use ktable::KTable;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+use support::{env_usize, median, Broker};
+
+const PARTITIONS: i32 = 4;
+
+#[derive(Clone, serde::Deserialize)]
+#[allow(dead_code)] // fields are decoded, which is what is measured
+struct User {
+    id: String,
+    name: String,
+    email: String,
+    age: u32,
+    score: f64,
+    city: String,
+    bio: String,
+}
+
+/// Reads the topic from the beginning up to the high watermark every partition had at
+/// start, as a table restore does; returns seconds.
+async fn bare_consumer(brokers: &str, topic: &str, run: usize) -> f64 {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bare-{run}"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let started = Instant::now();
+    let mut assignment = TopicPartitionList::new();
+    let mut targets = Vec::new();
+    for partition in 0..PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .expect("watermarks");
+        targets.push(high);
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut remaining = targets.iter().filter(|&&high| high > 0).count();
+    let mut bytes = 0usize;
+    while remaining > 0 {
+        let message = consumer.recv().await.expect("bare consumer");
+        bytes += message.payload().map_or(0, <[u8]>::len);
+        if message.offset() + 1 == targets[message.partition() as usize] {
+            remaining -= 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    started.elapsed().as_secs_f64()
+}
+
+/// Restores a table until ready; returns seconds and the key count.
+async fn table_restore(brokers: &str, topic: &str, run: usize) -> (f64, usize) {
+    let table: KTable<String, User> = KTable::new(
+        ConsumerConfig::new(brokers, format!("table-{run}")),
+        topic,
+        StringSerializer,
+        JsonSerializer,
+    )
+    .await
+    .expect("table");
+    let started = Instant::now();
+    table.start().await.expect("start");
+    table
+        .wait_until_ready(Duration::from_secs(600))
+        .await
+        .expect("ready");
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(table.stats().bad_records, 0);
+    (seconds, table.len())
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let broker = Broker::from_env();
+    let real = matches!(broker, Broker::Real(_));
+    // The MockCluster keeps at most 5 MiB per partition: 16,000 records of ~200 bytes
+    // per partition fit.
+    let records = env_usize("BENCH_RECORDS", if real { 1_000_000 } else { 64_000 });
+    let keys = env_usize("BENCH_KEYS", if real { 100_000 } else { 16_000 }) as u64;
+    let runs = env_usize("BENCH_RUNS", 5);
+    let brokers = broker.brokers();
+    let topic = format!("bench-restore-{}", std::process::id());
+    broker.create_topic(&topic, PARTITIONS).await;
+
+    let produced = Instant::now();
+    support::produce(
+        &brokers,
+        &topic,
+        (0..records as u64).map(|i| {
+            (
+                format!("user-{}", i % keys),
+                support::user_json(i % keys, i, 200),
+            )
+        }),
+    )
+    .await;
+    eprintln!(
+        "produced {records} records in {:.1}s",
+        produced.elapsed().as_secs_f64()
+    );
+
+    let (mut bare, mut table) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        bare.push(bare_consumer(&brokers, &topic, run).await);
+        let (seconds, len) = table_restore(&brokers, &topic, run).await;
+        assert_eq!(len as u64, keys.min(records as u64));
+        table.push(seconds);
+        eprintln!("run {run}: bare {:.3}s, table {seconds:.3}s", bare[run]);
+    }
+    let (bare, table) = (median(&mut bare), median(&mut table));
+    println!(
+        "restore benchmark on {} — {}",
+        broker.name(),
+        support::machine()
+    );
+    println!("  {records} records, {keys} keys, ~200-byte JSON values, {PARTITIONS} partitions, median of {runs} runs");
+    println!(
+        "  bare consumer : {:>10.0} records/s ({bare:.3}s)",
+        records as f64 / bare
+    );
+    println!(
+        "  KTable restore: {:>10.0} records/s ({table:.3}s)",
+        records as f64 / table
+    );
+    println!(
+        "  ratio (KTable / bare consumer throughput): {:.2}",
+        bare / table
+    );
+}

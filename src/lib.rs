@@ -10,8 +10,11 @@
 //!   semantics: latest value per key, tombstones delete, restore from the earliest offset,
 //!   then live; readiness and progress measured in offsets.
 //!
+//! [`demo`] holds the embedded default cluster that `ktable serve` runs on without brokers.
+//!
 //! The typed entry point is [`KTable`].
 
+pub mod demo;
 pub mod kafka;
 pub mod table;
 

@@ -149,7 +149,12 @@ impl ConsumerConfig {
             .set("isolation.level", self.isolation_level.as_str())
             // End-of-partition events are how a table knows it has caught up even when
             // the last offsets are transaction markers or compacted away.
-            .set("enable.partition.eof", "true");
+            .set("enable.partition.eof", "true")
+            // librdkafka (2.x) postpones a partition's next fetch by this much once its
+            // prefetch queue is full; the default of 1 s leaves a consumer that decodes
+            // and applies records (slower than the fetcher) idle for most of a restore:
+            // restore throughput tripled on the restore benchmark with 10 ms.
+            .set("fetch.queue.backoff.ms", "10");
         if let Some(client_id) = &self.client_id {
             config.set("client.id", client_id);
         }

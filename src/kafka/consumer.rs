@@ -1,6 +1,8 @@
 //! A typed consumer: librdkafka's `StreamConsumer` plus serializers for keys and values.
 
-use super::{ConsumerConfig, Deserializer, Header, KafkaError, Message, SerializationError};
+use super::{
+    ConsumerConfig, Deserializer, Header, KafkaContext, KafkaError, Message, SerializationError,
+};
 use futures::{Stream, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
@@ -24,7 +26,7 @@ use std::marker::PhantomData;
 /// # Ok(()) }
 /// ```
 pub struct KafkaConsumer<K, V, KS, VS> {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<KafkaContext>,
     config: ConsumerConfig,
     key_serializer: KS,
     value_serializer: VS,
@@ -43,7 +45,9 @@ where
         key_serializer: KS,
         value_serializer: VS,
     ) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = config.to_client_config()?.create()?;
+        let consumer: StreamConsumer<KafkaContext> = config
+            .to_client_config()?
+            .create_with_context(KafkaContext)?;
         Ok(Self {
             consumer,
             config,
@@ -92,11 +96,11 @@ where
 
     /// The underlying rdkafka consumer, for what this type does not wrap (commits,
     /// assignments, pausing).
-    pub fn inner(&self) -> &StreamConsumer {
+    pub fn inner(&self) -> &StreamConsumer<KafkaContext> {
         &self.consumer
     }
 
-    pub(crate) fn into_parts(self) -> (StreamConsumer, ConsumerConfig, KS, VS) {
+    pub(crate) fn into_parts(self) -> (StreamConsumer<KafkaContext>, ConsumerConfig, KS, VS) {
         (
             self.consumer,
             self.config,
@@ -112,7 +116,10 @@ fn decode<K, V>(
     key_serializer: &impl Deserializer<K>,
     value_serializer: &impl Deserializer<V>,
 ) -> Result<Message<K, V>, SerializationError> {
-    let key = raw.key().map(|b| key_serializer.deserialize(b)).transpose()?;
+    let key = raw
+        .key()
+        .map(|b| key_serializer.deserialize(b))
+        .transpose()?;
     let value = raw
         .payload()
         .map(|b| value_serializer.deserialize(b))

@@ -7,6 +7,7 @@
 
 mod config;
 mod consumer;
+mod context;
 mod error;
 mod message;
 mod producer;
@@ -14,6 +15,7 @@ mod serializer;
 
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig};
 pub use consumer::KafkaConsumer;
+pub use context::KafkaContext;
 pub use error::{KafkaError, SerializationError};
 pub use message::{Header, Message};
 pub use producer::{Delivery, KafkaProducer, Record};

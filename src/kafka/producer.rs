@@ -1,6 +1,6 @@
 //! A typed producer: librdkafka's `FutureProducer` plus serializers for keys and values.
 
-use super::{Header, KafkaError, ProducerConfig, Serializer};
+use super::{Header, KafkaContext, KafkaError, ProducerConfig, Serializer};
 use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::marker::PhantomData;
@@ -98,7 +98,7 @@ impl<'a, K, V> Record<'a, K, V> {
 /// # Ok(()) }
 /// ```
 pub struct KafkaProducer<K, V, KS, VS> {
-    producer: FutureProducer,
+    producer: FutureProducer<KafkaContext>,
     config: ProducerConfig,
     key_serializer: KS,
     value_serializer: VS,
@@ -118,7 +118,8 @@ where
         value_serializer: VS,
     ) -> Result<Self, KafkaError> {
         let client_config = config.to_client_config()?;
-        let producer: FutureProducer = client_config.create()?;
+        let producer: FutureProducer<KafkaContext> =
+            client_config.create_with_context(KafkaContext)?;
         if client_config.get("transactional.id").is_some() {
             producer.init_transactions(config.delivery())?;
         }
@@ -219,7 +220,7 @@ where
     }
 
     /// The underlying rdkafka producer.
-    pub fn inner(&self) -> &FutureProducer {
+    pub fn inner(&self) -> &FutureProducer<KafkaContext> {
         &self.producer
     }
 }

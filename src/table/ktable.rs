@@ -4,7 +4,7 @@ use super::progress::RestoreProgress;
 use super::state::Shared;
 use super::worker::Worker;
 use super::{KTableError, KTableStats};
-use crate::kafka::{ConsumerConfig, KafkaConsumer, Deserializer, KafkaError};
+use crate::kafka::{ConsumerConfig, Deserializer, KafkaConsumer, KafkaContext, KafkaError};
 use parking_lot::Mutex;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -53,7 +53,7 @@ pub struct KTable<K, V> {
 /// What only handles hold. When the last handle goes, this goes, and with it the
 /// sending half of the task's shutdown channel: the task sees that and ends.
 struct Control<K, V> {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<KafkaContext>>,
     key_serializer: Arc<dyn Deserializer<K>>,
     value_serializer: Arc<dyn Deserializer<V>>,
     request_timeout: Duration,
@@ -331,7 +331,7 @@ where
 /// Retries until `timeout` while the topic is unknown or has no leader yet: a topic
 /// created a moment ago is often in that state.
 fn partition_watermarks(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<KafkaContext>,
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<(i32, i64, i64)>, KTableError> {
@@ -363,4 +363,43 @@ fn partition_watermarks(
             Ok((partition, low, high))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::{JsonSerializer, StringSerializer};
+    use rdkafka::mocking::MockCluster;
+
+    /// The task holds only the shared state; when the last handle goes, the task must
+    /// end and free that state, even though no record ever arrives to wake it.
+    #[tokio::test]
+    async fn dropping_the_last_handle_ends_the_consumer_task() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("drop", 2, 1).expect("topic");
+        let table: KTable<String, serde_json::Value> = KTable::new(
+            ConsumerConfig::new(cluster.bootstrap_servers(), "drop"),
+            "drop",
+            StringSerializer,
+            JsonSerializer,
+        )
+        .await
+        .expect("table");
+        table.start().await.expect("start");
+        table
+            .wait_until_ready(Duration::from_secs(30))
+            .await
+            .expect("ready");
+        let state = Arc::downgrade(&table.shared);
+        let second_handle = table.clone();
+        drop(table);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(state.upgrade().is_some(), "a clone still holds the table");
+        drop(second_handle);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while state.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "the task outlived every handle");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }

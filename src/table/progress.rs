@@ -62,7 +62,10 @@ impl RestoreProgress {
         // Partitions are numbered 0..n, so the index is the number; search as a fallback.
         match self.partitions.get(partition as usize) {
             Some(p) if p.partition == partition => self.partitions.get_mut(partition as usize),
-            _ => self.partitions.iter_mut().find(|p| p.partition == partition),
+            _ => self
+                .partitions
+                .iter_mut()
+                .find(|p| p.partition == partition),
         }
     }
 

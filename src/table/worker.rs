@@ -6,7 +6,7 @@
 //! so neither `stop()` nor a drop waits for a record that may never come.
 
 use super::state::Shared;
-use crate::kafka::Deserializer;
+use crate::kafka::{Deserializer, KafkaContext};
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::BorrowedMessage;
@@ -23,7 +23,7 @@ const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Everything the consumer task needs, moved into it at start.
 pub(crate) struct Worker<K, V> {
     pub(crate) shared: Arc<Shared<K, V>>,
-    pub(crate) consumer: Arc<StreamConsumer>,
+    pub(crate) consumer: Arc<StreamConsumer<KafkaContext>>,
     pub(crate) key_serializer: Arc<dyn Deserializer<K>>,
     pub(crate) value_serializer: Arc<dyn Deserializer<V>>,
     pub(crate) shutdown: oneshot::Receiver<()>,

@@ -86,7 +86,10 @@ async fn restore_after_log_compaction_equals_restore_before() {
     eprintln!("compacted: {retained} records remain of {produced} produced");
 
     let after = json_table(&broker.brokers(), &topic, "after-compaction").await;
-    after.wait_until_ready(READY_TIMEOUT).await.expect("ready over offset gaps");
+    after
+        .wait_until_ready(READY_TIMEOUT)
+        .await
+        .expect("ready over offset gaps");
     assert_eq!(after.snapshot(), expected);
     let stats = after.stats();
     assert_eq!(stats.offsets_done, stats.offsets_total);

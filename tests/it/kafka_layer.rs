@@ -31,8 +31,14 @@ async fn records_round_trip_with_headers_tombstones_and_null_keys() {
         )
         .await
         .expect("send");
-    producer.send_tombstone(&topic, &key).await.expect("tombstone");
-    producer.send(&topic, None, Some(&json!(7))).await.expect("no key");
+    producer
+        .send_tombstone(&topic, &key)
+        .await
+        .expect("tombstone");
+    producer
+        .send(&topic, None, Some(&json!(7)))
+        .await
+        .expect("no key");
 
     let consumer: KafkaConsumer<String, Value, _, _> = KafkaConsumer::new(
         ConsumerConfig::new(broker.brokers(), format!("{topic}-reader")),
@@ -49,15 +55,24 @@ async fn records_round_trip_with_headers_tombstones_and_null_keys() {
     };
 
     let m = recv().await;
-    assert_eq!((m.topic(), m.partition(), m.offset()), (topic.as_str(), 0, first.offset));
+    assert_eq!(
+        (m.topic(), m.partition(), m.offset()),
+        (topic.as_str(), 0, first.offset)
+    );
     assert_eq!(m.key(), Some(&key));
     assert_eq!(m.value(), Some(&value));
     assert_eq!(m.timestamp(), Some(1_700_000_000_000));
     assert_eq!(
         m.headers(),
         &[
-            Header { key: "trace".into(), value: Some(b"abc".to_vec()) },
-            Header { key: "empty".into(), value: None },
+            Header {
+                key: "trace".into(),
+                value: Some(b"abc".to_vec())
+            },
+            Header {
+                key: "empty".into(),
+                value: None
+            },
         ]
     );
     let m = recv().await;

@@ -12,7 +12,10 @@ async fn stop_returns_promptly_on_an_idle_topic() {
     let broker = Broker::start();
     let topic = broker.topic("idle", 2, &[]).await;
     let table = json_table(&broker.brokers(), &topic, "idle-group").await;
-    table.wait_until_ready(READY_TIMEOUT).await.expect("an empty topic is ready");
+    table
+        .wait_until_ready(READY_TIMEOUT)
+        .await
+        .expect("an empty topic is ready");
     assert!(table.is_running());
     // Let the consumer settle into waiting for records.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -42,8 +45,16 @@ async fn a_restarted_table_keeps_its_state_and_continues() {
     table.stop();
     table.stopped().await;
     produce_all(&producer, &topic, &[json_record("b", json!(2))]).await;
-    assert_eq!(table.get(&"a".into()), Some(json!(1)), "state stays readable");
-    assert_eq!(table.get(&"b".into()), None, "nothing is read while stopped");
+    assert_eq!(
+        table.get(&"a".into()),
+        Some(json!(1)),
+        "state stays readable"
+    );
+    assert_eq!(
+        table.get(&"b".into()),
+        None,
+        "nothing is read while stopped"
+    );
 
     table.start().await.expect("restart");
     eventually("the record produced while stopped", || {
@@ -61,8 +72,16 @@ async fn clones_share_one_state() {
     let clone = table.clone();
     drop(table);
     clone.wait_until_ready(READY_TIMEOUT).await.expect("ready");
-    assert!(clone.is_running(), "dropping one clone does not stop the table");
-    produce_all(&broker.raw_producer(), &topic, &[json_record("x", json!(true))]).await;
+    assert!(
+        clone.is_running(),
+        "dropping one clone does not stop the table"
+    );
+    produce_all(
+        &broker.raw_producer(),
+        &topic,
+        &[json_record("x", json!(true))],
+    )
+    .await;
     assert!(clone.wait_for_keys(1, READY_TIMEOUT).await);
     assert_eq!(clone.topic(), topic);
 }

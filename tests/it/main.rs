@@ -10,8 +10,8 @@ mod randomized;
 mod restore;
 mod transactions;
 
-use ktable::kafka::{ConsumerConfig, StringSerializer};
 use ktable::kafka::JsonSerializer;
+use ktable::kafka::{ConsumerConfig, StringSerializer};
 use ktable::KTable;
 use std::time::Duration;
 
@@ -19,7 +19,11 @@ use std::time::Duration;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A started table of JSON values keyed by strings.
-pub async fn json_table(brokers: &str, topic: &str, group: &str) -> KTable<String, serde_json::Value> {
+pub async fn json_table(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+) -> KTable<String, serde_json::Value> {
     let table = KTable::new(
         ConsumerConfig::new(brokers, group).request_timeout(Duration::from_secs(10)),
         topic,
@@ -36,7 +40,10 @@ pub async fn json_table(brokers: &str, topic: &str, group: &str) -> KTable<Strin
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
     while !condition() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -31,7 +31,10 @@ fn random_records(seed: u64) -> (Vec<RawRecord>, Model) {
             let value = json!({ "seq": i, "score": rng.random_range(-1000..1000) });
             model.map.insert(key.clone(), value.clone());
             model.upserts += 1;
-            (Some(key.into_bytes()), Some(serde_json::to_vec(&value).unwrap()))
+            (
+                Some(key.into_bytes()),
+                Some(serde_json::to_vec(&value).unwrap()),
+            )
         } else if roll < 80 {
             model.map.remove(&key);
             model.tombstones += 1;
@@ -61,7 +64,10 @@ fn seed() -> u64 {
 fn assert_matches_model(table: &ktable::KTable<String, Value>, model: &Model, seed: u64) {
     let stats = table.stats();
     assert_eq!(stats.upserts, model.upserts, "upserts (seed {seed})");
-    assert_eq!(stats.tombstones, model.tombstones, "tombstones (seed {seed})");
+    assert_eq!(
+        stats.tombstones, model.tombstones,
+        "tombstones (seed {seed})"
+    );
     assert_eq!(stats.null_keys, model.null_keys, "null keys (seed {seed})");
     assert_eq!(stats.bad_records, model.bad, "bad records (seed {seed})");
     assert_eq!(table.snapshot(), model.map, "table contents (seed {seed})");

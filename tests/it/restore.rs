@@ -18,7 +18,10 @@ async fn multi_partition_restore_keeps_the_last_value_per_key() {
     let mut records = Vec::new();
     for version in 0..5 {
         for key in 0..200 {
-            records.push(json_record(&format!("k{key}"), json!({ "v": version, "key": key })));
+            records.push(json_record(
+                &format!("k{key}"),
+                json!({ "v": version, "key": key }),
+            ));
         }
     }
     for key in (0..200).step_by(10) {
@@ -61,11 +64,18 @@ async fn live_upserts_and_tombstones_apply_after_ready() {
     produce_all(
         &producer,
         &topic,
-        &[json_record("b", json!(2)), json_record("a", json!(3)), tombstone("b")],
+        &[
+            json_record("b", json!(2)),
+            json_record("a", json!(3)),
+            tombstone("b"),
+        ],
     )
     .await;
     eventually("the live tombstone", || table.stats().tombstones == 1).await;
-    assert_eq!(table.snapshot(), HashMap::from([("a".to_string(), json!(3))]));
+    assert_eq!(
+        table.snapshot(),
+        HashMap::from([("a".to_string(), json!(3))])
+    );
     assert!(table.contains_key(&"a".into()));
     assert!(!table.contains_key(&"b".into()));
     assert!(table.stats().last_updated.is_some());
@@ -133,7 +143,10 @@ async fn undecodable_records_are_counted_and_skipped() {
     let table = json_table(&broker.brokers(), &topic, "bad-group").await;
     table.wait_until_ready(READY_TIMEOUT).await.expect("ready");
     let stats = table.stats();
-    assert_eq!(stats.bad_records, 3, "bad value, bad key, bad key of a tombstone");
+    assert_eq!(
+        stats.bad_records, 3,
+        "bad value, bad key, bad key of a tombstone"
+    );
     assert_eq!(stats.null_keys, 1);
     assert_eq!(stats.upserts, 2);
     // The bad value did not replace or delete the good one before it.
@@ -171,7 +184,11 @@ async fn typed_values_decode_into_structs() {
     .expect("table");
     users.start().await.expect("start");
     users.wait_until_ready(READY_TIMEOUT).await.expect("ready");
-    assert_eq!(users.stats().bad_records, 1, "a value missing a field is bad");
+    assert_eq!(
+        users.stats().bad_records,
+        1,
+        "a value missing a field is bad"
+    );
     let adults = users.filter(|_, u| u.age >= 18);
     assert_eq!(adults.keys().collect::<Vec<_>>(), vec!["u1"]);
     let names = users.map_values(|u| u.name.clone());

@@ -1,0 +1,106 @@
+//! The embedded default: an in-process Kafka cluster with demo topics that keep changing.
+//!
+//! `ktable serve` without brokers runs on this, so a newcomer sees live tables without
+//! installing Kafka. The cluster is librdkafka's MockCluster, a real Kafka-protocol
+//! broker inside the process. Two limits shape the generator: the cluster must stay on
+//! the thread that created it, and it keeps at most 100,000 records per partition (older
+//! ones are trimmed, not compacted), so the generator writes slowly enough that the
+//! `users` history of a long session still fits.
+
+use crate::kafka::{JsonSerializer, KafkaError, KafkaProducer, ProducerConfig, StringSerializer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Topic of the demo table: one record per user, compacted semantics.
+pub const USERS_TOPIC: &str = "users";
+/// Topic of the demo stream: append-only orders referencing users.
+pub const ORDERS_TOPIC: &str = "orders";
+/// How many distinct users the generator updates.
+pub const DEMO_USERS: u32 = 1_000;
+
+const CITIES: [&str; 5] = ["Lisbon", "Oslo", "Nairobi", "Lima", "Osaka"];
+
+/// An in-process Kafka cluster holding the demo topics. Not `Send`: keep it where made.
+pub struct DemoCluster {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl DemoCluster {
+    /// Starts a one-broker cluster with the `users` (4 partitions) and `orders`
+    /// (2 partitions) topics.
+    pub fn start() -> Result<Self, KafkaError> {
+        let cluster = MockCluster::new(1)?;
+        cluster.create_topic(USERS_TOPIC, 4, 1)?;
+        cluster.create_topic(ORDERS_TOPIC, 2, 1)?;
+        Ok(Self { cluster })
+    }
+
+    /// The bootstrap servers to give clients.
+    pub fn brokers(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+}
+
+/// A JSON user profile for user number `id`, varying with `version`.
+pub fn demo_user(id: u32, version: u64) -> Value {
+    json!({
+        "id": format!("user-{id}"),
+        "name": format!("User {id}"),
+        "email": format!("user{id}@example.com"),
+        "age": 18 + (id as u64 * 7 + version) % 60,
+        "city": CITIES[(id as usize + version as usize) % CITIES.len()],
+    })
+}
+
+/// Writes every user once, then keeps updating users, deleting one now and then, and
+/// appending orders, `rate_per_sec` records a second, until the producer fails.
+pub async fn run_generator(brokers: String, rate_per_sec: u32) -> Result<(), KafkaError> {
+    let producer: KafkaProducer<String, Value, _, _> = KafkaProducer::new(
+        ProducerConfig::new(brokers).property("linger.ms", "5"),
+        StringSerializer,
+        JsonSerializer,
+    )?;
+    for id in 0..DEMO_USERS {
+        let user = demo_user(id, 0);
+        producer
+            .send(USERS_TOPIC, Some(&format!("user-{id}")), Some(&user))
+            .await?;
+    }
+    let pause = Duration::from_secs(1) / rate_per_sec.max(1);
+    let mut tick = tokio::time::interval(pause);
+    for step in 1u64.. {
+        tick.tick().await;
+        let id = (step.wrapping_mul(2_654_435_761) % DEMO_USERS as u64) as u32;
+        let key = format!("user-{id}");
+        match step % 10 {
+            0 => {
+                producer.send_tombstone(USERS_TOPIC, &key).await?;
+            }
+            1..=3 => {
+                let user = demo_user(id, step);
+                producer.send(USERS_TOPIC, Some(&key), Some(&user)).await?;
+            }
+            _ => {
+                let order = json!({
+                    "order_id": format!("order-{step}"),
+                    "user_id": key,
+                    "amount": (step % 500) as f64 / 4.0,
+                    "ts": epoch_millis(),
+                });
+                producer
+                    .send(ORDERS_TOPIC, Some(&format!("order-{step}")), Some(&order))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch; orders carry it as their timestamp.
+fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
