@@ -267,7 +267,8 @@ where
 
     /// A consistent copy of the whole table.
     pub fn snapshot(&self) -> HashMap<K, V> {
-        self.shared.map.read().clone()
+        let map = self.shared.map.read();
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// A copy of the table with every value transformed by `mapper`.
