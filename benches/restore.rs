@@ -6,14 +6,16 @@
 //! 1,000,000 records, 100,000 keys, ~200-byte JSON values, 4 partitions). Override with
 //! `BENCH_RECORDS`, `BENCH_KEYS`, `BENCH_RUNS`.
 //!
-//! The bare consumer assigns every partition from the beginning and reads until every
-//! partition reports its end, touching each payload; the table does the same and also
-//! decodes keys and JSON values into a struct and applies them to its map.
+//! The bare consumer assigns every partition from the beginning and reads up to the high
+//! watermarks seen at start, touching each payload. The `KTable` does the same and also
+//! decodes keys and JSON values into a struct and applies them to its map; the SQL table
+//! decodes the JSON values into Arrow and applies them to its columnar store.
 
 #[path = "support/mod.rs"]
 mod support;
 
 use ktable::kafka::{ConsumerConfig, JsonSerializer, StringSerializer};
+use ktable::sql::{Engine, EngineConfig};
 use ktable::KTable;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -68,6 +70,29 @@ async fn bare_consumer(brokers: &str, topic: &str, run: usize) -> f64 {
     }
     std::hint::black_box(bytes);
     started.elapsed().as_secs_f64()
+}
+
+/// Restores a SQL table (JSON decoded into Arrow, columnar store) until ready; returns
+/// seconds and the row count.
+async fn sql_restore(brokers: &str, topic: &str, run: usize) -> (f64, usize) {
+    let engine = Engine::new(EngineConfig::new(brokers).group_id(format!("sql-{run}")));
+    let started = Instant::now();
+    engine
+        .sql(&format!(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT, age INT, score DOUBLE, \
+             city TEXT, bio TEXT) WITH (topic = '{topic}')"
+        ))
+        .await
+        .expect("create");
+    engine
+        .wait_until_ready(Duration::from_secs(600))
+        .await
+        .expect("ready");
+    let seconds = started.elapsed().as_secs_f64();
+    let sources = engine.sources();
+    assert_eq!(sources[0].stats.bad_records, 0);
+    engine.stop();
+    (seconds, sources[0].rows)
 }
 
 /// Restores a table until ready; returns seconds and the key count.
@@ -126,15 +151,21 @@ async fn main() {
         produced.elapsed().as_secs_f64()
     );
 
-    let (mut bare, mut table) = (Vec::new(), Vec::new());
+    let (mut bare, mut table, mut sql) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         bare.push(bare_consumer(&brokers, &topic, run).await);
         let (seconds, len) = table_restore(&brokers, &topic, run).await;
         assert_eq!(len as u64, keys.min(records as u64));
         table.push(seconds);
-        eprintln!("run {run}: bare {:.3}s, table {seconds:.3}s", bare[run]);
+        let (sql_seconds, rows) = sql_restore(&brokers, &topic, run).await;
+        assert_eq!(rows as u64, keys.min(records as u64));
+        sql.push(sql_seconds);
+        eprintln!(
+            "run {run}: bare {:.3}s, KTable {seconds:.3}s, SQL table {sql_seconds:.3}s",
+            bare[run]
+        );
     }
-    let (bare, table) = (median(&mut bare), median(&mut table));
+    let (bare, table, sql) = (median(&mut bare), median(&mut table), median(&mut sql));
     println!(
         "restore benchmark on {} — {}",
         broker.name(),
@@ -150,7 +181,15 @@ async fn main() {
         records as f64 / table
     );
     println!(
+        "  SQL table     : {:>10.0} records/s ({sql:.3}s)",
+        records as f64 / sql
+    );
+    println!(
         "  ratio (KTable / bare consumer throughput): {:.2}",
         bare / table
+    );
+    println!(
+        "  ratio (SQL table / bare consumer throughput): {:.2}",
+        bare / sql
     );
 }

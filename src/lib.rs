@@ -6,16 +6,24 @@
 //!
 //! * [`kafka`] — typed configuration, producers, consumers, serializers and messages
 //!   over librdkafka (optional keys, tombstones, headers, partitions, offsets).
-//! * [`table`] — a compacted topic materialized as a keyed table with Kafka's table
-//!   semantics: latest value per key, tombstones delete, restore from the earliest offset,
-//!   then live; readiness and progress measured in offsets.
+//! * [`source`] — the consumer machinery every materialized topic shares: restore from
+//!   the earliest offset of every partition, then live; readiness and progress measured
+//!   in offsets; records handed in batches to a sink.
+//! * [`format`] — decoding records into Arrow rows of a declared schema (JSON).
+//! * [`table`] — compacted topics as keyed tables with Kafka's table semantics: the
+//!   typed [`KTable`] for in-process lookups, and the columnar store behind SQL tables.
+//! * [`stream`] — append-only topics as a retained window of Arrow rows.
+//! * [`sql`] — DDL, DataFusion `TableProvider`s, the `ktable_tables` system table, and
+//!   the [`sql::Engine`] that runs SQL over all of it.
 //!
 //! [`demo`] holds the embedded default cluster that `ktable serve` runs on without brokers.
-//!
-//! The typed entry point is [`KTable`].
 
 pub mod demo;
+pub mod format;
 pub mod kafka;
+pub mod source;
+pub mod sql;
+pub mod stream;
 pub mod table;
 
 pub use table::{KTable, KTableError, KTableStats};

@@ -2,9 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use ktable::demo::{self, DemoCluster};
-use ktable::kafka::{ConsumerConfig, JsonSerializer, StringSerializer};
-use ktable::KTable;
-use serde_json::Value;
+use ktable::sql::{Engine, EngineConfig, SqlError};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -20,17 +19,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Materialize tables and keep them live. Without --brokers, runs on an embedded
-    /// Kafka cluster with demo topics that keep changing.
+    /// Materialize the tables and streams declared in SQL files and keep them live.
+    /// Without --brokers, runs on an embedded Kafka cluster with demo topics that keep
+    /// changing.
     Serve {
         /// Kafka bootstrap servers (host:port,...). Omit for the embedded demo cluster.
         #[arg(long, env = "KTABLE_BROKERS")]
         brokers: Option<String>,
-        /// Topics to materialize as tables of JSON values keyed by UTF-8 strings.
-        /// Defaults to the demo's `users` topic on the embedded cluster.
-        #[arg(long = "table", env = "KTABLE_TABLES", value_delimiter = ',')]
-        tables: Vec<String>,
-        /// Consumer group id the tables identify themselves with.
+        /// A SQL file, or a folder whose *.sql files run in name order, declaring the
+        /// sources (CREATE TABLE ... WITH (topic = ...), CREATE STREAM ...).
+        #[arg(long, env = "KTABLE_SQL", default_value = "sql")]
+        sql: PathBuf,
+        /// Prefix of the consumer group ids sources identify themselves with.
         #[arg(long, env = "KTABLE_GROUP_ID", default_value = "ktable")]
         group_id: String,
         /// How often to log each table's statistics.
@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let Command::Serve {
         brokers,
-        tables,
+        sql,
         group_id,
         stats_interval_secs,
     } = Cli::parse().command;
@@ -62,18 +62,13 @@ fn main() -> std::process::ExitCode {
     };
     // The embedded cluster must stay on this thread; the runtime's tasks only talk to
     // it over the network.
-    let (embedded, brokers, tables) = match brokers {
-        Some(brokers) => (None, brokers, tables),
+    let (embedded, brokers) = match brokers {
+        Some(brokers) => (None, brokers),
         None => match DemoCluster::start() {
             Ok(cluster) => {
                 let brokers = cluster.brokers();
                 tracing::info!(%brokers, "no --brokers given: running the embedded demo cluster");
-                let tables = if tables.is_empty() {
-                    vec![demo::USERS_TOPIC.to_string()]
-                } else {
-                    tables
-                };
-                (Some(cluster), brokers, tables)
+                (Some(cluster), brokers)
             }
             Err(error) => {
                 tracing::error!(%error, "cannot start the embedded Kafka cluster");
@@ -82,13 +77,8 @@ fn main() -> std::process::ExitCode {
         },
     };
     let interval = Duration::from_secs(stats_interval_secs.max(1));
-    let result = runtime.block_on(serve(
-        brokers,
-        tables,
-        group_id,
-        interval,
-        embedded.is_some(),
-    ));
+    let config = EngineConfig::new(&brokers).group_id(group_id);
+    let result = runtime.block_on(serve(config, brokers, sql, interval, embedded.is_some()));
     drop(embedded);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -100,40 +90,25 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(
+    config: EngineConfig,
     brokers: String,
-    topics: Vec<String>,
-    group_id: String,
+    sql: PathBuf,
     stats_interval: Duration,
     with_generator: bool,
-) -> Result<(), ktable::KTableError> {
-    if topics.is_empty() {
-        tracing::warn!("no tables given (--table TOPIC): nothing to do");
-        return Ok(());
-    }
+) -> Result<(), SqlError> {
     if with_generator {
-        let generator_brokers = brokers.clone();
         tokio::spawn(async move {
-            if let Err(error) = demo::run_generator(generator_brokers, 50).await {
+            if let Err(error) = demo::run_generator(brokers, 50).await {
                 tracing::error!(%error, "demo generator stopped");
             }
         });
     }
-    let mut tables = Vec::new();
-    for topic in &topics {
-        let table: KTable<String, Value> = KTable::new(
-            ConsumerConfig::new(&brokers, &group_id),
-            topic.as_str(),
-            StringSerializer,
-            JsonSerializer,
-        )
-        .await?;
-        table.start().await?;
-        tables.push(table);
-    }
+    let engine = Engine::new(config);
+    engine.run_path(engine.context(), &sql).await?;
     tracing::info!(
-        "serving {} table(s); SQL over the PostgreSQL protocol is not built yet, \
-         so this logs table statistics every {}s. Ctrl-C stops.",
-        tables.len(),
+        "serving {} source(s); SQL over the PostgreSQL protocol is not built yet, \
+         so this logs their statistics every {}s. Ctrl-C stops.",
+        engine.sources().len(),
         stats_interval.as_secs()
     );
     let mut tick = tokio::time::interval(stats_interval);
@@ -141,23 +116,20 @@ async fn serve(
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {
-                for table in &tables {
-                    let s = table.stats();
+                for source in engine.sources() {
+                    let s = &source.stats;
                     tracing::info!(
-                        topic = %s.topic, keys = s.key_count, ready = s.ready,
+                        name = %source.name, kind = %source.kind, rows = source.rows, ready = s.ready,
                         offsets = format!("{}/{}", s.offsets_done, s.offsets_total),
                         upserts = s.upserts, tombstones = s.tombstones,
                         bad_records = s.bad_records, null_keys = s.null_keys,
-                        "table stats"
+                        "source stats"
                     );
                 }
             }
         }
     }
     tracing::info!("shutting down");
-    for table in &tables {
-        table.stop();
-        table.stopped().await;
-    }
+    engine.stop();
     Ok(())
 }

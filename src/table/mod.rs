@@ -1,24 +1,20 @@
-//! Tables: Kafka topics materialized as live keyed state.
+//! Tables: compacted topics as live keyed state, with Kafka's table semantics (a record
+//! with a value upserts its key, a tombstone deletes it, a record without a key is
+//! counted and dropped, a record that does not decode is counted and skipped).
 //!
-//! A table reads every partition of its topic from the earliest offset (whatever its
-//! consumer group committed), applies records in offset order per partition — a value
-//! upserts its key, a null value (tombstone) deletes it, a null key is counted and
-//! dropped — and reports itself *ready* once every partition has reached the end it had
-//! when the table started. After that it keeps applying new records as they arrive.
-//!
-//! * [`KTable`] is the handle users hold: cheap to clone, all clones share one state.
-//! * `state` holds the keyed map and the counters readers see.
-//! * `progress` tracks restore progress in offsets, per partition.
-//! * `worker` is the background task that consumes and applies records.
+//! Two stores, one per kind of reader:
+//! * [`KTable<K, V>`]: a typed `HashMap` of the user's Rust values, so an in-process
+//!   lookup is one hash probe and a clone, with no decoding on the read path.
+//! * [`columnar`]: Arrow segments plus a key index, for SQL: scans hand DataFusion the
+//!   stored arrays and key lookups probe the index. Serving typed lookups from Arrow
+//!   would decode a row back into `V` on every `get`, and serving SQL from the typed map
+//!   would encode every row into Arrow on every scan, so each keeps its own.
 
-mod error;
+pub mod columnar;
 mod ktable;
-mod progress;
-mod state;
+mod map_sink;
 mod stats;
-mod worker;
 
-pub use error::KTableError;
+pub use crate::source::{PartitionProgress, SourceError as KTableError};
 pub use ktable::KTable;
-pub use progress::PartitionProgress;
 pub use stats::KTableStats;

@@ -1,6 +1,6 @@
-//! A point-in-time report on a table, for monitoring and for tests.
+//! A point-in-time report on a typed table.
 
-use super::PartitionProgress;
+use crate::source::{PartitionProgress, SourceStats};
 use std::time::SystemTime;
 
 /// What a table holds and how far it has read; see [`KTable::stats`](super::KTable::stats).
@@ -35,4 +35,25 @@ pub struct KTableStats {
     pub last_error: Option<String>,
     /// Progress per partition.
     pub partitions: Vec<PartitionProgress>,
+}
+
+impl KTableStats {
+    pub(crate) fn new(source: SourceStats, key_count: usize) -> Self {
+        Self {
+            topic: source.topic,
+            group_id: source.group_id,
+            key_count,
+            running: source.running,
+            ready: source.ready,
+            offsets_done: source.offsets_done,
+            offsets_total: source.offsets_total,
+            upserts: source.upserts,
+            tombstones: source.tombstones,
+            null_keys: source.null_keys,
+            bad_records: source.bad_records,
+            last_updated: source.last_updated,
+            last_error: source.last_error,
+            partitions: source.partitions,
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod kafka_layer;
 mod lifecycle;
 mod randomized;
 mod restore;
+mod sql;
 mod transactions;
 
 use ktable::kafka::JsonSerializer;

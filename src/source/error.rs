@@ -1,24 +1,25 @@
-//! Typed errors of tables.
+//! Typed errors of sources (and so of tables and streams).
 
 use crate::kafka::KafkaError;
 use std::time::Duration;
 
-/// What can go wrong creating, starting or waiting on a [`KTable`](super::KTable).
+/// What can go wrong creating, starting or waiting on a source, such as a
+/// [`KTable`](crate::KTable).
 #[derive(Debug, thiserror::Error)]
-pub enum KTableError {
+pub enum SourceError {
     /// The Kafka layer failed (configuration, broker, metadata request...).
     #[error(transparent)]
     Kafka(#[from] KafkaError),
     /// The topic does not exist, or its metadata lists no partitions.
     #[error("topic '{0}' does not exist or has no partitions")]
     TopicNotFound(String),
-    /// `start` was called while the table's consumer task is already running.
-    #[error("the table of topic '{0}' is already running")]
+    /// `start` was called while the source's consumer task is already running.
+    #[error("the source of topic '{0}' is already running")]
     AlreadyRunning(String),
-    /// The table did not finish restoring in time.
-    #[error("the table of topic '{topic}' was not ready after {after:?}: {offsets_done}/{offsets_total} offsets restored")]
+    /// The source did not finish restoring in time.
+    #[error("the source of topic '{topic}' was not ready after {after:?}: {offsets_done}/{offsets_total} offsets restored")]
     NotReady {
-        /// The table's topic.
+        /// The source's topic.
         topic: String,
         /// How long was waited.
         after: Duration,

@@ -1,40 +1,18 @@
-//! The state a table shares between its consumer task and every handle.
-//!
-//! The map hashes with foldhash rather than std's SipHash: keys come from the table's
-//! own topic, and the faster hash took about 12% off the decode-and-insert cost per
-//! record in a micro-benchmark (644 -> 566 ns for 200-byte JSON users, 100,000 keys).
-//!
-//! The map sits behind a `parking_lot::RwLock`: the writer holds it for one insert or
-//! remove at a time (decoding happens before the lock is taken), so a reader waits at
-//! most for one hash-map operation. `benches/lookup.rs` measures this against a plain
-//! `HashMap` and against a sharded map under a 100,000 updates/s writer; see
-//! `BENCHMARKS.md`. A single lock also keeps `snapshot()` consistent, which a sharded map
-//! cannot without locking every shard.
+//! The state a source shares between its consumer task and every handle.
 
 use super::progress::RestoreProgress;
-use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
-use std::hash::Hash;
+use super::Counters;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-/// Counters of what the consumer task did with records.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) upserts: AtomicU64,
-    pub(crate) tombstones: AtomicU64,
-    pub(crate) null_keys: AtomicU64,
-    pub(crate) bad_records: AtomicU64,
-}
-
-pub(crate) struct Shared<K, V> {
+pub(crate) struct SourceState {
     pub(crate) topic: String,
     pub(crate) group_id: String,
-    pub(crate) map: RwLock<HashMap<K, V, foldhash::fast::RandomState>>,
     pub(crate) progress: Mutex<RestoreProgress>,
     pub(crate) counters: Counters,
-    /// Milliseconds since the epoch of the last applied record; 0 for never.
+    /// Milliseconds since the epoch of the last applied batch; 0 for never.
     last_updated_ms: AtomicU64,
     pub(crate) last_error: Mutex<Option<String>>,
     /// Cleared by `stop()` at once and by the task when it ends.
@@ -46,12 +24,11 @@ pub(crate) struct Shared<K, V> {
     pub(crate) ready: watch::Sender<bool>,
 }
 
-impl<K: Eq + Hash, V> Shared<K, V> {
+impl SourceState {
     pub(crate) fn new(topic: String, group_id: String) -> Self {
         Self {
             topic,
             group_id,
-            map: RwLock::new(HashMap::default()),
             progress: Mutex::new(RestoreProgress::default()),
             counters: Counters::default(),
             last_updated_ms: AtomicU64::new(0),
@@ -63,19 +40,7 @@ impl<K: Eq + Hash, V> Shared<K, V> {
         }
     }
 
-    pub(crate) fn upsert(&self, key: K, value: V) {
-        self.map.write().insert(key, value);
-        self.counters.upserts.fetch_add(1, Ordering::Relaxed);
-        self.touch();
-    }
-
-    pub(crate) fn delete(&self, key: &K) {
-        self.map.write().remove(key);
-        self.counters.tombstones.fetch_add(1, Ordering::Relaxed);
-        self.touch();
-    }
-
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -89,21 +54,20 @@ impl<K: Eq + Hash, V> Shared<K, V> {
         }
     }
 
-    /// Records that the record at `offset` was handled; true if the table just became ready.
-    pub(crate) fn advance(&self, partition: i32, offset: i64) -> bool {
+    /// Records which records were handled and which partitions reached their end;
+    /// true if the source just became ready.
+    pub(crate) fn advance(&self, applied: impl Iterator<Item = (i32, i64)>, ended: &[i32]) -> bool {
         let mut progress = self.progress.lock();
-        progress.record_applied(partition, offset);
+        for (partition, offset) in applied {
+            progress.record_applied(partition, offset);
+        }
+        for &partition in ended {
+            progress.end_of_partition(partition);
+        }
         self.publish_ready_if_caught_up(&progress)
     }
 
-    /// Records an end-of-partition notice; true if the table just became ready.
-    pub(crate) fn end_of_partition(&self, partition: i32) -> bool {
-        let mut progress = self.progress.lock();
-        progress.end_of_partition(partition);
-        self.publish_ready_if_caught_up(&progress)
-    }
-
-    /// Installs the progress of a new run; true if the table is ready at once.
+    /// Installs the progress of a new run; true if the source is ready at once.
     pub(crate) fn reset_progress(&self, progress: RestoreProgress) -> bool {
         let mut current = self.progress.lock();
         *current = progress;

@@ -1,0 +1,318 @@
+//! JSON values into Arrow, a batch of records at a time.
+//!
+//! The fast path feeds every value of a batch to one arrow-json decoder and flushes one
+//! `RecordBatch`: no per-row `serde_json::Value` trees. If anything in the batch does
+//! not fit (broken JSON, a value that is not one object, a type that does not convert),
+//! the batch is decoded again record by record, so that only the bad records are
+//! rejected. Bad batches are rare; they pay, good ones do not.
+
+use super::{ColumnSource, ErrorPolicy, MetadataField, SourceSchema};
+use arrow::array::{
+    new_null_array, ArrayRef, Int32Builder, Int64Builder, RecordBatch, RecordBatchOptions,
+    StringBuilder, TimestampMillisecondBuilder,
+};
+use arrow::compute::concat_batches;
+use arrow::error::ArrowError;
+use arrow::json::reader::{Decoder, ReaderBuilder};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One Kafka record to decode, independent of rdkafka.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    /// The record key.
+    pub key: Option<&'a [u8]>,
+    /// The record value (tombstones are never decoded).
+    pub value: &'a [u8],
+    /// The record's partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// The record's timestamp in milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+    /// The record's headers as a JSON object, when the schema has a `_headers` column.
+    pub headers: Option<&'a str>,
+}
+
+/// The rows decoded from a batch of records, and the records that were rejected.
+#[derive(Debug)]
+pub struct DecodeOutcome {
+    /// One row per accepted record, in input order.
+    pub batch: RecordBatch,
+    /// The input index of each row of `batch`.
+    pub accepted: Vec<usize>,
+    /// The input index of each rejected record and why it was rejected.
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// Decodes JSON records into rows of a [`SourceSchema`].
+pub struct JsonDecoder {
+    schema: Arc<SourceSchema>,
+    /// Reused across batches on the fast path.
+    decoder: Option<Decoder>,
+}
+
+impl JsonDecoder {
+    /// A decoder for `schema`.
+    pub fn new(schema: Arc<SourceSchema>) -> Self {
+        Self {
+            schema,
+            decoder: None,
+        }
+    }
+
+    fn new_decoder(&self, batch_size: usize) -> Result<Decoder, ArrowError> {
+        ReaderBuilder::new(Arc::clone(self.schema.field_schema()))
+            .with_batch_size(batch_size.max(1))
+            .with_ignore_type_conflicts(self.schema.on_error() == ErrorPolicy::Null)
+            .build_decoder()
+    }
+
+    /// Decodes `records`. Errors only if Arrow itself fails; bad records are reported in
+    /// the outcome's `rejected`.
+    pub fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<DecodeOutcome, ArrowError> {
+        let mut rejected = Vec::new();
+        let mut candidates = Vec::with_capacity(records.len());
+        let key_needed = self.schema.key_index().is_some();
+        for (i, record) in records.iter().enumerate() {
+            match record.key.map(std::str::from_utf8) {
+                Some(Err(e)) if key_needed => rejected.push((i, format!("key is not UTF-8: {e}"))),
+                None if key_needed => rejected.push((i, "record has no key".to_string())),
+                _ => candidates.push(i),
+            }
+        }
+
+        let (fields, mut accepted) = self.decode_fields(records, candidates, &mut rejected)?;
+        let raw_json = self.raw_json_columns(records, &mut accepted, &mut rejected);
+        let fields = match &fields {
+            Some(batch) if accepted.len() != batch.num_rows() => {
+                // Raw-JSON parsing rejected some rows the field decoder accepted.
+                Some(keep_rows(batch, &raw_json.kept)?)
+            }
+            _ => fields,
+        };
+
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.sources().len());
+        let mut field_column = 0;
+        let mut raw_column = 0;
+        for (source, field) in self
+            .schema
+            .sources()
+            .iter()
+            .zip(self.schema.arrow().fields())
+        {
+            let column: ArrayRef = match source {
+                ColumnSource::Key => {
+                    let mut keys =
+                        StringBuilder::with_capacity(accepted.len(), accepted.len() * 16);
+                    for &i in &accepted {
+                        // Checked above: accepted records have UTF-8 keys.
+                        keys.append_option(
+                            records[i].key.and_then(|k| std::str::from_utf8(k).ok()),
+                        );
+                    }
+                    Arc::new(keys.finish())
+                }
+                ColumnSource::Field => {
+                    let column = match &fields {
+                        Some(batch) => Arc::clone(batch.column(field_column)),
+                        None => new_null_array(field.data_type(), accepted.len()),
+                    };
+                    field_column += 1;
+                    column
+                }
+                ColumnSource::RawJson => {
+                    let column = Arc::clone(&raw_json.columns[raw_column]);
+                    raw_column += 1;
+                    column
+                }
+                ColumnSource::Metadata(meta) => metadata_column(*meta, records, &accepted),
+            };
+            columns.push(column);
+        }
+        let batch = RecordBatch::try_new_with_options(
+            Arc::clone(self.schema.arrow()),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(accepted.len())),
+        )?;
+        rejected.sort_by_key(|(i, _)| *i);
+        Ok(DecodeOutcome {
+            batch,
+            accepted,
+            rejected,
+        })
+    }
+
+    /// Decodes the JSON fields of `candidates`; returns the field columns (None when the
+    /// schema has no field columns) and the candidates that decoded.
+    fn decode_fields(
+        &mut self,
+        records: &[RawRecord<'_>],
+        candidates: Vec<usize>,
+        rejected: &mut Vec<(usize, String)>,
+    ) -> Result<(Option<RecordBatch>, Vec<usize>), ArrowError> {
+        if self.schema.field_schema().fields().is_empty() || candidates.is_empty() {
+            return Ok((None, candidates));
+        }
+        let mut decoder = match self.decoder.take() {
+            Some(decoder) => decoder,
+            None => self.new_decoder(crate::source::MAX_BATCH)?,
+        };
+        if let Some(batch) = fast_path(&mut decoder, records, &candidates) {
+            self.decoder = Some(decoder);
+            return Ok((Some(batch), candidates));
+        }
+        // The decoder may hold half a record: start the next batch with a fresh one.
+        let mut single_rows = Vec::new();
+        let mut accepted = Vec::new();
+        for i in candidates {
+            let mut decoder = self.new_decoder(1)?;
+            match decode_one(&mut decoder, records[i].value) {
+                Ok(row) => {
+                    single_rows.push(row);
+                    accepted.push(i);
+                }
+                Err(reason) => rejected.push((i, reason)),
+            }
+        }
+        let batch = concat_batches(self.schema.field_schema(), &single_rows)?;
+        Ok((Some(batch), accepted))
+    }
+
+    /// Extracts raw-JSON columns; drops from `accepted` the records whose value is not a
+    /// JSON object.
+    fn raw_json_columns(
+        &self,
+        records: &[RawRecord<'_>],
+        accepted: &mut Vec<usize>,
+        rejected: &mut Vec<(usize, String)>,
+    ) -> RawJsonColumns {
+        let names: Vec<&str> = self
+            .schema
+            .sources()
+            .iter()
+            .zip(self.schema.arrow().fields())
+            .filter(|(source, _)| **source == ColumnSource::RawJson)
+            .map(|(_, field)| field.name().as_str())
+            .collect();
+        if names.is_empty() {
+            return RawJsonColumns {
+                columns: Vec::new(),
+                kept: (0..accepted.len()).collect(),
+            };
+        }
+        let mut builders: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
+        let mut kept = Vec::with_capacity(accepted.len());
+        let mut still_accepted = Vec::with_capacity(accepted.len());
+        for (row, &i) in accepted.iter().enumerate() {
+            match serde_json::from_slice::<HashMap<&str, &RawValue>>(records[i].value) {
+                Ok(object) => {
+                    for (builder, name) in builders.iter_mut().zip(&names) {
+                        builder.append_option(
+                            object
+                                .get(name)
+                                .map(|raw| raw.get())
+                                .filter(|raw| *raw != "null"),
+                        );
+                    }
+                    kept.push(row);
+                    still_accepted.push(i);
+                }
+                Err(e) => rejected.push((i, format!("value is not a JSON object: {e}"))),
+            }
+        }
+        *accepted = still_accepted;
+        RawJsonColumns {
+            columns: builders
+                .into_iter()
+                .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+                .collect(),
+            kept,
+        }
+    }
+}
+
+struct RawJsonColumns {
+    columns: Vec<ArrayRef>,
+    /// Rows (indices into the field batch) that survived raw-JSON parsing.
+    kept: Vec<usize>,
+}
+
+/// Decodes every candidate with one decoder; None if any record does not fit exactly
+/// one row.
+fn fast_path(
+    decoder: &mut Decoder,
+    records: &[RawRecord<'_>],
+    candidates: &[usize],
+) -> Option<RecordBatch> {
+    for (n, &i) in candidates.iter().enumerate() {
+        let value = records[i].value;
+        match decoder.decode(value) {
+            Ok(read) if read == value.len() => {}
+            _ => return None,
+        }
+        if decoder.has_partial_record() || decoder.len() != n + 1 {
+            return None;
+        }
+    }
+    decoder.flush().ok().flatten()
+}
+
+fn decode_one(decoder: &mut Decoder, value: &[u8]) -> Result<RecordBatch, String> {
+    let read = decoder.decode(value).map_err(|e| e.to_string())?;
+    if read != value.len() || decoder.has_partial_record() {
+        return Err("value is not one complete JSON object".to_string());
+    }
+    if decoder.len() != 1 {
+        return Err(format!(
+            "value holds {} JSON values, not one object",
+            decoder.len()
+        ));
+    }
+    match decoder.flush() {
+        Ok(Some(row)) if row.num_rows() == 1 => Ok(row),
+        Ok(_) => Err("value is not a JSON object".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn keep_rows(batch: &RecordBatch, rows: &[usize]) -> Result<RecordBatch, ArrowError> {
+    let indices = arrow::array::UInt32Array::from_iter_values(rows.iter().map(|&r| r as u32));
+    arrow::compute::take_record_batch(batch, &indices)
+}
+
+fn metadata_column(meta: MetadataField, records: &[RawRecord<'_>], rows: &[usize]) -> ArrayRef {
+    match meta {
+        MetadataField::Key => {
+            let mut b = StringBuilder::new();
+            rows.iter().for_each(|&i| {
+                b.append_option(records[i].key.and_then(|k| std::str::from_utf8(k).ok()))
+            });
+            Arc::new(b.finish())
+        }
+        MetadataField::Partition => {
+            let mut b = Int32Builder::with_capacity(rows.len());
+            rows.iter()
+                .for_each(|&i| b.append_value(records[i].partition));
+            Arc::new(b.finish())
+        }
+        MetadataField::Offset => {
+            let mut b = Int64Builder::with_capacity(rows.len());
+            rows.iter().for_each(|&i| b.append_value(records[i].offset));
+            Arc::new(b.finish())
+        }
+        MetadataField::Timestamp => {
+            let mut b = TimestampMillisecondBuilder::with_capacity(rows.len());
+            rows.iter()
+                .for_each(|&i| b.append_option(records[i].timestamp));
+            Arc::new(b.finish())
+        }
+        MetadataField::Headers => {
+            let mut b = StringBuilder::new();
+            rows.iter()
+                .for_each(|&i| b.append_option(records[i].headers));
+            Arc::new(b.finish())
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Where each column of a SQL source comes from.
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use std::sync::Arc;
+
+/// Kafka metadata a column can hold instead of a value field. A column named
+/// `_key`, `_partition`, `_offset`, `_timestamp` or `_headers` in the DDL holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataField {
+    /// The record key as UTF-8 text, NULL when absent or not UTF-8 (TEXT). A table's
+    /// key is its PRIMARY KEY column instead.
+    Key,
+    /// The record's partition (INT).
+    Partition,
+    /// The record's offset (BIGINT).
+    Offset,
+    /// The record's timestamp (TIMESTAMP, milliseconds).
+    Timestamp,
+    /// The record's headers as a JSON object of strings (TEXT).
+    Headers,
+}
+
+impl MetadataField {
+    /// The metadata a column name denotes, if any.
+    pub fn from_column_name(name: &str) -> Option<Self> {
+        match name {
+            "_key" => Some(Self::Key),
+            "_partition" => Some(Self::Partition),
+            "_offset" => Some(Self::Offset),
+            "_timestamp" => Some(Self::Timestamp),
+            "_headers" => Some(Self::Headers),
+            _ => None,
+        }
+    }
+
+    /// The Arrow type of the column.
+    pub fn data_type(self) -> DataType {
+        match self {
+            Self::Key => DataType::Utf8,
+            Self::Partition => DataType::Int32,
+            Self::Offset => DataType::Int64,
+            Self::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+            Self::Headers => DataType::Utf8,
+        }
+    }
+}
+
+/// Where one column's values come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnSource {
+    /// The record key, as UTF-8 text (the PRIMARY KEY of a table).
+    Key,
+    /// The field of the same name in the JSON value, converted to the column's type.
+    Field,
+    /// The field of the same name in the JSON value, kept as JSON text (JSON columns).
+    RawJson,
+    /// Kafka metadata.
+    Metadata(MetadataField),
+}
+
+/// What to do with a record whose value does not fit the declared columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorPolicy {
+    /// Count, log and skip the record (the default).
+    #[default]
+    Skip,
+    /// Keep the record; fields whose JSON type does not fit their column become NULL.
+    /// Values that are not JSON objects at all are still skipped.
+    Null,
+    /// Stop the source: its sink keeps what it had and reports the error.
+    Fail,
+}
+
+impl ErrorPolicy {
+    /// Parses the `on_error` option: `skip`, `null` or `fail`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "skip" => Some(Self::Skip),
+            "null" => Some(Self::Null),
+            "fail" => Some(Self::Fail),
+            _ => None,
+        }
+    }
+}
+
+/// A declared schema that does not make sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    /// Two columns with one name.
+    #[error("column '{0}' is declared twice")]
+    DuplicateColumn(String),
+    /// A metadata column declared with a type it cannot hold.
+    #[error("metadata column '{name}' must have type {expected}")]
+    MetadataType {
+        /// The column.
+        name: String,
+        /// The type it must have.
+        expected: DataType,
+    },
+}
+
+/// The columns of a SQL source and where each comes from.
+#[derive(Debug, Clone)]
+pub struct SourceSchema {
+    arrow: SchemaRef,
+    sources: Vec<ColumnSource>,
+    /// The columns decoded by arrow-json, as a schema of their own.
+    field_schema: SchemaRef,
+    on_error: ErrorPolicy,
+}
+
+impl SourceSchema {
+    /// Builds the schema from `(name, type, source)` columns in declared order.
+    pub fn new(
+        columns: Vec<(String, DataType, ColumnSource)>,
+        on_error: ErrorPolicy,
+    ) -> Result<Self, SchemaError> {
+        let mut fields = Vec::with_capacity(columns.len());
+        let mut sources = Vec::with_capacity(columns.len());
+        let mut field_fields = Vec::new();
+        for (name, data_type, source) in columns {
+            if fields.iter().any(|f: &Field| f.name() == &name) {
+                return Err(SchemaError::DuplicateColumn(name));
+            }
+            if let ColumnSource::Metadata(meta) = source {
+                if meta.data_type() != data_type {
+                    return Err(SchemaError::MetadataType {
+                        name,
+                        expected: meta.data_type(),
+                    });
+                }
+            }
+            // The key of a table is never null; everything else may be.
+            let nullable = source != ColumnSource::Key;
+            if source == ColumnSource::Field {
+                field_fields.push(Field::new(&name, data_type.clone(), true));
+            }
+            fields.push(Field::new(name, data_type, nullable));
+            sources.push(source);
+        }
+        Ok(Self {
+            arrow: Arc::new(Schema::new(fields)),
+            sources,
+            field_schema: Arc::new(Schema::new(field_fields)),
+            on_error,
+        })
+    }
+
+    /// The Arrow schema of the source's rows.
+    pub fn arrow(&self) -> &SchemaRef {
+        &self.arrow
+    }
+
+    /// Where each column (in schema order) comes from.
+    pub fn sources(&self) -> &[ColumnSource] {
+        &self.sources
+    }
+
+    /// The index of the key column, if the source has one.
+    pub fn key_index(&self) -> Option<usize> {
+        self.sources.iter().position(|s| *s == ColumnSource::Key)
+    }
+
+    /// The columns decoded from JSON fields, as their own schema.
+    pub(crate) fn field_schema(&self) -> &SchemaRef {
+        &self.field_schema
+    }
+
+    /// The policy for records that do not fit.
+    pub fn on_error(&self) -> ErrorPolicy {
+        self.on_error
+    }
+}

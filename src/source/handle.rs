@@ -1,0 +1,273 @@
+//! The cloneable handle of a source: lifecycle, readiness, statistics.
+
+use super::progress::RestoreProgress;
+use super::state::SourceState;
+use super::worker::Worker;
+use super::{RecordSink, SourceError, SourceStats};
+use crate::kafka::{ConsumerConfig, KafkaContext, KafkaError};
+use parking_lot::Mutex;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// A topic being materialized into a sink `S`.
+///
+/// Clones share one source; dropping the last clone stops its consumer task.
+pub struct Source<S> {
+    state: Arc<SourceState>,
+    sink: Arc<S>,
+    control: Arc<Control>,
+}
+
+/// What only handles hold. When the last handle goes, this goes, and with it the
+/// sending half of the task's shutdown channel: the task sees that and ends.
+struct Control {
+    consumer: Arc<StreamConsumer<KafkaContext>>,
+    request_timeout: Duration,
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
+    /// Serializes `start` calls, which await metadata requests.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl<S> Clone for Source<S> {
+    fn clone(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+            sink: Arc::clone(&self.sink),
+            control: Arc::clone(&self.control),
+        }
+    }
+}
+
+impl<S: RecordSink> Source<S> {
+    /// A source of `topic` feeding `sink`. Nothing is read until [`start`](Self::start).
+    ///
+    /// Sources never commit offsets (they restore from the earliest offset every time),
+    /// so `enable.auto.commit` is turned off whatever the configuration says.
+    pub fn new(
+        config: ConsumerConfig,
+        topic: impl Into<String>,
+        sink: S,
+    ) -> Result<Self, SourceError> {
+        let config = config.property("enable.auto.commit", "false");
+        let consumer: StreamConsumer<KafkaContext> = config
+            .to_client_config()?
+            .create_with_context(KafkaContext)
+            .map_err(KafkaError::from)?;
+        Ok(Self::from_consumer(consumer, &config, topic, sink))
+    }
+
+    /// A source over an existing consumer, which must have been made from `config`.
+    pub(crate) fn from_consumer(
+        consumer: StreamConsumer<KafkaContext>,
+        config: &ConsumerConfig,
+        topic: impl Into<String>,
+        sink: S,
+    ) -> Self {
+        Self {
+            state: Arc::new(SourceState::new(
+                topic.into(),
+                config.group_id().to_string(),
+            )),
+            sink: Arc::new(sink),
+            control: Arc::new(Control {
+                consumer: Arc::new(consumer),
+                request_timeout: config.timeout(),
+                shutdown: Mutex::new(None),
+                starting: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Starts the background task that reads the topic, and returns once it runs.
+    ///
+    /// The first start reads every partition from its earliest offset. A start after
+    /// [`stop`](Self::stop) continues from where the source stopped, keeping its state.
+    /// Needs a Tokio runtime.
+    pub async fn start(&self) -> Result<(), SourceError> {
+        let _one_at_a_time = self.control.starting.lock().await;
+        if *self.state.task_alive.borrow() {
+            return Err(SourceError::AlreadyRunning(self.state.topic.clone()));
+        }
+        let topic = self.state.topic.clone();
+        let first_run = self.state.progress.lock().partitions().is_empty();
+        if first_run {
+            let consumer = Arc::clone(&self.control.consumer);
+            let timeout = self.control.request_timeout;
+            let lookup = topic.clone();
+            let watermarks = tokio::task::spawn_blocking(move || {
+                partition_watermarks(&consumer, &lookup, timeout)
+            })
+            .await
+            .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))?;
+            let progress = RestoreProgress::new(&watermarks);
+            let (_, total) = progress.offsets();
+            tracing::info!(
+                topic = %topic,
+                partitions = watermarks.len(),
+                offsets_total = total,
+                "restoring from the earliest offsets"
+            );
+            if self.state.reset_progress(progress) {
+                tracing::info!(topic = %topic, "ready: the topic is empty");
+            }
+        }
+        let mut assignment = TopicPartitionList::new();
+        for (partition, position) in self.state.progress.lock().positions() {
+            let offset = if first_run {
+                Offset::Beginning
+            } else {
+                Offset::Offset(position)
+            };
+            assignment
+                .add_partition_offset(&topic, partition, offset)
+                .map_err(KafkaError::from)?;
+        }
+        self.control
+            .consumer
+            .assign(&assignment)
+            .map_err(KafkaError::from)?;
+
+        let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        *self.control.shutdown.lock() = Some(shutdown_tx);
+        self.state.running.store(true, Ordering::Release);
+        self.state.task_alive.send_replace(true);
+        let worker = Worker {
+            state: Arc::clone(&self.state),
+            sink: Arc::clone(&self.sink),
+            consumer: Arc::clone(&self.control.consumer),
+            shutdown: shutdown_rx,
+        };
+        tokio::spawn(worker.run());
+        Ok(())
+    }
+}
+
+impl<S> Source<S> {
+    /// The sink the source feeds.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Signals the consumer task to stop; it ends at its next turn without waiting for a
+    /// record. The sink stays readable. See [`stopped`](Self::stopped) to wait for it.
+    pub fn stop(&self) {
+        self.control.shutdown.lock().take();
+        self.state.running.store(false, Ordering::Release);
+    }
+
+    /// Waits until the consumer task has ended (at once if it is not running).
+    pub async fn stopped(&self) {
+        let mut alive = self.state.task_alive.subscribe();
+        // The sender lives in `state`, which this handle keeps alive: no error possible.
+        let _ = alive.wait_for(|alive| !*alive).await;
+    }
+
+    /// True between `start` and `stop` while the consumer task runs.
+    pub fn is_running(&self) -> bool {
+        self.state.running.load(Ordering::Acquire)
+    }
+
+    /// True once every partition has reached the high watermark seen at start.
+    pub fn is_ready(&self) -> bool {
+        self.state.is_ready()
+    }
+
+    /// Waits until the source is ready (see [`is_ready`](Self::is_ready)).
+    pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), SourceError> {
+        let mut ready = self.state.ready.subscribe();
+        if tokio::time::timeout(timeout, ready.wait_for(|ready| *ready))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let (offsets_done, offsets_total) = self.state.progress.lock().offsets();
+        Err(SourceError::NotReady {
+            topic: self.state.topic.clone(),
+            after: timeout,
+            offsets_done,
+            offsets_total,
+        })
+    }
+
+    /// Progress and counters.
+    pub fn stats(&self) -> SourceStats {
+        let state = &self.state;
+        let (partitions, (offsets_done, offsets_total)) = {
+            let progress = state.progress.lock();
+            (progress.partitions().to_vec(), progress.offsets())
+        };
+        SourceStats {
+            topic: state.topic.clone(),
+            group_id: state.group_id.clone(),
+            running: self.is_running(),
+            ready: self.is_ready(),
+            offsets_done,
+            offsets_total,
+            upserts: state.counters.upserts(),
+            tombstones: state.counters.tombstones(),
+            null_keys: state.counters.null_keys(),
+            bad_records: state.counters.bad_records(),
+            last_updated: state.last_updated(),
+            last_error: state.last_error.lock().clone(),
+            partitions,
+        }
+    }
+
+    /// The topic the source reads.
+    pub fn topic(&self) -> &str {
+        &self.state.topic
+    }
+
+    /// The consumer group id the source was configured with.
+    pub fn group_id(&self) -> &str {
+        &self.state.group_id
+    }
+
+    #[cfg(test)]
+    pub(crate) fn downgrade_state(&self) -> std::sync::Weak<SourceState> {
+        Arc::downgrade(&self.state)
+    }
+}
+
+/// Looks up the topic's partitions and their `(partition, low, high)` watermarks.
+/// Retries until `timeout` while the topic is unknown or has no leader yet: a topic
+/// created a moment ago is often in that state.
+fn partition_watermarks(
+    consumer: &StreamConsumer<KafkaContext>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64, i64)>, SourceError> {
+    let deadline = Instant::now() + timeout;
+    let partitions = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(KafkaError::from)?;
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>());
+        match found {
+            Some(partitions) => break partitions,
+            None if Instant::now() >= deadline => {
+                return Err(SourceError::TopicNotFound(topic.to_string()))
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, timeout)
+                .map_err(KafkaError::from)?;
+            Ok((partition, low, high))
+        })
+        .collect()
+}

@@ -1,0 +1,77 @@
+//! Where a source's records go, and the counters of what became of them.
+
+use rdkafka::message::BorrowedMessage;
+use rdkafka::Message as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Applies a source's records to some state.
+///
+/// `apply` receives records in offset order within each partition (partitions may be
+/// interleaved) and must account for every record in `counters`: an upsert, a
+/// tombstone, a null key, or a bad record (see [`Counters::reject`]). It runs on the
+/// source's consumer task; readers of the sink's state run concurrently.
+pub trait RecordSink: Send + Sync + 'static {
+    /// Applies `records`, in order. An error stops the source (the sink keeps what it
+    /// applied); bad records are not errors, they are counted and skipped.
+    fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError>;
+}
+
+/// A sink that cannot go on: the source stops and reports it in its statistics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// What a source did with its records, for statistics. Sinks count through these.
+#[derive(Debug, Default)]
+pub struct Counters {
+    upserts: AtomicU64,
+    tombstones: AtomicU64,
+    null_keys: AtomicU64,
+    bad_records: AtomicU64,
+}
+
+impl Counters {
+    /// Counts `n` records that set a key's value (or, for a stream, were appended).
+    pub fn upserted(&self, n: u64) {
+        self.upserts.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` tombstones applied.
+    pub fn deleted(&self, n: u64) {
+        self.tombstones.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` records without a key, dropped.
+    pub fn null_key(&self, n: u64) {
+        self.null_keys.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts and logs a record that cannot be applied; `part` says what was wrong
+    /// with it ("key", "value", ...).
+    pub fn reject(&self, record: &BorrowedMessage<'_>, part: &str, error: &dyn std::fmt::Display) {
+        self.bad_records.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            topic = record.topic(),
+            partition = record.partition(),
+            offset = record.offset(),
+            %error,
+            "skipping record whose {part} cannot be decoded",
+        );
+    }
+
+    pub(crate) fn upserts(&self) -> u64 {
+        self.upserts.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn tombstones(&self) -> u64 {
+        self.tombstones.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn null_keys(&self) -> u64 {
+        self.null_keys.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn bad_records(&self) -> u64 {
+        self.bad_records.load(Ordering::Relaxed)
+    }
+}

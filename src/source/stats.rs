@@ -1,0 +1,36 @@
+//! A point-in-time report on a source.
+
+use super::PartitionProgress;
+use std::time::SystemTime;
+
+/// How far a source has read and what it did with the records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceStats {
+    /// The source's topic.
+    pub topic: String,
+    /// The consumer group id the source was configured with (used for identification;
+    /// sources never commit offsets since they always restore from the earliest).
+    pub group_id: String,
+    /// Whether the consumer task is running.
+    pub running: bool,
+    /// Whether every partition has reached the high watermark seen at start.
+    pub ready: bool,
+    /// Offsets restored so far, over all partitions.
+    pub offsets_done: u64,
+    /// Offsets to restore, over all partitions (high minus low watermark at start).
+    pub offsets_total: u64,
+    /// Records that set a key's value (for a stream: records appended).
+    pub upserts: u64,
+    /// Tombstones applied (each deletes its key, whether or not it was present).
+    pub tombstones: u64,
+    /// Records without a key: counted and dropped.
+    pub null_keys: u64,
+    /// Records that could not be decoded: counted, logged and skipped.
+    pub bad_records: u64,
+    /// When the last batch of records was applied.
+    pub last_updated: Option<SystemTime>,
+    /// The last Kafka error the consumer reported, if any.
+    pub last_error: Option<String>,
+    /// Progress per partition.
+    pub partitions: Vec<PartitionProgress>,
+}

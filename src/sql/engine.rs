@@ -1,0 +1,334 @@
+//! [`Engine`]: Kafka sources declared in SQL, queried through DataFusion.
+
+use super::ddl::{self, Ddl, SourceDef, SourceKind};
+use super::registry::{RegisteredSource, Registry, SourceHandle, SourceInfo};
+use super::script;
+use super::system::{SystemTable, SYSTEM_TABLE};
+use super::SqlError;
+use crate::kafka::ConsumerConfig;
+use crate::source::Source;
+use crate::stream::{StreamSink, StreamStore};
+use crate::table::columnar::{ColumnarSink, ColumnarTable};
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the engine's sources read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    brokers: String,
+    group_id: String,
+    request_timeout: Duration,
+    properties: Vec<(String, String)>,
+}
+
+impl EngineConfig {
+    /// Sources read from `brokers` (comma-separated `host:port` list).
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            group_id: "ktable".into(),
+            request_timeout: Duration::from_secs(10),
+            properties: Vec::new(),
+        }
+    }
+
+    /// The consumer group id prefix sources identify themselves with (default `ktable`;
+    /// each source uses `<prefix>-<name>`). Sources never commit offsets.
+    pub fn group_id(mut self, group_id: impl Into<String>) -> Self {
+        self.group_id = group_id.into();
+        self
+    }
+
+    /// How long a source waits for topic metadata at creation (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Any librdkafka consumer property (security settings, fetch sizes...).
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    fn consumer(&self, source: &str) -> ConsumerConfig {
+        self.properties.iter().fold(
+            ConsumerConfig::new(&self.brokers, format!("{}-{source}", self.group_id))
+                .request_timeout(self.request_timeout),
+            |config, (k, v)| config.property(k, v),
+        )
+    }
+}
+
+/// Kafka tables and streams as SQL relations.
+///
+/// The engine owns the sources; a `SessionContext` sees them once registered in it. The
+/// engine has a context of its own ([`context`](Self::context)) and can register sources
+/// into yours:
+///
+/// ```no_run
+/// # async fn run() -> Result<(), ktable::sql::SqlError> {
+/// use datafusion::prelude::SessionContext;
+/// use ktable::sql::{Engine, EngineConfig};
+///
+/// let engine = Engine::new(EngineConfig::new("localhost:9092"));
+/// let ctx = SessionContext::new();
+/// engine
+///     .register(&ctx, "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, age INT) \
+///                      WITH (topic = 'users', format = 'json')")
+///     .await?;
+/// let adults = ctx.sql("SELECT name FROM users WHERE age >= 18").await?.collect().await?;
+/// # Ok(()) }
+/// ```
+pub struct Engine {
+    config: EngineConfig,
+    registry: Arc<Registry>,
+    context: SessionContext,
+}
+
+impl Engine {
+    /// An engine with no source yet. Its context has `information_schema` and the
+    /// `ktable_tables` system table.
+    pub fn new(config: EngineConfig) -> Self {
+        let context =
+            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        let engine = Self {
+            config,
+            registry: Arc::new(Registry::default()),
+            context,
+        };
+        engine.register_system_table(&engine.context);
+        engine
+    }
+
+    /// The engine's own session context.
+    pub fn context(&self) -> &SessionContext {
+        &self.context
+    }
+
+    /// Runs one statement on the engine's context: source DDL is handled here, anything
+    /// else goes to DataFusion.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame, SqlError> {
+        self.sql_on(&self.context, sql).await
+    }
+
+    /// Runs one statement on `ctx`, as [`sql`](Self::sql) does on the engine's context.
+    pub async fn sql_on(&self, ctx: &SessionContext, sql: &str) -> Result<DataFrame, SqlError> {
+        match ddl::parse(sql)? {
+            Some(Ddl::Create(def)) => {
+                self.create(ctx, def).await?;
+                Ok(empty(ctx)?)
+            }
+            Some(Ddl::Drop {
+                kind,
+                names,
+                if_exists,
+            }) => {
+                for name in names {
+                    self.drop(ctx, kind, &name, if_exists).await?;
+                }
+                Ok(empty(ctx)?)
+            }
+            None => Ok(ctx.sql(sql).await?),
+        }
+    }
+
+    /// Declares a source and registers it in `ctx` (and the `ktable_tables` system
+    /// table, if `ctx` lacks it). Only source DDL is accepted.
+    pub async fn register(&self, ctx: &SessionContext, ddl: &str) -> Result<(), SqlError> {
+        match ddl::parse(ddl)? {
+            Some(Ddl::Create(def)) => {
+                self.register_system_table(ctx);
+                self.create(ctx, def).await
+            }
+            _ => Err(SqlError::Ddl(ddl::DdlError::Invalid(
+                "expected CREATE TABLE ... WITH (topic = ...) or CREATE STREAM".into(),
+            ))),
+        }
+    }
+
+    /// Runs every statement of `text` on `ctx`, in order. The first failure stops the
+    /// script and names `origin` and the statement's line.
+    pub async fn run_script(
+        &self,
+        ctx: &SessionContext,
+        text: &str,
+        origin: &str,
+    ) -> Result<(), SqlError> {
+        self.register_system_table(ctx);
+        let statements = script::split(text).map_err(|(line, message)| SqlError::Script {
+            origin: origin.to_string(),
+            line,
+            error: Box::new(SqlError::Ddl(ddl::DdlError::Syntax(message))),
+        })?;
+        for statement in statements {
+            let frame =
+                self.sql_on(ctx, &statement.sql)
+                    .await
+                    .map_err(|error| SqlError::Script {
+                        origin: origin.to_string(),
+                        line: statement.line,
+                        error: Box::new(error),
+                    })?;
+            // Run queries too (a script may check something); DDL results are empty.
+            frame.collect().await.map_err(|error| SqlError::Script {
+                origin: origin.to_string(),
+                line: statement.line,
+                error: Box::new(error.into()),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs a SQL file, or every `*.sql` file of a folder in name order, on `ctx`.
+    pub async fn run_path(&self, ctx: &SessionContext, path: &Path) -> Result<(), SqlError> {
+        let io = |error| SqlError::Io {
+            path: path.display().to_string(),
+            error,
+        };
+        let files = if path.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+                .collect();
+            files.sort();
+            files
+        } else {
+            vec![path.to_path_buf()]
+        };
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|error| SqlError::Io {
+                path: file.display().to_string(),
+                error,
+            })?;
+            tracing::info!(file = %file.display(), "running SQL file");
+            self.run_script(ctx, &text, &file.display().to_string())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every source, with its progress and counters.
+    pub fn sources(&self) -> Vec<SourceInfo> {
+        self.registry.infos()
+    }
+
+    /// Waits until every source has restored (see [`Source::wait_until_ready`]).
+    pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), SqlError> {
+        for source in self.registry.all() {
+            source.handle.wait_until_ready(timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every source's consumer; the data stays queryable.
+    pub fn stop(&self) {
+        for source in self.registry.all() {
+            source.handle.stop();
+        }
+    }
+
+    fn register_system_table(&self, ctx: &SessionContext) {
+        if !ctx.table_exist(SYSTEM_TABLE).unwrap_or(false) {
+            // Registration only fails for a name taken, which was just checked.
+            let _ = ctx.register_table(
+                SYSTEM_TABLE,
+                Arc::new(SystemTable::new(Arc::clone(&self.registry))),
+            );
+        }
+    }
+
+    async fn create(&self, ctx: &SessionContext, def: SourceDef) -> Result<(), SqlError> {
+        if let Some(existing) = self.registry.get(&def.name) {
+            if def.if_not_exists {
+                return Ok(());
+            }
+            // Declared by another context of this engine: share it.
+            if !ctx.table_exist(def.name.as_str())? {
+                ctx.register_table(def.name.as_str(), existing.handle.provider())?;
+                return Ok(());
+            }
+            return Err(SqlError::AlreadyExists(def.name));
+        }
+        if ctx.table_exist(def.name.as_str())? {
+            return Err(SqlError::AlreadyExists(def.name));
+        }
+        let consumer = self.config.consumer(&def.name);
+        let handle = match def.kind {
+            SourceKind::Table => {
+                let key = def.schema.key_index().ok_or_else(|| {
+                    ddl::DdlError::Invalid(format!("table {} has no key column", def.name))
+                })?;
+                let table = Arc::new(ColumnarTable::new(Arc::clone(def.schema.arrow()), key));
+                let sink = ColumnarSink::new(Arc::clone(&def.schema), Arc::clone(&table));
+                let source = Source::new(consumer, def.topic.as_str(), sink)?;
+                source.start().await?;
+                SourceHandle::Table { source, table }
+            }
+            SourceKind::Stream => {
+                let store = Arc::new(StreamStore::new(
+                    Arc::clone(def.schema.arrow()),
+                    def.retention,
+                ));
+                let sink = StreamSink::new(Arc::clone(&def.schema), Arc::clone(&store));
+                let source = Source::new(consumer, def.topic.as_str(), sink)?;
+                source.start().await?;
+                SourceHandle::Stream { source, store }
+            }
+        };
+        tracing::info!(name = %def.name, kind = %def.kind, topic = %def.topic, "source created");
+        let registered = Arc::new(RegisteredSource { def, handle });
+        ctx.register_table(registered.def.name.as_str(), registered.handle.provider())?;
+        if !self.registry.insert(Arc::clone(&registered)) {
+            // Another statement declared the same name meanwhile: keep that one.
+            registered.handle.stop();
+            ctx.deregister_table(registered.def.name.as_str())?;
+            return Err(SqlError::AlreadyExists(registered.def.name.clone()));
+        }
+        Ok(())
+    }
+
+    async fn drop(
+        &self,
+        ctx: &SessionContext,
+        kind: SourceKind,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<(), SqlError> {
+        match self.registry.get(name) {
+            Some(source) if source.def.kind == kind => {
+                self.registry.remove(name);
+                source.handle.stop();
+                ctx.deregister_table(name)?;
+                tracing::info!(name, %kind, "source dropped");
+                Ok(())
+            }
+            Some(source) => Err(SqlError::Ddl(ddl::DdlError::Invalid(format!(
+                "\"{name}\" is a {}: use DROP {}",
+                source.def.kind,
+                source.def.kind.to_string().to_uppercase()
+            )))),
+            // Not a source: DataFusion drops its own tables (and checks IF EXISTS).
+            None if kind == SourceKind::Table && ctx.table_exist(name)? => {
+                ctx.sql(&format!("DROP TABLE \"{}\"", name.replace('"', "\"\"")))
+                    .await?;
+                Ok(())
+            }
+            None if if_exists => Ok(()),
+            None => Err(SqlError::NotFound {
+                kind,
+                name: name.to_string(),
+            }),
+        }
+    }
+}
+
+fn empty(ctx: &SessionContext) -> datafusion::error::Result<DataFrame> {
+    ctx.read_batch(RecordBatch::new_empty(Arc::new(Schema::empty())))
+}

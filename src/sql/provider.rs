@@ -1,0 +1,218 @@
+//! DataFusion `TableProvider`s over the stores: one type per kind of source.
+//!
+//! A table answers `key = 'literal'` and `key IN (...)` filters exactly from its key
+//! index (DataFusion then does not filter again), and everything else by handing the
+//! snapshot's Arrow segments to DataFusion's in-memory scan, spread over the session's
+//! target partitions. A stream hands over its retained window.
+
+use crate::stream::StreamStore;
+use crate::table::columnar::ColumnarTable;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::{DataFusionError, Result, ScalarValue, Statistics};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+/// A Kafka table as a relation.
+pub struct KafkaTableProvider {
+    table: Arc<ColumnarTable>,
+}
+
+impl KafkaTableProvider {
+    /// A provider over `table`.
+    pub fn new(table: Arc<ColumnarTable>) -> Self {
+        Self { table }
+    }
+
+    fn key_name(&self) -> &str {
+        self.table.schema().field(self.table.key_column()).name()
+    }
+
+    /// The keys a filter selects, if it is `key = 'v'` or `key IN ('v', ...)`.
+    fn keys_of(&self, filter: &Expr) -> Option<Vec<String>> {
+        let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == self.key_name());
+        match filter {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => {
+                if is_key(left) {
+                    text_literal(right).map(|k| vec![k])
+                } else if is_key(right) {
+                    text_literal(left).map(|k| vec![k])
+                } else {
+                    None
+                }
+            }
+            Expr::InList(list) if !list.negated && is_key(&list.expr) => {
+                list.list.iter().map(text_literal).collect()
+            }
+            _ => None,
+        }
+    }
+}
+
+fn text_literal(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl fmt::Debug for KafkaTableProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaTableProvider")
+            .field("schema", self.table.schema())
+            .finish()
+    }
+}
+
+/// Spreads batches over `partitions` lists, for parallel execution.
+fn spread(batches: Vec<RecordBatch>, partitions: usize) -> Vec<Vec<RecordBatch>> {
+    let partitions = partitions.clamp(1, batches.len().max(1));
+    let mut out = vec![Vec::new(); partitions];
+    for (i, batch) in batches.into_iter().enumerate() {
+        out[i % partitions].push(batch);
+    }
+    out
+}
+
+fn memory_scan(
+    partitions: &[Vec<RecordBatch>],
+    schema: SchemaRef,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let source =
+        MemorySourceConfig::try_new(partitions, schema, projection.cloned())?.with_limit(limit);
+    Ok(DataSourceExec::from_data_source(source))
+}
+
+#[async_trait]
+impl TableProvider for KafkaTableProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(self.table.schema())
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.keys_of(f) {
+                Some(_) => TableProviderFilterPushDown::Exact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Key filters are ANDed: the rows are those whose key every filter selects.
+        let mut selected: Option<BTreeSet<String>> = None;
+        for filter in filters {
+            if let Some(keys) = self.keys_of(filter) {
+                let keys: BTreeSet<String> = keys.into_iter().collect();
+                selected = Some(match selected {
+                    None => keys,
+                    Some(previous) => previous.intersection(&keys).cloned().collect(),
+                });
+            }
+        }
+        let schema = self.schema();
+        if let Some(keys) = selected {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let rows = self.table.lookup(&keys)?;
+            return memory_scan(&[vec![rows]], schema, projection, limit);
+        }
+        let batches = self
+            .table
+            .snapshot()
+            .batches()
+            .map_err(DataFusionError::Execution)?;
+        let partitions = spread(batches, state.config().target_partitions());
+        memory_scan(&partitions, schema, projection, limit)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(
+            Statistics::new_unknown(self.table.schema())
+                .with_num_rows(Precision::Inexact(self.table.len())),
+        )
+    }
+}
+
+/// A stream's retained window as a relation.
+pub struct StreamProvider {
+    store: Arc<StreamStore>,
+}
+
+impl StreamProvider {
+    /// A provider over `store`.
+    pub fn new(store: Arc<StreamStore>) -> Self {
+        Self { store }
+    }
+}
+
+impl fmt::Debug for StreamProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamProvider")
+            .field("schema", self.store.schema())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TableProvider for StreamProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(self.store.schema())
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let partitions = spread(self.store.snapshot(), state.config().target_partitions());
+        memory_scan(&partitions, self.schema(), projection, limit)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(
+            Statistics::new_unknown(self.store.schema())
+                .with_num_rows(Precision::Inexact(self.store.len())),
+        )
+    }
+}

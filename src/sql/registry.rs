@@ -1,0 +1,127 @@
+//! The sources an engine runs, by name.
+
+use super::ddl::{SourceDef, SourceKind};
+use super::provider::{KafkaTableProvider, StreamProvider};
+use crate::source::{Source, SourceStats};
+use crate::stream::{StreamSink, StreamStore};
+use crate::table::columnar::{ColumnarSink, ColumnarTable};
+use datafusion::catalog::TableProvider;
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A running source and its store.
+pub(crate) enum SourceHandle {
+    Table {
+        source: Source<ColumnarSink>,
+        table: Arc<ColumnarTable>,
+    },
+    Stream {
+        source: Source<StreamSink>,
+        store: Arc<StreamStore>,
+    },
+}
+
+impl SourceHandle {
+    pub(crate) fn stats(&self) -> SourceStats {
+        match self {
+            SourceHandle::Table { source, .. } => source.stats(),
+            SourceHandle::Stream { source, .. } => source.stats(),
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            SourceHandle::Table { table, .. } => table.len(),
+            SourceHandle::Stream { store, .. } => store.len(),
+        }
+    }
+
+    pub(crate) fn provider(&self) -> Arc<dyn TableProvider> {
+        match self {
+            SourceHandle::Table { table, .. } => {
+                Arc::new(KafkaTableProvider::new(Arc::clone(table)))
+            }
+            SourceHandle::Stream { store, .. } => Arc::new(StreamProvider::new(Arc::clone(store))),
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        match self {
+            SourceHandle::Table { source, .. } => source.stop(),
+            SourceHandle::Stream { source, .. } => source.stop(),
+        }
+    }
+
+    pub(crate) async fn wait_until_ready(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<(), crate::source::SourceError> {
+        match self {
+            SourceHandle::Table { source, .. } => source.wait_until_ready(timeout).await,
+            SourceHandle::Stream { source, .. } => source.wait_until_ready(timeout).await,
+        }
+    }
+}
+
+pub(crate) struct RegisteredSource {
+    pub(crate) def: SourceDef,
+    pub(crate) handle: SourceHandle,
+}
+
+/// What an engine reports about one of its sources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    /// The relation name.
+    pub name: String,
+    /// Table or stream.
+    pub kind: SourceKind,
+    /// The value format.
+    pub format: String,
+    /// Rows held now (keys of a table, retained records of a stream).
+    pub rows: usize,
+    /// Progress and counters.
+    pub stats: SourceStats,
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    sources: RwLock<BTreeMap<String, Arc<RegisteredSource>>>,
+}
+
+impl Registry {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<RegisteredSource>> {
+        self.sources.read().get(name).cloned()
+    }
+
+    /// Adds a source unless one has that name; false if one has.
+    pub(crate) fn insert(&self, source: Arc<RegisteredSource>) -> bool {
+        let mut sources = self.sources.write();
+        if sources.contains_key(&source.def.name) {
+            return false;
+        }
+        sources.insert(source.def.name.clone(), source);
+        true
+    }
+
+    pub(crate) fn remove(&self, name: &str) -> Option<Arc<RegisteredSource>> {
+        self.sources.write().remove(name)
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<RegisteredSource>> {
+        self.sources.read().values().cloned().collect()
+    }
+
+    pub(crate) fn infos(&self) -> Vec<SourceInfo> {
+        self.all()
+            .iter()
+            .map(|s| SourceInfo {
+                name: s.def.name.clone(),
+                kind: s.def.kind,
+                format: s.def.format.clone(),
+                rows: s.handle.rows(),
+                stats: s.handle.stats(),
+            })
+            .collect()
+    }
+}

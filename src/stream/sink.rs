@@ -1,0 +1,85 @@
+//! [`StreamSink`]: a source's records appended to a [`StreamStore`].
+
+use super::StreamStore;
+use crate::format::{ErrorPolicy, JsonDecoder, SourceSchema};
+use crate::source::{Counters, RecordSink, SinkError};
+use crate::table::columnar::{headers_json, raw_records};
+use parking_lot::Mutex;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::Message as _;
+use std::sync::Arc;
+
+/// Decodes records into rows and appends them to a stream's window. A record without a
+/// value has nothing to append: it is counted as a tombstone and skipped.
+pub struct StreamSink {
+    schema: Arc<SourceSchema>,
+    store: Arc<StreamStore>,
+    decoder: Mutex<JsonDecoder>,
+    needs_headers: bool,
+}
+
+impl StreamSink {
+    /// A sink appending to `store`, whose rows follow `schema`.
+    pub fn new(schema: Arc<SourceSchema>, store: Arc<StreamStore>) -> Self {
+        Self {
+            decoder: Mutex::new(JsonDecoder::new(Arc::clone(&schema))),
+            needs_headers: crate::table::columnar::needs_headers(&schema),
+            schema,
+            store,
+        }
+    }
+
+    /// The stream's store.
+    pub fn store(&self) -> &Arc<StreamStore> {
+        &self.store
+    }
+}
+
+impl RecordSink for StreamSink {
+    fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError> {
+        let with_values: Vec<&BorrowedMessage<'_>> =
+            records.iter().filter(|r| r.payload().is_some()).collect();
+        counters.deleted((records.len() - with_values.len()) as u64);
+        let headers: Vec<Option<String>> = if self.needs_headers {
+            with_values.iter().map(|r| headers_json(r)).collect()
+        } else {
+            Vec::new()
+        };
+        let inputs = raw_records(with_values.iter().copied(), &headers);
+        let outcome = self
+            .decoder
+            .lock()
+            .decode(&inputs)
+            .map_err(|e| SinkError(format!("decoding into Arrow failed: {e}")))?;
+        for (input, reason) in &outcome.rejected {
+            counters.reject(with_values[*input], "value", reason);
+        }
+        let newest = outcome
+            .accepted
+            .iter()
+            .filter_map(|&i| inputs[i].timestamp)
+            .max();
+        counters.upserted(outcome.accepted.len() as u64);
+        let first_rejected = outcome
+            .rejected
+            .first()
+            .map(|(i, reason)| (*i, reason.clone()));
+        let mut batch = outcome.batch;
+        if let (ErrorPolicy::Fail, Some((input, reason))) = (self.schema.on_error(), first_rejected)
+        {
+            // Keep the rows before the bad record, then stop.
+            let before = outcome.accepted.iter().take_while(|&&i| i < input).count();
+            batch = batch.slice(0, before);
+            self.store.append(batch, newest);
+            let record = with_values[input];
+            return Err(SinkError(format!(
+                "record at {}/{} offset {} does not fit the declared columns: {reason}",
+                record.topic(),
+                record.partition(),
+                record.offset()
+            )));
+        }
+        self.store.append(batch, newest);
+        Ok(())
+    }
+}

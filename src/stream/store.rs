@@ -1,0 +1,214 @@
+//! [`StreamStore`]: the retained window of a stream.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parking_lot::RwLock;
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How much of a stream is kept. Every bound that is set applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many rows (the newest).
+    pub max_rows: Option<usize>,
+    /// Keep at most about this many bytes of Arrow buffers (whole batches are dropped).
+    pub max_bytes: Option<usize>,
+    /// Drop batches whose newest record is older than this (by Kafka timestamp).
+    pub max_age: Option<Duration>,
+}
+
+impl Default for Retention {
+    /// One million rows: streams are unbounded, memory is not.
+    fn default() -> Self {
+        Self {
+            max_rows: Some(1_000_000),
+            max_bytes: None,
+            max_age: None,
+        }
+    }
+}
+
+struct Chunk {
+    batch: RecordBatch,
+    bytes: usize,
+    /// Newest record timestamp in the chunk, milliseconds since the epoch.
+    newest_ms: Option<i64>,
+}
+
+#[derive(Default)]
+struct Window {
+    chunks: VecDeque<Chunk>,
+    rows: usize,
+    bytes: usize,
+}
+
+/// The retained rows of a stream, oldest first.
+pub struct StreamStore {
+    schema: SchemaRef,
+    retention: Retention,
+    window: RwLock<Window>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl StreamStore {
+    /// An empty stream of `schema` keeping `retention`.
+    pub fn new(schema: SchemaRef, retention: Retention) -> Self {
+        Self {
+            schema,
+            retention,
+            window: RwLock::new(Window::default()),
+        }
+    }
+
+    /// The rows' schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Appends rows whose newest Kafka timestamp is `newest_ms`, then applies retention.
+    pub fn append(&self, batch: RecordBatch, newest_ms: Option<i64>) {
+        if batch.num_rows() == 0 {
+            return;
+        }
+        let mut window = self.window.write();
+        let bytes = batch.get_array_memory_size();
+        window.rows += batch.num_rows();
+        window.bytes += bytes;
+        window.chunks.push_back(Chunk {
+            batch,
+            bytes,
+            newest_ms,
+        });
+        self.evict(&mut window);
+    }
+
+    fn evict(&self, window: &mut Window) {
+        if let Some(max_rows) = self.retention.max_rows {
+            while window.rows > max_rows {
+                let excess = window.rows - max_rows;
+                let Some(front) = window.chunks.front_mut() else {
+                    break;
+                };
+                if front.batch.num_rows() <= excess {
+                    window.rows -= front.batch.num_rows();
+                    window.bytes -= front.bytes;
+                    window.chunks.pop_front();
+                } else {
+                    // Keep the newest rows of the oldest batch.
+                    let keep = front.batch.num_rows() - excess;
+                    front.batch = front.batch.slice(excess, keep);
+                    window.rows -= excess;
+                }
+            }
+        }
+        if let Some(max_bytes) = self.retention.max_bytes {
+            while window.bytes > max_bytes && window.chunks.len() > 1 {
+                if let Some(front) = window.chunks.pop_front() {
+                    window.rows -= front.batch.num_rows();
+                    window.bytes -= front.bytes;
+                }
+            }
+        }
+        if let Some(max_age) = self.retention.max_age {
+            let oldest_kept = now_ms() - max_age.as_millis() as i64;
+            while let Some(front) = window.chunks.front() {
+                if front.newest_ms.is_some_and(|newest| newest < oldest_kept) {
+                    window.rows -= front.batch.num_rows();
+                    window.bytes -= front.bytes;
+                    window.chunks.pop_front();
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The retained rows now, oldest first.
+    pub fn snapshot(&self) -> Vec<RecordBatch> {
+        if self.retention.max_age.is_some() {
+            // Age also passes while nothing arrives.
+            let mut window = self.window.write();
+            self.evict(&mut window);
+        }
+        self.window
+            .read()
+            .chunks
+            .iter()
+            .map(|c| c.batch.clone())
+            .collect()
+    }
+
+    /// Rows retained.
+    pub fn len(&self) -> usize {
+        self.window.read().rows
+    }
+
+    /// True when nothing is retained.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(from: i64, n: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from_iter_values(from..from + n))],
+        )
+        .unwrap()
+    }
+
+    fn values(store: &StreamStore) -> Vec<i64> {
+        store
+            .snapshot()
+            .iter()
+            .flat_map(|b| {
+                let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                a.values().to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_retention_keeps_the_newest_rows() {
+        let store = StreamStore::new(
+            batch(0, 1).schema(),
+            Retention {
+                max_rows: Some(5),
+                max_bytes: None,
+                max_age: None,
+            },
+        );
+        store.append(batch(0, 3), None);
+        store.append(batch(3, 4), None);
+        assert_eq!(values(&store), vec![2, 3, 4, 5, 6]);
+        assert_eq!(store.len(), 5);
+    }
+
+    #[test]
+    fn age_retention_drops_batches_of_old_records() {
+        let store = StreamStore::new(
+            batch(0, 1).schema(),
+            Retention {
+                max_rows: None,
+                max_bytes: None,
+                max_age: Some(Duration::from_secs(60)),
+            },
+        );
+        store.append(batch(0, 2), Some(now_ms() - 3_600_000));
+        store.append(batch(2, 2), Some(now_ms()));
+        assert_eq!(values(&store), vec![2, 3]);
+    }
+}

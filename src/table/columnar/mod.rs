@@ -1,0 +1,18 @@
+//! The keyed columnar store behind SQL tables.
+//!
+//! Rows live in immutable Arrow segments; a key index maps each key to the one live row
+//! that holds its latest value; a per-segment liveness mask hides rows that were
+//! replaced or deleted. An update appends its new row in a new segment and clears the
+//! old row's bit; a delete clears the bit and drops the key from the index. Nothing is
+//! rewritten per update, and scans hand DataFusion the segments' own Arrow arrays.
+//!
+//! * `store` — [`ColumnarTable`]: the index, the segments, lookups, snapshots, compaction.
+//! * `sink` — [`ColumnarSink`]: decodes records of a batch into one segment and applies
+//!   them to the store.
+
+mod sink;
+mod store;
+
+pub use sink::ColumnarSink;
+pub(crate) use sink::{headers_json, needs_headers, raw_records};
+pub use store::{Change, ColumnarTable, TableSnapshot};

@@ -1,0 +1,517 @@
+//! [`ColumnarTable`]: keyed rows in Arrow segments.
+//!
+//! Concurrency: one `RwLock` guards the index and the segment list. The writer (the
+//! source's consumer task) takes it once per applied batch (at most
+//! `source::MAX_BATCH` records) for index updates only; decoding happened before.
+//! Point lookups take the read lock for the time of their probes and copy the rows out.
+//! Scans take a [`TableSnapshot`]: an immutable list of segments with their masks at one
+//! moment, so a scan never sees half of an applied batch, and never holds a lock while it
+//! runs. Snapshots are built when a scan asks for one and the table changed since the
+//! last one, so ingestion without queries pays nothing for them.
+//!
+//! Compaction keeps the segment count low and the dead rows few: segments with no live
+//! row are dropped; once there are more than [`MAX_SMALL_SEGMENTS`] segments under
+//! [`TARGET_SEGMENT_ROWS`] rows, their live rows are merged into one; a large segment
+//! with more dead than live rows is rewritten. Moved rows get their index entries
+//! updated. It runs inline after a batch is applied, under the write lock.
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch, interleave_record_batch};
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+/// Segments smaller than this are merged together.
+pub const TARGET_SEGMENT_ROWS: usize = 64 * 1024;
+/// How many small segments may accumulate before they are merged.
+pub const MAX_SMALL_SEGMENTS: usize = 8;
+
+type Index = HashMap<Box<str>, RowId, foldhash::fast::RandomState>;
+
+/// Where the live row of a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowId {
+    segment: u64,
+    row: u32,
+}
+
+/// One change, in record order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The key of row `row` of the batch being applied now has that row's value.
+    Upsert {
+        /// The row in the applied batch.
+        row: u32,
+    },
+    /// The key is deleted.
+    Delete {
+        /// The deleted key.
+        key: String,
+    },
+}
+
+struct Segment {
+    batch: RecordBatch,
+    live: Vec<bool>,
+    live_rows: usize,
+    /// The view scans see; None when the segment changed since the last snapshot.
+    view: Option<Arc<SegmentView>>,
+}
+
+/// A segment as a snapshot sees it.
+pub struct SegmentView {
+    batch: RecordBatch,
+    /// None when every row is live.
+    live: Option<BooleanArray>,
+    visible: OnceLock<Result<RecordBatch, String>>,
+}
+
+impl SegmentView {
+    /// The live rows (computed once per view, then shared by every scan).
+    pub fn visible(&self) -> Result<RecordBatch, String> {
+        self.visible
+            .get_or_init(|| match &self.live {
+                None => Ok(self.batch.clone()),
+                Some(mask) => filter_record_batch(&self.batch, mask).map_err(|e| e.to_string()),
+            })
+            .clone()
+    }
+}
+
+/// The table's rows at one moment. Cheap to clone; immutable.
+pub struct TableSnapshot {
+    segments: Vec<Arc<SegmentView>>,
+    rows: usize,
+}
+
+impl TableSnapshot {
+    /// The live rows, one batch per segment.
+    pub fn batches(&self) -> Result<Vec<RecordBatch>, String> {
+        self.segments
+            .iter()
+            .map(|s| s.visible())
+            .filter(|b| !matches!(b, Ok(b) if b.num_rows() == 0))
+            .collect()
+    }
+
+    /// How many rows the snapshot holds.
+    pub fn num_rows(&self) -> usize {
+        self.rows
+    }
+}
+
+struct Inner {
+    index: Index,
+    segments: BTreeMap<u64, Segment>,
+    next_segment: u64,
+    snapshot: Option<Arc<TableSnapshot>>,
+}
+
+/// Keyed rows of one table in Arrow segments.
+pub struct ColumnarTable {
+    schema: SchemaRef,
+    key_column: usize,
+    inner: RwLock<Inner>,
+}
+
+impl ColumnarTable {
+    /// An empty table of `schema`, keyed by the UTF-8 column `key_column`.
+    pub fn new(schema: SchemaRef, key_column: usize) -> Self {
+        Self {
+            schema,
+            key_column,
+            inner: RwLock::new(Inner {
+                index: Index::default(),
+                segments: BTreeMap::new(),
+                next_segment: 0,
+                snapshot: None,
+            }),
+        }
+    }
+
+    /// The rows' schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The key column's index in the schema.
+    pub fn key_column(&self) -> usize {
+        self.key_column
+    }
+
+    /// How many keys have a value.
+    pub fn len(&self) -> usize {
+        self.inner.read().index.len()
+    }
+
+    /// True when no key has a value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies `changes` in order; `Upsert` rows refer to `rows` (in the table's schema).
+    pub fn apply(&self, rows: RecordBatch, changes: &[Change]) -> Result<(), ArrowError> {
+        let keys = rows
+            .column(self.key_column)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| ArrowError::SchemaError("the key column is not UTF-8".to_string()))?;
+        let keys = keys.clone();
+        let mut inner = self.inner.write();
+        let inner = &mut *inner;
+        let new_segment = (rows.num_rows() > 0).then(|| {
+            let id = inner.next_segment;
+            inner.next_segment += 1;
+            inner.segments.insert(
+                id,
+                // A row becomes live when a change upserts it: rows no change refers to
+                // (records after a failure) stay invisible.
+                Segment {
+                    live: vec![false; rows.num_rows()],
+                    live_rows: 0,
+                    batch: rows,
+                    view: None,
+                },
+            );
+            id
+        });
+        for change in changes {
+            let replaced = match change {
+                Change::Upsert { row } => {
+                    let Some(segment) = new_segment else { continue };
+                    let key = keys.value(*row as usize);
+                    let at = RowId { segment, row: *row };
+                    if let Some(new) = inner.segments.get_mut(&segment) {
+                        new.live[*row as usize] = true;
+                        new.live_rows += 1;
+                    }
+                    match inner.index.get_mut(key) {
+                        Some(old) => Some(std::mem::replace(old, at)),
+                        None => {
+                            inner.index.insert(key.into(), at);
+                            None
+                        }
+                    }
+                }
+                Change::Delete { key } => inner.index.remove(key.as_str()),
+            };
+            if let Some(old) = replaced {
+                if let Some(segment) = inner.segments.get_mut(&old.segment) {
+                    segment.live[old.row as usize] = false;
+                    segment.live_rows -= 1;
+                    segment.view = None;
+                }
+            }
+        }
+        inner.snapshot = None;
+        compact(inner, self.key_column, &self.schema)
+    }
+
+    /// The current rows of `keys` (each key once; missing keys are skipped).
+    pub fn lookup(&self, keys: &[&str]) -> Result<RecordBatch, ArrowError> {
+        let inner = self.inner.read();
+        let mut batches: Vec<&RecordBatch> = Vec::new();
+        let mut positions: HashMap<u64, usize> = HashMap::new();
+        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(keys.len());
+        let mut seen = HashSet::with_capacity(keys.len());
+        for key in keys {
+            if !seen.insert(*key) {
+                continue;
+            }
+            let Some(at) = inner.index.get(*key) else {
+                continue;
+            };
+            let Some(segment) = inner.segments.get(&at.segment) else {
+                continue;
+            };
+            let position = *positions.entry(at.segment).or_insert_with(|| {
+                batches.push(&segment.batch);
+                batches.len() - 1
+            });
+            picks.push((position, at.row as usize));
+        }
+        if picks.is_empty() {
+            return Ok(RecordBatch::new_empty(Arc::clone(&self.schema)));
+        }
+        interleave_record_batch(&batches, &picks)
+    }
+
+    /// The rows as of now, for a scan.
+    pub fn snapshot(&self) -> Arc<TableSnapshot> {
+        if let Some(snapshot) = &self.inner.read().snapshot {
+            return Arc::clone(snapshot);
+        }
+        let mut inner = self.inner.write();
+        if let Some(snapshot) = &inner.snapshot {
+            return Arc::clone(snapshot);
+        }
+        let mut segments = Vec::with_capacity(inner.segments.len());
+        let mut rows = 0;
+        for segment in inner.segments.values_mut() {
+            let view = segment.view.get_or_insert_with(|| {
+                let all_live = segment.live_rows == segment.batch.num_rows();
+                Arc::new(SegmentView {
+                    batch: segment.batch.clone(),
+                    live: (!all_live).then(|| BooleanArray::from(segment.live.clone())),
+                    visible: OnceLock::new(),
+                })
+            });
+            rows += segment.live_rows;
+            segments.push(Arc::clone(view));
+        }
+        let snapshot = Arc::new(TableSnapshot { segments, rows });
+        inner.snapshot = Some(Arc::clone(&snapshot));
+        snapshot
+    }
+
+    /// Segments currently held (for statistics and tests).
+    pub fn segment_count(&self) -> usize {
+        self.inner.read().segments.len()
+    }
+
+    /// Bytes of Arrow buffers held by the segments, dead rows included.
+    pub fn segment_bytes(&self) -> usize {
+        self.inner
+            .read()
+            .segments
+            .values()
+            .map(|s| s.batch.get_array_memory_size())
+            .sum()
+    }
+}
+
+/// Drops empty segments, merges small ones, rewrites sparse large ones.
+fn compact(inner: &mut Inner, key_column: usize, schema: &SchemaRef) -> Result<(), ArrowError> {
+    inner.segments.retain(|_, s| s.live_rows > 0);
+    let small: Vec<u64> = inner
+        .segments
+        .iter()
+        .filter(|(_, s)| s.batch.num_rows() < TARGET_SEGMENT_ROWS)
+        .map(|(id, _)| *id)
+        .collect();
+    if small.len() > MAX_SMALL_SEGMENTS {
+        rewrite(inner, &small, key_column, schema)?;
+    }
+    let sparse: Vec<u64> = inner
+        .segments
+        .iter()
+        .filter(|(_, s)| {
+            s.batch.num_rows() >= TARGET_SEGMENT_ROWS && s.live_rows * 2 < s.batch.num_rows()
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    for id in sparse {
+        rewrite(inner, &[id], key_column, schema)?;
+    }
+    Ok(())
+}
+
+/// Replaces segments `ids` by one segment of their live rows, re-pointing the index.
+fn rewrite(
+    inner: &mut Inner,
+    ids: &[u64],
+    key_column: usize,
+    schema: &SchemaRef,
+) -> Result<(), ArrowError> {
+    let mut live = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(segment) = inner.segments.remove(id) {
+            let mask = BooleanArray::from(segment.live);
+            live.push(filter_record_batch(&segment.batch, &mask)?);
+        }
+    }
+    let merged = concat_batches(schema, &live)?;
+    if merged.num_rows() == 0 {
+        return Ok(());
+    }
+    let id = inner.next_segment;
+    inner.next_segment += 1;
+    let keys = merged.column(key_column).as_string::<i32>();
+    for row in 0..merged.num_rows() {
+        if let Some(at) = inner.index.get_mut(keys.value(row)) {
+            *at = RowId {
+                segment: id,
+                row: row as u32,
+            };
+        }
+    }
+    inner.segments.insert(
+        id,
+        Segment {
+            live: vec![true; merged.num_rows()],
+            live_rows: merged.num_rows(),
+            batch: merged,
+            view: None,
+        },
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    fn rows(pairs: &[(&str, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from_iter_values(pairs.iter().map(|p| p.0))),
+                Arc::new(Int64Array::from_iter_values(pairs.iter().map(|p| p.1))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn upserts(n: u32) -> Vec<Change> {
+        (0..n).map(|row| Change::Upsert { row }).collect()
+    }
+
+    fn contents(table: &ColumnarTable) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for batch in table.snapshot().batches().unwrap() {
+            let ids = batch.column(0).as_string::<i32>();
+            let vs = batch
+                .column(1)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            for i in 0..batch.num_rows() {
+                out.push((ids.value(i).to_string(), vs.value(i)));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn upserts_replace_and_deletes_remove() {
+        let table = ColumnarTable::new(schema(), 0);
+        table
+            .apply(rows(&[("a", 1), ("b", 2), ("a", 3)]), &upserts(3))
+            .unwrap();
+        assert_eq!(contents(&table), vec![("a".into(), 3), ("b".into(), 2)]);
+        table
+            .apply(
+                rows(&[("c", 4)]),
+                &[
+                    Change::Delete { key: "a".into() },
+                    Change::Upsert { row: 0 },
+                ],
+            )
+            .unwrap();
+        assert_eq!(contents(&table), vec![("b".into(), 2), ("c".into(), 4)]);
+        assert_eq!(table.len(), 2);
+        let found = table.lookup(&["c", "a", "c", "b"]).unwrap();
+        assert_eq!(found.num_rows(), 2, "missing keys skipped, duplicates once");
+    }
+
+    #[test]
+    fn a_snapshot_does_not_change_when_the_table_does() {
+        let table = ColumnarTable::new(schema(), 0);
+        table.apply(rows(&[("a", 1)]), &upserts(1)).unwrap();
+        let before = table.snapshot();
+        table
+            .apply(rows(&[("a", 2), ("b", 3)]), &upserts(2))
+            .unwrap();
+        assert_eq!(before.num_rows(), 1);
+        let batches = before.batches().unwrap();
+        assert_eq!(
+            batches[0]
+                .column(1)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0),
+            1
+        );
+        assert_eq!(table.snapshot().num_rows(), 2);
+    }
+
+    #[test]
+    fn compaction_bounds_segments_and_keeps_contents() {
+        let table = ColumnarTable::new(schema(), 0);
+        let mut expected = std::collections::BTreeMap::new();
+        for round in 0..100i64 {
+            let batch: Vec<(String, i64)> = (0..10)
+                .map(|i| (format!("k{}", (round * 7 + i) % 50), round))
+                .collect();
+            let pairs: Vec<(&str, i64)> = batch.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            table.apply(rows(&pairs), &upserts(10)).unwrap();
+            for (k, v) in &batch {
+                expected.insert(k.clone(), *v);
+            }
+            if round % 3 == 0 {
+                let key = format!("k{}", round % 50);
+                table
+                    .apply(rows(&[]), &[Change::Delete { key: key.clone() }])
+                    .unwrap();
+                expected.remove(&key);
+            }
+        }
+        assert!(
+            table.segment_count() <= MAX_SMALL_SEGMENTS + 1,
+            "{} segments",
+            table.segment_count()
+        );
+        let expected: Vec<(String, i64)> = expected.into_iter().collect();
+        assert_eq!(contents(&table), expected);
+        let keys: Vec<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(table.lookup(&keys).unwrap().num_rows(), keys.len());
+    }
+
+    /// Every applied batch sets all keys to one version; a scan or a lookup running
+    /// meanwhile must see one version only, never half of a batch.
+    #[test]
+    fn readers_never_see_half_of_an_applied_batch() {
+        let table = Arc::new(ColumnarTable::new(schema(), 0));
+        let keys: Vec<String> = (0..300).map(|k| format!("k{k}")).collect();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|reader| {
+                let (table, keys, done) = (Arc::clone(&table), keys.clone(), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    let mut checks = 0;
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) || checks == 0 {
+                        let batches = if reader == 0 {
+                            table.snapshot().batches().unwrap()
+                        } else {
+                            vec![table.lookup(&key_refs).unwrap()]
+                        };
+                        let versions: std::collections::BTreeSet<i64> = batches
+                            .iter()
+                            .flat_map(|b| {
+                                b.column(1)
+                                    .as_primitive::<arrow::datatypes::Int64Type>()
+                                    .values()
+                                    .to_vec()
+                            })
+                            .collect();
+                        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                        assert!(versions.len() <= 1, "torn read: versions {versions:?}");
+                        assert!(rows == 0 || rows == keys.len(), "torn read: {rows} rows");
+                        checks += 1;
+                    }
+                    checks
+                })
+            })
+            .collect();
+        for version in 0..400i64 {
+            let pairs: Vec<(&str, i64)> = keys.iter().map(|k| (k.as_str(), version)).collect();
+            table
+                .apply(rows(&pairs), &upserts(keys.len() as u32))
+                .unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        for reader in readers {
+            assert!(reader.join().expect("reader") > 0);
+        }
+        assert!(table.segment_count() <= MAX_SMALL_SEGMENTS + 1);
+    }
+}
