@@ -26,9 +26,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/ktable /usr/local/bin/ktable
+COPY sql /app/sql
 WORKDIR /app
 # No need for root to serve queries.
 RUN useradd --system --no-create-home ktable
 USER ktable
 ENTRYPOINT ["ktable"]
-CMD ["serve", "--brokers", "kafka:29092", "--table", "users"]
+CMD ["serve", "--brokers", "kafka:29092", "--sql", "/app/sql"]

@@ -15,12 +15,14 @@
 //! * [`stream`] — append-only topics as a retained window of Arrow rows.
 //! * [`sql`] — DDL, DataFusion `TableProvider`s, the `ktable_tables` system table, and
 //!   the [`sql::Engine`] that runs SQL over all of it.
+//! * [`server`] — the PostgreSQL wire-protocol front end over the engine.
 //!
 //! [`demo`] holds the embedded default cluster that `ktable serve` runs on without brokers.
 
 pub mod demo;
 pub mod format;
 pub mod kafka;
+pub mod server;
 pub mod source;
 pub mod sql;
 pub mod stream;

@@ -2,8 +2,11 @@
 
 use clap::{Parser, Subcommand};
 use ktable::demo::{self, DemoCluster};
-use ktable::sql::{Engine, EngineConfig, SqlError};
+use ktable::server::{self, ServerConfig};
+use ktable::sql::{Engine, EngineConfig};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -30,11 +33,17 @@ enum Command {
         /// sources (CREATE TABLE ... WITH (topic = ...), CREATE STREAM ...).
         #[arg(long, env = "KTABLE_SQL", default_value = "sql")]
         sql: PathBuf,
+        /// The PostgreSQL protocol address (loopback only until authentication exists).
+        #[arg(long, env = "KTABLE_LISTEN", default_value = "127.0.0.1:5433")]
+        listen: SocketAddr,
+        /// Client connections served at once.
+        #[arg(long, env = "KTABLE_MAX_CONNECTIONS", default_value_t = 256)]
+        max_connections: usize,
         /// Prefix of the consumer group ids sources identify themselves with.
         #[arg(long, env = "KTABLE_GROUP_ID", default_value = "ktable")]
         group_id: String,
         /// How often to log each table's statistics.
-        #[arg(long, env = "KTABLE_STATS_INTERVAL_SECS", default_value_t = 5)]
+        #[arg(long, env = "KTABLE_STATS_INTERVAL_SECS", default_value_t = 30)]
         stats_interval_secs: u64,
     },
 }
@@ -49,6 +58,8 @@ fn main() -> std::process::ExitCode {
     let Command::Serve {
         brokers,
         sql,
+        listen,
+        max_connections,
         group_id,
         stats_interval_secs,
     } = Cli::parse().command;
@@ -78,7 +89,18 @@ fn main() -> std::process::ExitCode {
     };
     let interval = Duration::from_secs(stats_interval_secs.max(1));
     let config = EngineConfig::new(&brokers).group_id(group_id);
-    let result = runtime.block_on(serve(config, brokers, sql, interval, embedded.is_some()));
+    let server = ServerConfig {
+        listen,
+        max_connections,
+    };
+    let result = runtime.block_on(serve(
+        config,
+        server,
+        brokers,
+        sql,
+        interval,
+        embedded.is_some(),
+    ));
     drop(embedded);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -91,11 +113,12 @@ fn main() -> std::process::ExitCode {
 
 async fn serve(
     config: EngineConfig,
+    server: ServerConfig,
     brokers: String,
     sql: PathBuf,
     stats_interval: Duration,
     with_generator: bool,
-) -> Result<(), SqlError> {
+) -> Result<(), Box<dyn std::error::Error>> {
     if with_generator {
         tokio::spawn(async move {
             if let Err(error) = demo::run_generator(brokers, 50).await {
@@ -103,18 +126,25 @@ async fn serve(
             }
         });
     }
-    let engine = Engine::new(config);
+    let engine = Arc::new(Engine::new(config));
     engine.run_path(engine.context(), &sql).await?;
+    let listening = server::serve(Arc::clone(&engine), &server);
+    tokio::pin!(listening);
     tracing::info!(
-        "serving {} source(s); SQL over the PostgreSQL protocol is not built yet, \
-         so this logs their statistics every {}s. Ctrl-C stops.",
+        "serving {} source(s) on {}. Connect with:  psql -h {} -p {} -U ktable",
         engine.sources().len(),
-        stats_interval.as_secs()
+        server.listen,
+        server.listen.ip(),
+        server.listen.port(),
     );
     let mut tick = tokio::time::interval(stats_interval);
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            result = &mut listening => {
+                engine.stop();
+                return Err(result.err().map_or_else(|| "the server stopped".into(), |e| e.to_string().into()));
+            }
             _ = tick.tick() => {
                 for source in engine.sources() {
                     let s = &source.stats;

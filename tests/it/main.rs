@@ -8,6 +8,7 @@ mod kafka_layer;
 mod lifecycle;
 mod randomized;
 mod restore;
+mod server;
 mod sql;
 mod transactions;
 
