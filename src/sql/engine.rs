@@ -249,8 +249,11 @@ impl Engine {
             if def.if_not_exists {
                 return Ok(());
             }
-            // Declared by another context of this engine: share it.
-            if !ctx.table_exist(def.name.as_str())? {
+            // The same source declared in another context of this engine: share it.
+            let same = existing.def.kind == def.kind
+                && existing.def.topic == def.topic
+                && existing.def.schema.arrow() == def.schema.arrow();
+            if same && !ctx.table_exist(def.name.as_str())? {
                 ctx.register_table(def.name.as_str(), existing.handle.provider())?;
                 return Ok(());
             }

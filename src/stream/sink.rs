@@ -59,18 +59,16 @@ impl RecordSink for StreamSink {
             .iter()
             .filter_map(|&i| inputs[i].timestamp)
             .max();
-        counters.upserted(outcome.accepted.len() as u64);
         let first_rejected = outcome
             .rejected
             .first()
             .map(|(i, reason)| (*i, reason.clone()));
-        let mut batch = outcome.batch;
         if let (ErrorPolicy::Fail, Some((input, reason))) = (self.schema.on_error(), first_rejected)
         {
             // Keep the rows before the bad record, then stop.
             let before = outcome.accepted.iter().take_while(|&&i| i < input).count();
-            batch = batch.slice(0, before);
-            self.store.append(batch, newest);
+            counters.upserted(before as u64);
+            self.store.append(outcome.batch.slice(0, before), newest);
             let record = with_values[input];
             return Err(SinkError(format!(
                 "record at {}/{} offset {} does not fit the declared columns: {reason}",
@@ -79,7 +77,8 @@ impl RecordSink for StreamSink {
                 record.offset()
             )));
         }
-        self.store.append(batch, newest);
+        counters.upserted(outcome.accepted.len() as u64);
+        self.store.append(outcome.batch, newest);
         Ok(())
     }
 }
