@@ -553,3 +553,35 @@ async fn system_table_reports_progress_during_and_after_restore() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn a_bad_statement_in_a_sql_file_names_the_file_and_line() {
+    let broker = Broker::start();
+    let topic = broker.topic("sql-file", 1, &[]).await;
+    let dir = std::env::temp_dir().join(format!("ktable-sql-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("01-good.sql"),
+        format!("-- a table\nCREATE TABLE good (id TEXT PRIMARY KEY) WITH (topic = '{topic}');\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("02-bad.sql"),
+        format!("CREATE STREAM fine (v INT) WITH (topic = '{topic}');\n\nCREATE TABLE broken (id INT PRIMARY KEY)\n  WITH (topic = '{topic}');\n"),
+    )
+    .expect("write");
+    let engine = engine(&broker);
+    let error = engine
+        .run_path(engine.context(), &dir)
+        .await
+        .expect_err("the bad statement stops the run");
+    let message = error.to_string();
+    assert!(
+        message.contains("02-bad.sql:3:") && message.contains("must be TEXT"),
+        "{message}"
+    );
+    // What came before it ran, in file order.
+    let names: Vec<String> = engine.sources().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, vec!["fine", "good"]);
+    std::fs::remove_dir_all(&dir).ok();
+}
