@@ -10,6 +10,7 @@
 //! * `sink` — [`ColumnarSink`]: decodes records of a batch into one segment and applies
 //!   them to the store.
 
+mod index;
 mod sink;
 mod store;
 

@@ -15,7 +15,7 @@
 //! with more dead than live rows is rewritten. Moved rows get their index entries
 //! updated. It runs inline after a batch is applied, under the write lock.
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch, interleave_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -28,14 +28,7 @@ pub const TARGET_SEGMENT_ROWS: usize = 64 * 1024;
 /// How many small segments may accumulate before they are merged.
 pub const MAX_SMALL_SEGMENTS: usize = 8;
 
-type Index = HashMap<Box<str>, RowId, foldhash::fast::RandomState>;
-
-/// Where the live row of a key is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RowId {
-    segment: u64,
-    row: u32,
-}
+use super::index::{KeyIndex, RowId};
 
 /// One change, in record order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +96,7 @@ impl TableSnapshot {
 }
 
 struct Inner {
-    index: Index,
+    index: KeyIndex,
     segments: BTreeMap<u64, Segment>,
     next_segment: u64,
     snapshot: Option<Arc<TableSnapshot>>,
@@ -123,7 +116,7 @@ impl ColumnarTable {
             schema,
             key_column,
             inner: RwLock::new(Inner {
-                index: Index::default(),
+                index: KeyIndex::default(),
                 segments: BTreeMap::new(),
                 next_segment: 0,
                 snapshot: None,
@@ -177,25 +170,28 @@ impl ColumnarTable {
             id
         });
         for change in changes {
-            let replaced = match change {
-                Change::Upsert { row } => {
-                    let Some(segment) = new_segment else { continue };
-                    let key = keys.value(*row as usize);
-                    let at = RowId { segment, row: *row };
-                    if let Some(new) = inner.segments.get_mut(&segment) {
-                        new.live[*row as usize] = true;
-                        new.live_rows += 1;
-                    }
-                    match inner.index.get_mut(key) {
-                        Some(old) => Some(std::mem::replace(old, at)),
-                        None => {
-                            inner.index.insert(key.into(), at);
-                            None
+            let replaced = {
+                let segments = &inner.segments;
+                let key_at = |at: RowId| key_at(segments, self.key_column, at);
+                match change {
+                    Change::Upsert { row } => match new_segment {
+                        Some(segment) => {
+                            let key = keys.value(*row as usize);
+                            inner
+                                .index
+                                .upsert(key, RowId { segment, row: *row }, key_at)
                         }
-                    }
+                        None => continue,
+                    },
+                    Change::Delete { key } => inner.index.remove(key, key_at),
                 }
-                Change::Delete { key } => inner.index.remove(key.as_str()),
             };
+            if let (Change::Upsert { row }, Some(id)) = (change, new_segment) {
+                if let Some(new) = inner.segments.get_mut(&id) {
+                    new.live[*row as usize] = true;
+                    new.live_rows += 1;
+                }
+            }
             if let Some(old) = replaced {
                 if let Some(segment) = inner.segments.get_mut(&old.segment) {
                     segment.live[old.row as usize] = false;
@@ -219,7 +215,10 @@ impl ColumnarTable {
             if !seen.insert(*key) {
                 continue;
             }
-            let Some(at) = inner.index.get(*key) else {
+            let Some(at) = inner
+                .index
+                .get(key, |at| key_at(&inner.segments, self.key_column, at))
+            else {
                 continue;
             };
             let Some(segment) = inner.segments.get(&at.segment) else {
@@ -315,8 +314,18 @@ fn rewrite(
     schema: &SchemaRef,
 ) -> Result<(), ArrowError> {
     let mut live = Vec::with_capacity(ids.len());
+    // Where each kept row was, in the order the merged segment holds them.
+    let mut origins = Vec::new();
     for id in ids {
         if let Some(segment) = inner.segments.remove(id) {
+            origins.extend(
+                (0..segment.live.len())
+                    .filter(|&row| segment.live[row])
+                    .map(|row| RowId {
+                        segment: *id,
+                        row: row as u32,
+                    }),
+            );
             let mask = BooleanArray::from(segment.live);
             live.push(filter_record_batch(&segment.batch, &mask)?);
         }
@@ -328,13 +337,12 @@ fn rewrite(
     let id = inner.next_segment;
     inner.next_segment += 1;
     let keys = merged.column(key_column).as_string::<i32>();
-    for row in 0..merged.num_rows() {
-        if let Some(at) = inner.index.get_mut(keys.value(row)) {
-            *at = RowId {
-                segment: id,
-                row: row as u32,
-            };
-        }
+    for (row, from) in origins.into_iter().enumerate() {
+        let to = RowId {
+            segment: id,
+            row: row as u32,
+        };
+        inner.index.relocate(keys.value(row), from, to);
     }
     inner.segments.insert(
         id,
@@ -346,6 +354,16 @@ fn rewrite(
         },
     );
     Ok(())
+}
+
+/// The key of the row at `at`, if that row exists.
+fn key_at(segments: &BTreeMap<u64, Segment>, key_column: usize, at: RowId) -> Option<&str> {
+    let keys = segments
+        .get(&at.segment)?
+        .batch
+        .column(key_column)
+        .as_string_opt::<i32>()?;
+    ((at.row as usize) < keys.len()).then(|| keys.value(at.row as usize))
 }
 
 #[cfg(test)]
@@ -435,7 +453,18 @@ mod tests {
 
     #[test]
     fn compaction_bounds_segments_and_keeps_contents() {
+        compaction_scenario(false);
+    }
+
+    /// Every key hashes alike: all but one live in the index's overflow map.
+    #[test]
+    fn colliding_key_hashes_still_find_each_key() {
+        compaction_scenario(true);
+    }
+
+    fn compaction_scenario(all_collide: bool) {
         let table = ColumnarTable::new(schema(), 0);
+        table.inner.write().index.all_collide = all_collide;
         let mut expected = std::collections::BTreeMap::new();
         for round in 0..100i64 {
             let batch: Vec<(String, i64)> = (0..10)

@@ -1,0 +1,113 @@
+//! The key index of a columnar table: key → location of its live row.
+//!
+//! Keys are not stored here: the index maps a 64-bit hash of the key to the row, and the
+//! row's key column (already in the segment) settles whether a hit is really that key.
+//! A key whose hash is held by a different key goes to a small overflow map keyed by
+//! the key itself. A hash-keyed entry takes 24 bytes against ~100 for a map owning a
+//! copy of each key, which is most of a table's memory beside its Arrow data.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+/// Where a row is: its segment and its position in that segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RowId {
+    pub(super) segment: u64,
+    pub(super) row: u32,
+}
+
+type Map<K> = HashMap<K, RowId, foldhash::fast::RandomState>;
+
+#[derive(Default)]
+pub(super) struct KeyIndex {
+    hasher: foldhash::fast::RandomState,
+    by_hash: Map<u64>,
+    /// Keys whose hash another key holds in `by_hash`; almost always empty.
+    collided: Map<Box<str>>,
+    /// Tests make every key collide to exercise the overflow map.
+    #[cfg(test)]
+    pub(super) all_collide: bool,
+}
+
+impl KeyIndex {
+    fn hash(&self, key: &str) -> u64 {
+        #[cfg(test)]
+        if self.all_collide {
+            return 0;
+        }
+        self.hasher.hash_one(key)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.by_hash.len() + self.collided.len()
+    }
+
+    /// The row of `key`; `key_at` reads the key of a row.
+    pub(super) fn get<'a>(
+        &self,
+        key: &str,
+        key_at: impl Fn(RowId) -> Option<&'a str>,
+    ) -> Option<RowId> {
+        if let Some(&at) = self.by_hash.get(&self.hash(key)) {
+            if key_at(at) == Some(key) {
+                return Some(at);
+            }
+        }
+        if self.collided.is_empty() {
+            return None;
+        }
+        self.collided.get(key).copied()
+    }
+
+    /// Points `key` at `at`; returns the row it pointed at before.
+    pub(super) fn upsert<'a>(
+        &mut self,
+        key: &str,
+        at: RowId,
+        key_at: impl Fn(RowId) -> Option<&'a str>,
+    ) -> Option<RowId> {
+        if let Some(slot) = self.collided.get_mut(key) {
+            return Some(std::mem::replace(slot, at));
+        }
+        let hash = self.hash(key);
+        match self.by_hash.get_mut(&hash) {
+            None => {
+                self.by_hash.insert(hash, at);
+                None
+            }
+            Some(slot) if key_at(*slot) == Some(key) => Some(std::mem::replace(slot, at)),
+            Some(_) => self.collided.insert(key.into(), at),
+        }
+    }
+
+    /// Forgets `key`; returns the row it pointed at.
+    pub(super) fn remove<'a>(
+        &mut self,
+        key: &str,
+        key_at: impl Fn(RowId) -> Option<&'a str>,
+    ) -> Option<RowId> {
+        let hash = self.hash(key);
+        if let Some(&at) = self.by_hash.get(&hash) {
+            if key_at(at) == Some(key) {
+                return self.by_hash.remove(&hash);
+            }
+        }
+        self.collided.remove(key)
+    }
+
+    /// Moves `key` from row `from` to row `to` (compaction); no-op if it is elsewhere.
+    pub(super) fn relocate(&mut self, key: &str, from: RowId, to: RowId) {
+        let hash = self.hash(key);
+        if let Some(slot) = self.by_hash.get_mut(&hash) {
+            if *slot == from {
+                *slot = to;
+                return;
+            }
+        }
+        if let Some(slot) = self.collided.get_mut(key) {
+            if *slot == from {
+                *slot = to;
+            }
+        }
+    }
+}
