@@ -92,7 +92,7 @@ async fn sql_restore(brokers: &str, topic: &str, run: usize) -> (f64, usize) {
     let sources = engine.sources();
     assert_eq!(sources[0].stats.bad_records, 0);
     engine.stop();
-    (seconds, sources[0].rows)
+    (seconds, sources[0].stats.rows)
 }
 
 /// Restores a table until ready; returns seconds and the key count.

@@ -85,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stats = users.stats();
     println!(
         "{} keys, ready: {}, {} upserts, {} tombstones, {} bad records",
-        stats.key_count, stats.ready, stats.upserts, stats.tombstones, stats.bad_records
+        stats.rows, stats.ready, stats.upserts, stats.tombstones, stats.bad_records
     );
     users.stop();
     users.stopped().await;

@@ -149,7 +149,7 @@ async fn serve(
                 for source in engine.sources() {
                     let s = &source.stats;
                     tracing::info!(
-                        name = %source.name, kind = %source.kind, rows = source.rows, ready = s.ready,
+                        name = %source.name, kind = %source.kind, rows = s.rows, ready = s.ready,
                         offsets = format!("{}/{}", s.offsets_done, s.offsets_total),
                         upserts = s.upserts, tombstones = s.tombstones,
                         bad_records = s.bad_records, null_keys = s.null_keys,

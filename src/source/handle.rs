@@ -146,7 +146,7 @@ impl<S: RecordSink> Source<S> {
     }
 }
 
-impl<S> Source<S> {
+impl<S: RecordSink> Source<S> {
     /// The sink the source feeds.
     pub fn sink(&self) -> &S {
         &self.sink
@@ -204,6 +204,7 @@ impl<S> Source<S> {
         SourceStats {
             topic: state.topic.clone(),
             group_id: state.group_id.clone(),
+            rows: self.sink.rows(),
             running: self.is_running(),
             ready: self.is_ready(),
             offsets_done,

@@ -14,6 +14,9 @@ pub trait RecordSink: Send + Sync + 'static {
     /// Applies `records`, in order. An error stops the source (the sink keeps what it
     /// applied); bad records are not errors, they are counted and skipped.
     fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError>;
+
+    /// Rows the sink holds now: the keys of a table, the retained records of a stream.
+    fn rows(&self) -> usize;
 }
 
 /// A sink that cannot go on: the source stops and reports it in its statistics.

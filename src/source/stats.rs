@@ -11,6 +11,8 @@ pub struct SourceStats {
     /// The consumer group id the source was configured with (used for identification;
     /// sources never commit offsets since they always restore from the earliest).
     pub group_id: String,
+    /// Rows the sink holds: the keys of a table, the retained records of a stream.
+    pub rows: usize,
     /// Whether the consumer task is running.
     pub running: bool,
     /// Whether every partition has reached the high watermark seen at start.

@@ -30,13 +30,6 @@ impl SourceHandle {
         }
     }
 
-    pub(crate) fn rows(&self) -> usize {
-        match self {
-            SourceHandle::Table { table, .. } => table.len(),
-            SourceHandle::Stream { store, .. } => store.len(),
-        }
-    }
-
     pub(crate) fn provider(&self) -> Arc<dyn TableProvider> {
         match self {
             SourceHandle::Table { table, .. } => {
@@ -78,8 +71,6 @@ pub struct SourceInfo {
     pub kind: SourceKind,
     /// The value format.
     pub format: String,
-    /// Rows held now (keys of a table, retained records of a stream).
-    pub rows: usize,
     /// Progress and counters.
     pub stats: SourceStats,
 }
@@ -119,7 +110,6 @@ impl Registry {
                 name: s.def.name.clone(),
                 kind: s.def.kind,
                 format: s.def.format.clone(),
-                rows: s.handle.rows(),
                 stats: s.handle.stats(),
             })
             .collect()

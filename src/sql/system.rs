@@ -78,7 +78,7 @@ impl SystemTable {
             text(&|i| i.kind.to_string()),
             text(&|i| i.stats.topic.clone()),
             text(&|i| i.format.clone()),
-            int(&|i| i.rows as u64),
+            int(&|i| i.stats.rows as u64),
             flag(&|i| i.stats.running),
             flag(&|i| i.stats.ready),
             int(&|i| i.stats.offsets_done),

@@ -81,4 +81,8 @@ impl RecordSink for StreamSink {
         self.store.append(outcome.batch, newest);
         Ok(())
     }
+
+    fn rows(&self) -> usize {
+        self.store.len()
+    }
 }

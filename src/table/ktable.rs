@@ -195,7 +195,7 @@ where
 
     /// Size, progress and counters of the table.
     pub fn stats(&self) -> KTableStats {
-        KTableStats::new(self.source.stats(), self.len())
+        self.source.stats()
     }
 
     /// The topic the table reads.

@@ -74,4 +74,8 @@ where
         }
         Ok(())
     }
+
+    fn rows(&self) -> usize {
+        self.map.read().len()
+    }
 }

@@ -40,6 +40,7 @@ async fn multi_partition_restore_keeps_the_last_value_per_key() {
     assert_eq!(stats.upserts, 1_000);
     assert_eq!(stats.tombstones, 20);
     assert_eq!(table.len(), 180);
+    assert_eq!(stats.rows, 180);
     for key in 0..200 {
         let value = table.get(&format!("k{key}"));
         if key % 10 == 0 {

@@ -160,4 +160,8 @@ impl RecordSink for ColumnarSink {
             .map_err(|e| SinkError(format!("applying rows failed: {e}")))?;
         failure.map_or(Ok(()), Err)
     }
+
+    fn rows(&self) -> usize {
+        self.table.len()
+    }
 }
