@@ -81,6 +81,10 @@ impl SimpleQueryHandler for KtableQueries {
         }
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
+            if let Some(tag) = savepoint_tag(&statement.sql) {
+                responses.push(Response::Execution(Tag::new(tag)));
+                continue;
+            }
             let ddl = parse_ddl(&statement.sql).map_err(|e| user_error(&SqlError::Ddl(e)))?;
             match ddl {
                 Some(ddl) => {
@@ -104,6 +108,27 @@ impl SimpleQueryHandler for KtableQueries {
             }
         }
         Ok(responses)
+    }
+}
+
+/// Savepoint statements succeed as no-ops: nothing a client can run here writes, so
+/// there is nothing to roll back (drivers such as psycopg with SQLAlchemy send them).
+fn savepoint_tag(sql: &str) -> Option<&'static str> {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["SAVEPOINT", ..] => Some("SAVEPOINT"),
+        ["RELEASE", ..] => Some("RELEASE"),
+        ["ROLLBACK", "TO"] => Some("ROLLBACK"),
+        _ => None,
     }
 }
 

@@ -13,6 +13,9 @@
 mod handlers;
 
 use crate::sql::Engine;
+use arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::ServerOptions;
@@ -55,6 +58,51 @@ pub enum ServerError {
     Catalog(String),
 }
 
+/// `version()` in PostgreSQL's format, naming ktable and DataFusion after it.
+fn version_udf() -> ScalarUDF {
+    let version = format!(
+        "PostgreSQL 16.6 on {}-linux, ktable {} (Apache DataFusion)",
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_VERSION")
+    );
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                version.clone(),
+            ))))
+        }),
+    )
+}
+
+/// `to_regtype(name)`: psycopg looks up optional types (SQLAlchemy asks for `hstore`)
+/// with it. ktable defines no such types, so the answer is always NULL ("no such
+/// type"), which drivers take as the type being absent.
+fn to_regtype_udf() -> ScalarUDF {
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)))),
+    )
+}
+
+/// `pg_get_serial_sequence(table, column)`: SQLAlchemy asks it for every column it
+/// inspects. ktable has no sequences: always NULL.
+fn pg_get_serial_sequence_udf() -> ScalarUDF {
+    create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+    )
+}
+
 /// Serves `engine` until the returned future is dropped or the listener fails.
 pub async fn serve(engine: Arc<Engine>, config: &ServerConfig) -> Result<(), ServerError> {
     if !config.listen.ip().is_loopback() {
@@ -65,6 +113,10 @@ pub async fn serve(engine: Arc<Engine>, config: &ServerConfig) -> Result<(), Ser
         });
     }
     let context = Arc::new(engine.context().clone());
+    // Drivers parse version() as PostgreSQL's (SQLAlchemy refuses DataFusion's).
+    context.register_udf(version_udf());
+    context.register_udf(to_regtype_udf());
+    context.register_udf(pg_get_serial_sequence_udf());
     // psql's \d commands and BI tools read pg_catalog.
     let has_pg_catalog = context
         .catalog("datafusion")

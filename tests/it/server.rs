@@ -210,6 +210,13 @@ async fn tokio_postgres_queries_prepared_lookups_ddl_and_errors() {
         .await
         .expect_err("a bad query");
     assert!(bad.code().is_some(), "errors carry a SQLSTATE: {bad:?}");
+    // Drivers parse version() as PostgreSQL's.
+    let version: String = client
+        .query_one("SELECT version()", &[])
+        .await
+        .expect("version")
+        .get(0);
+    assert!(version.starts_with("PostgreSQL 16."), "{version}");
     // The connection survives its errors.
     assert_eq!(
         client
