@@ -6,7 +6,9 @@
 //! old row's bit; a delete clears the bit and drops the key from the index. Nothing is
 //! rewritten per update, and scans hand DataFusion the segments' own Arrow arrays.
 //!
-//! * `store` — [`ColumnarTable`]: the index, the segments, lookups, snapshots, compaction.
+//! * `store` — [`ColumnarTable`]: the segments, lookups, snapshots, compaction.
+//! * `index` — the key index: a 64-bit hash of each key to its live row, checked
+//!   against the row's key column.
 //! * `sink` — [`ColumnarSink`]: decodes records of a batch into one segment and applies
 //!   them to the store.
 
