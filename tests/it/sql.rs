@@ -585,3 +585,69 @@ async fn a_bad_statement_in_a_sql_file_names_the_file_and_line() {
     assert_eq!(names, vec!["fine", "good"]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn metadata_columns_show_key_partition_offset_timestamp_and_headers() {
+    use ktable::kafka::{BytesSerializer, KafkaProducer, ProducerConfig, Record};
+    let broker = Broker::start();
+    let topic = broker.topic("sql-metadata", 1, &[]).await;
+    let producer = KafkaProducer::new(
+        ProducerConfig::new(broker.brokers()),
+        BytesSerializer,
+        BytesSerializer,
+    )
+    .expect("producer");
+    let (key, value) = (b"m1".to_vec(), br#"{"v": 5}"#.to_vec());
+    producer
+        .send(
+            &topic,
+            Some(&b"m0".to_vec()),
+            Some(&br#"{"v": 4}"#.to_vec()),
+        )
+        .await
+        .expect("send");
+    producer
+        .send_record(
+            Record::new(&topic)
+                .key(&key)
+                .value(&value)
+                .timestamp(1_764_151_200_000)
+                .header("trace", Some(b"abc"))
+                .header("empty", None),
+        )
+        .await
+        .expect("send");
+    let engine = engine(&broker);
+    engine
+        .sql(&format!(
+            "CREATE STREAM s (v INT, _key TEXT, _partition INT, _offset BIGINT, _timestamp TIMESTAMP, _headers TEXT) \
+             WITH (topic = '{topic}')"
+        ))
+        .await
+        .expect("create");
+    engine.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    let text = table_text(
+        &engine,
+        "SELECT v, _key, _partition, _offset, _timestamp, _headers FROM s ORDER BY _offset",
+    )
+    .await;
+    // Column widths depend on the other rows: compare with spaces collapsed.
+    let collapsed = text
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        collapsed
+            .contains(r#"| 5 | m1 | 0 | 1 | 2025-11-26T10:00:00 | {"empty":null,"trace":"abc"} |"#),
+        "{text}"
+    );
+    assert!(
+        collapsed.contains("| 4 | m0 | 0 | 0 | 20"),
+        "the broker's timestamp: {text}"
+    );
+    assert!(
+        collapsed.contains(" | |\n| 5"),
+        "no headers is NULL: {text}"
+    );
+}
