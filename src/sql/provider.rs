@@ -93,7 +93,7 @@ fn spread(batches: Vec<RecordBatch>, partitions: usize) -> Vec<Vec<RecordBatch>>
     out
 }
 
-fn memory_scan(
+pub(crate) fn memory_scan(
     partitions: &[Vec<RecordBatch>],
     schema: SchemaRef,
     projection: Option<&Vec<usize>>,

@@ -1,6 +1,7 @@
 //! `ktable_tables`: every source of the engine, its progress and its counters, as a
 //! relation that SQL reads like any other.
 
+use super::provider::memory_scan;
 use super::registry::Registry;
 use arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
@@ -9,8 +10,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Result;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::{Arc, LazyLock};
@@ -44,14 +43,13 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// The system table over an engine's registry.
-#[derive(Debug)]
 pub(crate) struct SystemTable {
     registry: Arc<Registry>,
 }
 
-impl std::fmt::Debug for Registry {
+impl std::fmt::Debug for SystemTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Registry")
+        f.write_str("SystemTable")
     }
 }
 
@@ -126,11 +124,6 @@ impl TableProvider for SystemTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let source = MemorySourceConfig::try_new(
-            &[vec![self.batch()?]],
-            self.schema(),
-            projection.cloned(),
-        )?;
-        Ok(DataSourceExec::from_data_source(source))
+        memory_scan(&[vec![self.batch()?]], self.schema(), projection, None)
     }
 }

@@ -3,7 +3,7 @@
 use super::StreamStore;
 use crate::format::{ErrorPolicy, JsonDecoder, SourceSchema};
 use crate::source::{Counters, RecordSink, SinkError};
-use crate::table::columnar::{headers_json, raw_records};
+use crate::table::columnar::decode_values;
 use parking_lot::Mutex;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message as _;
@@ -40,24 +40,14 @@ impl RecordSink for StreamSink {
         let with_values: Vec<&BorrowedMessage<'_>> =
             records.iter().filter(|r| r.payload().is_some()).collect();
         counters.deleted((records.len() - with_values.len()) as u64);
-        let headers: Vec<Option<String>> = if self.needs_headers {
-            with_values.iter().map(|r| headers_json(r)).collect()
-        } else {
-            Vec::new()
-        };
-        let inputs = raw_records(with_values.iter().copied(), &headers);
-        let outcome = self
-            .decoder
-            .lock()
-            .decode(&inputs)
-            .map_err(|e| SinkError(format!("decoding into Arrow failed: {e}")))?;
+        let outcome = decode_values(&self.decoder, self.needs_headers, &with_values)?;
         for (input, reason) in &outcome.rejected {
             counters.reject(with_values[*input], "value", reason);
         }
         let newest = outcome
             .accepted
             .iter()
-            .filter_map(|&i| inputs[i].timestamp)
+            .filter_map(|&i| with_values[i].timestamp().to_millis())
             .max();
         let first_rejected = outcome
             .rejected

@@ -17,5 +17,5 @@ mod sink;
 mod store;
 
 pub use sink::ColumnarSink;
-pub(crate) use sink::{headers_json, needs_headers, raw_records};
+pub(crate) use sink::{decode_values, needs_headers};
 pub use store::{Change, ColumnarTable, TableSnapshot};

@@ -1,7 +1,7 @@
 //! [`ColumnarSink`]: a source's records into a [`ColumnarTable`].
 
 use super::store::{Change, ColumnarTable};
-use crate::format::{ErrorPolicy, JsonDecoder, RawRecord, SourceSchema};
+use crate::format::{DecodeOutcome, ErrorPolicy, JsonDecoder, RawRecord, SourceSchema};
 use crate::source::{Counters, RecordSink, SinkError};
 use parking_lot::Mutex;
 use rdkafka::message::{BorrowedMessage, Headers};
@@ -44,7 +44,7 @@ pub(crate) fn needs_headers(schema: &SourceSchema) -> bool {
 }
 
 /// Renders a record's headers as a JSON object (values as UTF-8, lossy; null kept).
-pub(crate) fn headers_json(record: &BorrowedMessage<'_>) -> Option<String> {
+fn headers_json(record: &BorrowedMessage<'_>) -> Option<String> {
     let headers = record.headers()?;
     let object: serde_json::Map<String, serde_json::Value> = headers
         .iter()
@@ -59,8 +59,28 @@ pub(crate) fn headers_json(record: &BorrowedMessage<'_>) -> Option<String> {
     Some(serde_json::Value::Object(object).to_string())
 }
 
-/// Turns rdkafka records into decoder input, rendering headers only when needed.
-pub(crate) fn raw_records<'a>(
+/// Decodes the values of `records` (no tombstones among them) into rows, rendering
+/// headers only when the schema has a `_headers` column. Shared by the table and
+/// stream sinks.
+pub(crate) fn decode_values(
+    decoder: &Mutex<JsonDecoder>,
+    needs_headers: bool,
+    records: &[&BorrowedMessage<'_>],
+) -> Result<DecodeOutcome, SinkError> {
+    let headers: Vec<Option<String>> = if needs_headers {
+        records.iter().map(|r| headers_json(r)).collect()
+    } else {
+        Vec::new()
+    };
+    let inputs = raw_records(records.iter().copied(), &headers);
+    decoder
+        .lock()
+        .decode(&inputs)
+        .map_err(|e| SinkError(format!("decoding into Arrow failed: {e}")))
+}
+
+/// Turns rdkafka records into decoder input.
+fn raw_records<'a>(
     records: impl Iterator<Item = &'a BorrowedMessage<'a>>,
     headers: &'a [Option<String>],
 ) -> Vec<RawRecord<'a>> {
@@ -103,17 +123,7 @@ impl RecordSink for ColumnarSink {
             to_decode.push(record);
         }
 
-        let headers: Vec<Option<String>> = if self.needs_headers {
-            to_decode.iter().map(|r| headers_json(r)).collect()
-        } else {
-            Vec::new()
-        };
-        let inputs = raw_records(to_decode.iter().copied(), &headers);
-        let outcome = self
-            .decoder
-            .lock()
-            .decode(&inputs)
-            .map_err(|e| SinkError(format!("decoding into Arrow failed: {e}")))?;
+        let outcome = decode_values(&self.decoder, self.needs_headers, &to_decode)?;
         // Row of each decoded record, or None if it was rejected.
         let mut row_of = vec![None; to_decode.len()];
         for (row, &input) in outcome.accepted.iter().enumerate() {

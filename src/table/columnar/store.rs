@@ -268,16 +268,6 @@ impl ColumnarTable {
     pub fn segment_count(&self) -> usize {
         self.inner.read().segments.len()
     }
-
-    /// Bytes of Arrow buffers held by the segments, dead rows included.
-    pub fn segment_bytes(&self) -> usize {
-        self.inner
-            .read()
-            .segments
-            .values()
-            .map(|s| s.batch.get_array_memory_size())
-            .sum()
-    }
 }
 
 /// Drops empty segments, merges small ones, rewrites sparse large ones.
