@@ -1,11 +1,20 @@
 //! What clients read about the server besides the tables: `pg_catalog` (from
 //! datafusion-pg-catalog) and the functions drivers call while connecting or
-//! inspecting (`version()`, `to_regtype`, `pg_get_serial_sequence`).
+//! inspecting (`version()`, `to_regtype`, `pg_get_serial_sequence`,
+//! `json_build_object`, `pg_collation_is_visible`), and the planning of the
+//! correlated subqueries their catalog queries are written with.
+
+mod json;
+mod single_row;
+mod subquery;
 
 use super::ServerError;
+use arrow::array::{Array, BooleanArray};
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+use datafusion::logical_expr::{
+    create_udf, ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, Volatility,
+};
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
@@ -18,6 +27,8 @@ pub(crate) fn install(context: &SessionContext) -> Result<(), ServerError> {
     context.register_udf(version_udf());
     context.register_udf(to_regtype_udf());
     context.register_udf(pg_get_serial_sequence_udf());
+    context.register_udf(json::json_build_object_udf());
+    context.register_udf(pg_collation_is_visible_udf());
     // psql's \d commands and BI tools read pg_catalog.
     let has_pg_catalog = context
         .catalog("datafusion")
@@ -25,6 +36,10 @@ pub(crate) fn install(context: &SessionContext) -> Result<(), ServerError> {
     if !has_pg_catalog {
         setup_pg_catalog(context, "datafusion", EmptyContextProvider)
             .map_err(|e| ServerError::Catalog(e.to_string()))?;
+        // Once per context: analyzer rules are not replaced by name.
+        context.add_analyzer_rule(Arc::new(subquery::SingleRowSubqueries::new(
+            single_row::single_row_udaf(),
+        )));
     }
     Ok(())
 }
@@ -72,4 +87,133 @@ fn pg_get_serial_sequence_udf() -> ScalarUDF {
         Volatility::Immutable,
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
     )
+}
+
+/// `pg_collation_is_visible(oid)`: SQLAlchemy asks it to decide whether to qualify a
+/// column's collation. Every collation in ktable's pg_catalog lives in the
+/// `pg_catalog` schema, which is always on the search path: true (NULL for NULL).
+fn pg_collation_is_visible_udf() -> ScalarUDF {
+    // Oid columns are Int32 here; an oid written as a literal is Int64.
+    let signature = Signature::uniform(
+        1,
+        vec![DataType::Int32, DataType::Int64],
+        Volatility::Immutable,
+    );
+    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "pg_collation_is_visible",
+        signature,
+        DataType::Boolean,
+        Arc::new(|args| {
+            let oids = ColumnarValue::values_to_arrays(args)?;
+            let Some(oids) = oids.first() else {
+                return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None)));
+            };
+            let visible: BooleanArray = (0..oids.len())
+                .map(|i| (!oids.is_null(i)).then_some(true))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(visible)))
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn context() -> SessionContext {
+        let ctx = SessionContext::new();
+        install(&ctx).unwrap();
+        ctx.sql("CREATE TABLE cols (tbl INT, num INT, hasdef BOOLEAN) AS VALUES (1, 1, true), (1, 2, false), (2, 1, true)")
+            .await
+            .unwrap();
+        ctx.sql("CREATE TABLE defs (tbl INT, num INT, expr TEXT) AS VALUES (1, 1, 'now()'), (1, 2, 'never read'), (2, 1, 'a')")
+            .await
+            .unwrap();
+        ctx
+    }
+
+    async fn rows(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<Vec<String>> {
+        let batches = ctx.sql(sql).await?.collect().await?;
+        let text = arrow::util::pretty::pretty_format_batches(&batches)?.to_string();
+        Ok(text.lines().map(str::to_string).collect())
+    }
+
+    #[tokio::test]
+    async fn correlated_subquery_with_an_outer_filter_answers_per_row() {
+        let ctx = context().await;
+        // The shape of SQLAlchemy's default-value column: outer filter, then keys.
+        let out = rows(
+            &ctx,
+            "SELECT num, CASE WHEN hasdef THEN (SELECT expr FROM defs WHERE cols.hasdef AND defs.tbl = cols.tbl AND defs.num = cols.num) END AS def \
+             FROM cols WHERE tbl = 1 ORDER BY num",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out[3..5],
+            ["| 1   | now() |".to_string(), "| 2   |       |".to_string()],
+            "{out:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_subquery_result_reading_outer_columns_is_null_without_a_row() {
+        let ctx = context().await;
+        ctx.sql("INSERT INTO cols VALUES (3, 1, false)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        // The shape of SQLAlchemy's identity options: the result mixes outer and inner.
+        let out = rows(
+            &ctx,
+            "SELECT tbl, num, CASE WHEN num > 0 THEN (SELECT concat(cols.tbl, ':', expr) FROM defs WHERE cols.num > 0 AND defs.tbl = cols.tbl AND defs.num = cols.num) END AS r \
+             FROM cols ORDER BY tbl, num",
+        )
+        .await
+        .unwrap();
+        let body: Vec<&str> = out[3..7].iter().map(String::as_str).collect();
+        assert_eq!(
+            body,
+            [
+                "| 1   | 1   | 1:now()      |",
+                "| 1   | 2   | 1:never read |",
+                "| 2   | 1   | 2:a          |",
+                "| 3   | 1   |              |",
+            ],
+            "{out:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn more_than_one_row_is_an_error_as_in_postgresql() {
+        let ctx = context().await;
+        ctx.sql("INSERT INTO defs VALUES (2, 1, 'b')")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let error = rows(
+            &ctx,
+            "SELECT coalesce((SELECT expr FROM defs WHERE defs.tbl = cols.tbl AND defs.num = cols.num), '') FROM cols",
+        )
+        .await
+        .unwrap_err();
+        assert!(error.to_string().contains("more than one row"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn json_build_object_and_collation_visibility_are_callable() {
+        let ctx = context().await;
+        let out = rows(
+            &ctx,
+            "SELECT json_build_object('name', 'C', 'n', 1) AS j, pg_collation_is_visible(100) AS v",
+        )
+        .await
+        .unwrap();
+        assert!(out[3].contains(r#"{"name" : "C", "n" : 1}"#), "{out:#?}");
+        assert!(out[3].contains("true"), "{out:#?}");
+    }
 }
