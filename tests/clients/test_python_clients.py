@@ -48,11 +48,29 @@ def test_psycopg_queries_with_parameters(demo_ready):
 
 
 def test_sqlalchemy_lists_tables(demo_ready):
-    # get_columns() is not here yet: SQLAlchemy's column query needs json_build_object,
-    # pg_sequence and pg_collation, which datafusion-pg-catalog 0.19 lacks.
     engine = sqlalchemy.create_engine(URL)
     tables = sqlalchemy.inspect(engine).get_table_names()
     assert {"users", "orders"} <= set(tables), tables
+
+
+def test_sqlalchemy_reflects_columns(demo_ready):
+    # SQLAlchemy's column query reads defaults, identity and collation through
+    # correlated subqueries and json_build_object: what ORMs and Alembic rely on.
+    engine = sqlalchemy.create_engine(URL)
+    columns = sqlalchemy.inspect(engine).get_columns("users")
+    types = {c["name"]: type(c["type"]) for c in columns}
+    # sql/demo.sql declares these, in this order.
+    assert [c["name"] for c in columns] == ["id", "name", "email", "age", "city", "_timestamp"]
+    assert issubclass(types["id"], sqlalchemy.String), types
+    assert issubclass(types["age"], sqlalchemy.Integer), types
+    assert issubclass(types["_timestamp"], sqlalchemy.DateTime), types
+    by_name = {c["name"]: c for c in columns}
+    assert by_name["id"]["nullable"] is False  # the key
+    assert by_name["name"]["nullable"] is True
+    assert all(c["default"] is None and "identity" not in c for c in columns), columns
+    orders = sqlalchemy.inspect(engine).get_columns("orders")
+    assert [c["name"] for c in orders] == ["order_id", "user_id", "amount", "ts"]
+    assert issubclass(type(orders[2]["type"]), sqlalchemy.Float), orders
 
 
 def test_pandas_reads_a_join(demo_ready):
