@@ -215,7 +215,7 @@ fn needs_aggregation(plan: &LogicalPlan) -> bool {
     match inner {
         LogicalPlan::Aggregate(_) => false,
         LogicalPlan::Filter(f) if matches!(f.input.as_ref(), LogicalPlan::Aggregate(_)) => false,
-        _ => !plan.max_rows().is_some_and(|rows| rows <= 1),
+        _ => plan.max_rows().is_none_or(|rows| rows > 1),
     }
 }
 
