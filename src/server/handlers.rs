@@ -1,10 +1,13 @@
 //! pgwire handlers: datafusion-postgres's, with ktable's DDL and errors in front.
 
+use super::auth::{Access, Authenticator, UserConfig};
+use super::df_client::DfClient;
+use super::extended::KtableExtended;
+use super::limits::QueryLimits;
 use crate::source::SourceError;
-use crate::sql::{parse_ddl, split_script, DdlError, Engine, SqlError};
+use crate::sql::{parse_ddl, split_script, Ddl, DdlError, Engine, SqlError};
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -17,6 +20,7 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::DfSessionService;
 use std::sync::Arc;
+use tokio::time::Instant;
 
 /// The SQLSTATE a ktable error is reported with.
 pub fn sqlstate(error: &SqlError) -> &'static str {
@@ -33,30 +37,34 @@ pub fn sqlstate(error: &SqlError) -> &'static str {
     }
 }
 
-fn user_error(error: &SqlError) -> PgWireError {
+/// An ERROR with `code` as its SQLSTATE.
+pub(crate) fn error_with_code(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".to_string(),
-        sqlstate(error).to_string(),
-        error.to_string(),
+        code.to_string(),
+        message,
     )))
 }
 
-/// Startup without authentication (the server only listens on loopback), registering
-/// each connection so cancel requests find it.
-pub struct KtableStartup {
-    connections: Arc<ConnectionManager>,
+/// A ktable error as the client sees it.
+pub(crate) fn user_error(error: &SqlError) -> PgWireError {
+    error_with_code(sqlstate(error), error.to_string())
 }
 
-#[async_trait]
-impl NoopStartupHandler for KtableStartup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(Arc::clone(&self.connections))
-    }
+/// The command tag of `sql` if it is source DDL (`CREATE TABLE`, `DROP STREAM`...).
+pub(crate) fn ddl_tag(sql: &str) -> PgWireResult<Option<String>> {
+    let ddl = parse_ddl(sql).map_err(|e| user_error(&SqlError::Ddl(e)))?;
+    Ok(ddl.map(|ddl| match ddl {
+        Ddl::Create(def) => format!("CREATE {}", def.kind.to_string().to_uppercase()),
+        Ddl::Drop { kind, .. } => format!("DROP {}", kind.to_string().to_uppercase()),
+    }))
 }
 
 /// Runs source DDL itself and hands every other statement to datafusion-postgres.
 pub struct KtableQueries {
     engine: Arc<Engine>,
+    access: Arc<Access>,
+    limits: QueryLimits,
     inner: Arc<DfSessionService>,
 }
 
@@ -81,30 +89,33 @@ impl SimpleQueryHandler for KtableQueries {
         }
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
+            let started = Instant::now();
             if let Some(tag) = savepoint_tag(&statement.sql) {
                 responses.push(Response::Execution(Tag::new(tag)));
                 continue;
             }
-            let ddl = parse_ddl(&statement.sql).map_err(|e| user_error(&SqlError::Ddl(e)))?;
-            match ddl {
-                Some(ddl) => {
-                    let tag = match &ddl {
-                        crate::sql::Ddl::Create(def) => {
-                            format!("CREATE {}", def.kind.to_string().to_uppercase())
-                        }
-                        crate::sql::Ddl::Drop { kind, .. } => {
-                            format!("DROP {}", kind.to_string().to_uppercase())
-                        }
-                    };
-                    self.engine
-                        .sql(&statement.sql)
-                        .await
-                        .map_err(|e| user_error(&e))?;
-                    responses.push(Response::Execution(Tag::new(&tag)));
-                }
-                None => responses.extend(
-                    SimpleQueryHandler::do_query(&*self.inner, client, &statement.sql).await?,
-                ),
+            if let Some(tag) = ddl_tag(&statement.sql)? {
+                self.access.check_ddl(client)?;
+                self.engine
+                    .sql(&statement.sql)
+                    .await
+                    .map_err(|e| user_error(&e))?;
+                responses.push(Response::Execution(Tag::new(&tag)));
+            } else {
+                self.access.check_sql(client, &statement.sql)?;
+                let mut client = DfClient::new(&mut *client);
+                let results = self
+                    .limits
+                    .within(
+                        started,
+                        SimpleQueryHandler::do_query(&*self.inner, &mut client, &statement.sql),
+                    )
+                    .await?;
+                responses.extend(
+                    results
+                        .into_iter()
+                        .map(|response| self.limits.hold(started, response)),
+                );
             }
         }
         Ok(responses)
@@ -113,7 +124,7 @@ impl SimpleQueryHandler for KtableQueries {
 
 /// Savepoint statements succeed as no-ops: nothing a client can run here writes, so
 /// there is nothing to roll back (drivers such as psycopg with SQLAlchemy send them).
-fn savepoint_tag(sql: &str) -> Option<&'static str> {
+pub(crate) fn savepoint_tag(sql: &str) -> Option<&'static str> {
     let words: Vec<String> = sql
         .split_whitespace()
         .take(2)
@@ -147,24 +158,33 @@ impl ErrorHandler for KtableErrors {
 /// The handlers of one server.
 pub struct KtableHandlers {
     queries: Arc<KtableQueries>,
-    extended: Arc<DfSessionService>,
-    startup: Arc<KtableStartup>,
+    extended: Arc<KtableExtended>,
+    authenticator: Authenticator,
     cancel: Arc<DefaultCancelHandler>,
 }
 
 impl KtableHandlers {
-    /// Handlers serving `engine`; `context` is the engine's context with pg_catalog.
-    pub fn new(engine: Arc<Engine>, context: Arc<SessionContext>) -> Self {
+    /// Handlers serving `engine` to `users` (no authentication when empty), every
+    /// query held to `limits`; `context` is the engine's context with pg_catalog.
+    pub fn new(
+        engine: Arc<Engine>,
+        context: Arc<SessionContext>,
+        users: &[UserConfig],
+        limits: QueryLimits,
+    ) -> Self {
         let inner = Arc::new(DfSessionService::new(context));
         let connections = Arc::new(ConnectionManager::new());
+        let access = Arc::new(Access::new(users));
         Self {
             queries: Arc::new(KtableQueries {
-                engine,
+                engine: Arc::clone(&engine),
+                access: Arc::clone(&access),
+                limits,
                 inner: Arc::clone(&inner),
             }),
-            extended: inner,
+            extended: Arc::new(KtableExtended::new(engine, access, limits, inner)),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
-            startup: Arc::new(KtableStartup { connections }),
+            authenticator: Authenticator::new(users, connections),
         }
     }
 }
@@ -179,7 +199,7 @@ impl PgWireServerHandlers for KtableHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::clone(&self.startup)
+        Arc::new(self.authenticator.startup())
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {

@@ -1,32 +1,54 @@
 //! The PostgreSQL wire-protocol front end: `psql`, drivers and BI tools query the
 //! engine's tables and streams.
 //!
-//! Queries, prepared statements, `pg_catalog` and the `SET`/`SHOW`/transaction
-//! statements drivers send are datafusion-postgres's (over pgwire). ktable adds its own
-//! source DDL on the simple-query path (`CREATE TABLE ... WITH (topic = ...)`,
-//! `CREATE STREAM`, `DROP`), which DataFusion's parser would reject or misread, and maps
-//! its errors to SQLSTATE codes.
+//! * `listener` — accepts connections (TLS when configured), at most
+//!   `max_connections` at once.
+//! * `auth` — SCRAM-SHA-256 users and the read-only role.
+//! * `handlers` — the simple-query path: ktable's source DDL, then datafusion-postgres.
+//! * `extended` — Parse/Bind/Execute: point lookups from the key index (`lookup`),
+//!   DDL, then datafusion-postgres with the plan built at Parse.
+//! * `limits` — per-query time limit and result-size cap.
+//! * `catalog` — `pg_catalog` and the functions drivers call.
 //!
-//! There is no authentication yet, so the server refuses to listen on anything but a
-//! loopback address.
+//! Without users the server does not authenticate, so it then refuses to listen on
+//! anything but a loopback address.
 
+mod auth;
 mod catalog;
+mod df_client;
+mod extended;
 mod handlers;
+mod limits;
+mod listener;
+mod lookup;
+mod tls;
 
 use crate::sql::Engine;
-use datafusion_postgres::ServerOptions;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use auth::UserConfig;
 pub use handlers::{sqlstate, KtableHandlers};
+pub use limits::QueryLimits;
+pub use tls::TlsConfig;
+
+/// The PostgreSQL version ktable reports to clients, whose SQL it mostly speaks.
+pub const SERVER_VERSION: &str = "16.6";
 
 /// Where and how the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// The address to listen on; must be a loopback address until authentication exists.
+    /// The address to listen on.
     pub listen: SocketAddr,
     /// Connections served at once; more are refused (0: no limit).
     pub max_connections: usize,
+    /// Users who may connect, with SCRAM-SHA-256. Empty: no authentication, which is
+    /// only allowed on a loopback address.
+    pub users: Vec<UserConfig>,
+    /// TLS certificate and key; without, connections are plaintext.
+    pub tls: Option<TlsConfig>,
+    /// Per-query time and result-size limits.
+    pub limits: QueryLimits,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +56,9 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 5433)),
             max_connections: 256,
+            users: Vec::new(),
+            tls: None,
+            limits: QueryLimits::default(),
         }
     }
 }
@@ -49,6 +74,14 @@ pub enum ServerError {
         /// Why.
         reason: String,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot use TLS file {path}: {reason}")]
+    Tls {
+        /// The certificate or key file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The catalog for clients could not be set up.
     #[error("cannot set up pg_catalog: {0}")]
     Catalog(String),
@@ -56,24 +89,21 @@ pub enum ServerError {
 
 /// Serves `engine` until the returned future is dropped or the listener fails.
 pub async fn serve(engine: Arc<Engine>, config: &ServerConfig) -> Result<(), ServerError> {
-    if !config.listen.ip().is_loopback() {
+    if config.users.is_empty() && !config.listen.ip().is_loopback() {
         return Err(ServerError::Listen {
             address: config.listen,
-            reason: "authentication is not built yet, so ktable only listens on loopback addresses"
+            reason: "without users to authenticate, ktable only listens on loopback addresses"
                 .into(),
         });
     }
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let context = Arc::new(engine.context().clone());
     catalog::install(&context)?;
-    let options = ServerOptions::new()
-        .with_host(config.listen.ip().to_string())
-        .with_port(config.listen.port())
-        .with_max_connections(config.max_connections);
-    let handlers = Arc::new(KtableHandlers::new(engine, context));
-    datafusion_postgres::serve_with_handlers(handlers, &options)
-        .await
-        .map_err(|e| ServerError::Listen {
-            address: config.listen,
-            reason: e.to_string(),
-        })
+    let handlers = Arc::new(KtableHandlers::new(
+        engine,
+        context,
+        &config.users,
+        config.limits,
+    ));
+    listener::run(handlers, config, tls).await
 }

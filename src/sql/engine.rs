@@ -219,6 +219,14 @@ impl Engine {
         self.registry.infos()
     }
 
+    /// The store of the table named `name`, if the engine runs one (not a stream).
+    pub fn table(&self, name: &str) -> Option<Arc<ColumnarTable>> {
+        match &self.registry.get(name)?.handle {
+            SourceHandle::Table { table, .. } => Some(Arc::clone(table)),
+            SourceHandle::Stream { .. } => None,
+        }
+    }
+
     /// Waits until every source has restored (see [`Source::wait_until_ready`]).
     pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), SqlError> {
         for source in self.registry.all() {

@@ -34,6 +34,11 @@ impl KafkaTableProvider {
         Self { table }
     }
 
+    /// The table this provider reads.
+    pub fn table(&self) -> &Arc<ColumnarTable> {
+        &self.table
+    }
+
     fn key_name(&self) -> &str {
         self.table.schema().field(self.table.key_column()).name()
     }

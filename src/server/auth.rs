@@ -1,0 +1,284 @@
+//! Who may connect, and what they may do once connected.
+//!
+//! Passwords are checked with SCRAM-SHA-256 (pgwire's SASL handler): the password
+//! never crosses the wire, and the server keeps only a salted hash per user, computed
+//! at start-up from the configured password with a fresh random salt. A read-only
+//! user may query but not run DDL or anything that writes.
+
+use super::extended::DfStatement;
+use super::handlers::error_with_code;
+use async_trait::async_trait;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser as SqlParser;
+use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
+use datafusion_postgres::pgwire::api::auth::sasl::scram::{
+    gen_salted_password, ScramAuth, SCRAM_ITERATIONS,
+};
+use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use datafusion_postgres::pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, METADATA_USER};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use futures::Sink;
+use rand::RngCore;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+/// A user allowed to connect.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The login name.
+    pub name: String,
+    /// The password; kept only as a salted SCRAM hash once the server starts.
+    pub password: String,
+    /// May query but not run DDL.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the password (configs get logged).
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Salted passwords by user name: what SCRAM verifies proofs against.
+struct SaltedPasswords {
+    users: HashMap<String, Password>,
+}
+
+impl fmt::Debug for SaltedPasswords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaltedPasswords")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn random_salt() -> Vec<u8> {
+    let mut salt = vec![0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    salt
+}
+
+impl SaltedPasswords {
+    fn new(users: &[UserConfig]) -> Self {
+        let users = users
+            .iter()
+            .map(|user| {
+                let salt = random_salt();
+                let salted = gen_salted_password(&user.password, &salt, SCRAM_ITERATIONS);
+                (user.name.clone(), Password::new(Some(salt), salted))
+            })
+            .collect();
+        Self { users }
+    }
+}
+
+#[async_trait]
+impl AuthSource for SaltedPasswords {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        match login.user().and_then(|user| self.users.get(user)) {
+            Some(password) => Ok(password.clone()),
+            // An unknown user goes through the same exchange and fails the same way as
+            // a wrong password, so the answer does not tell which users exist.
+            None => Ok(Password::new(Some(random_salt()), random_salt())),
+        }
+    }
+}
+
+/// How connections authenticate.
+pub(crate) struct Authenticator {
+    passwords: Option<Arc<SaltedPasswords>>,
+    connections: Arc<ConnectionManager>,
+}
+
+impl Authenticator {
+    /// SCRAM over `users`, or no authentication when there are none.
+    pub(crate) fn new(users: &[UserConfig], connections: Arc<ConnectionManager>) -> Self {
+        Self {
+            passwords: (!users.is_empty()).then(|| Arc::new(SaltedPasswords::new(users))),
+            connections,
+        }
+    }
+
+    /// A startup handler for one connection (pgwire's SASL handler keeps the state of
+    /// one exchange, so each connection needs its own).
+    pub(crate) fn startup(&self) -> Startup {
+        match &self.passwords {
+            None => Startup::Open(OpenStartup {
+                connections: Arc::clone(&self.connections),
+            }),
+            Some(passwords) => {
+                let mut parameters = DefaultServerParameterProvider::default();
+                parameters.server_version = super::SERVER_VERSION.to_string();
+                let scram = ScramAuth::new(Arc::clone(passwords) as Arc<dyn AuthSource>);
+                Startup::Scram(Box::new(
+                    SASLAuthStartupHandler::new(Arc::new(parameters))
+                        .with_scram(scram)
+                        .with_connection_manager(Arc::clone(&self.connections)),
+                ))
+            }
+        }
+    }
+}
+
+/// Startup without authentication, registering each connection so cancel requests
+/// find it.
+pub(crate) struct OpenStartup {
+    connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for OpenStartup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(Arc::clone(&self.connections))
+    }
+}
+
+/// One connection's startup: open, or SCRAM-SHA-256.
+pub(crate) enum Startup {
+    Open(OpenStartup),
+    Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self {
+            Startup::Open(open) => open.on_startup(client, message).await,
+            Startup::Scram(scram) => scram.on_startup(client, message).await,
+        }
+    }
+}
+
+/// What each user may do.
+#[derive(Debug, Default)]
+pub(crate) struct Access {
+    read_only: HashSet<String>,
+}
+
+impl Access {
+    pub(crate) fn new(users: &[UserConfig]) -> Self {
+        Self {
+            read_only: users
+                .iter()
+                .filter(|u| u.read_only)
+                .map(|u| u.name.clone())
+                .collect(),
+        }
+    }
+
+    fn is_read_only<C: ClientInfo>(&self, client: &C) -> bool {
+        !self.read_only.is_empty()
+            && client
+                .metadata()
+                .get(METADATA_USER)
+                .is_some_and(|user| self.read_only.contains(user))
+    }
+
+    /// Refuses source DDL to read-only users.
+    pub(crate) fn check_ddl<C: ClientInfo>(&self, client: &C) -> PgWireResult<()> {
+        if self.is_read_only(client) {
+            return Err(denied("DDL"));
+        }
+        Ok(())
+    }
+
+    /// Refuses a read-only user a statement that is not a read (simple-query path).
+    pub(crate) fn check_sql<C: ClientInfo>(&self, client: &C, sql: &str) -> PgWireResult<()> {
+        if !self.is_read_only(client) {
+            return Ok(());
+        }
+        // What does not parse here fails in DataFusion's parser with a syntax error.
+        let Ok(statements) = SqlParser::parse_sql(&PostgreSqlDialect {}, sql) else {
+            return Ok(());
+        };
+        match statements.iter().find(|s| !is_read(s)) {
+            Some(statement) => Err(denied(statement_kind(statement))),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a read-only user a statement that is not a read (extended path).
+    pub(crate) fn check_statement<C: ClientInfo>(
+        &self,
+        client: &C,
+        statement: &DfStatement,
+    ) -> PgWireResult<()> {
+        match &statement.1 {
+            Some((statement, _)) if self.is_read_only(client) && !is_read(statement) => {
+                Err(denied(statement_kind(statement)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn statement_kind(statement: &Statement) -> &'static str {
+    match statement {
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => "writing",
+        Statement::Copy { .. } => "COPY",
+        _ => "DDL",
+    }
+}
+
+/// Statements that only read, or only change the session.
+fn is_read(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Query(_)
+            | Statement::ExplainTable { .. }
+            | Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowTables { .. }
+            | Statement::ShowColumns { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::ShowFunctions { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::Set(_)
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Declare { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. }
+            | Statement::Discard { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Execute { .. }
+    ) || matches!(
+        statement,
+        // EXPLAIN ANALYZE runs its statement.
+        Statement::Prepare { statement, .. } | Statement::Explain { statement, .. }
+            if is_read(statement)
+    )
+}
+
+fn denied(what: &str) -> PgWireError {
+    error_with_code(
+        "42501", // insufficient_privilege
+        format!("permission denied: {what} is not allowed for a read-only user"),
+    )
+}

@@ -1,0 +1,216 @@
+//! The extended query protocol (Parse/Bind/Describe/Execute): ktable's statements in
+//! front of datafusion-postgres's.
+//!
+//! At `Parse` a statement is sorted once into what runs it:
+//! * a point lookup on a Kafka table → [`PointLookup`], answered from the key index;
+//! * ktable's source DDL (`CREATE STREAM`, `CREATE TABLE ... WITH (topic)`, `DROP`) and
+//!   savepoints → run by ktable, as on the simple-query path;
+//! * anything else → datafusion-postgres, with the plan it built.
+
+use super::auth::Access;
+use super::df_client::DfClient;
+use super::handlers::{ddl_tag, savepoint_tag, user_error};
+use super::limits::QueryLimits;
+use super::lookup::PointLookup;
+use crate::sql::Engine;
+use async_trait::async_trait;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler;
+use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, Tag};
+use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::Sink;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+pub(crate) use super::df_client::DfStatement;
+
+/// A prepared statement, sorted by what runs it.
+#[derive(Clone)]
+pub enum KtableStatement {
+    /// `SELECT cols FROM table WHERE key = $1`, served from the key index.
+    Lookup(Arc<PointLookup>),
+    /// Source DDL, run by the engine.
+    Ddl(Arc<str>),
+    /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`: accepted, nothing to do.
+    Savepoint(&'static str),
+    /// Everything else: datafusion-postgres's statement and plan.
+    DataFusion(Arc<StoredStatement<DfStatement>>),
+}
+
+/// Parses for [`KtableExtended`]: ktable's statements first, then DataFusion's.
+pub struct KtableParser {
+    inner: Arc<Parser>,
+}
+
+/// Parameter types with which a lookup's key arrives as UTF-8 text, whatever the
+/// format: declared as a string type, or left for the server to choose (it says TEXT).
+fn is_text_parameter(declared: Option<&Option<Type>>) -> bool {
+    match declared {
+        None | Some(None) => true,
+        Some(Some(t)) => {
+            *t == Type::TEXT
+                || *t == Type::VARCHAR
+                || *t == Type::BPCHAR
+                || *t == Type::NAME
+                || *t == Type::UNKNOWN
+        }
+    }
+}
+
+#[async_trait]
+impl QueryParser for KtableParser {
+    type Statement = KtableStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        if let Some(tag) = savepoint_tag(sql) {
+            return Ok(Some(KtableStatement::Savepoint(tag)));
+        }
+        if ddl_tag(sql)?.is_some() {
+            return Ok(Some(KtableStatement::Ddl(sql.into())));
+        }
+        let Some(statement) = self.inner.parse_sql(client, sql, types).await? else {
+            return Ok(None);
+        };
+        if types.len() <= 1 && is_text_parameter(types.first()) {
+            if let (_, Some((_, plan))) = &statement {
+                if let Some(lookup) = PointLookup::recognize(plan) {
+                    tracing::debug!(sql, "prepared point lookup served from the key index");
+                    return Ok(Some(KtableStatement::Lookup(Arc::new(lookup))));
+                }
+            }
+        }
+        Ok(Some(KtableStatement::DataFusion(Arc::new(
+            StoredStatement::new(String::new(), statement, types.to_vec()),
+        ))))
+    }
+
+    fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        match statement {
+            KtableStatement::Lookup(lookup) => Ok(lookup.parameter_types()),
+            KtableStatement::Ddl(_) | KtableStatement::Savepoint(_) => Ok(vec![]),
+            KtableStatement::DataFusion(inner) => self.inner.get_parameter_types(&inner.statement),
+        }
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Self::Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match statement {
+            KtableStatement::Lookup(lookup) => {
+                lookup.fields(format.unwrap_or(&Format::UnifiedText), None)
+            }
+            KtableStatement::Ddl(_) | KtableStatement::Savepoint(_) => Ok(vec![]),
+            KtableStatement::DataFusion(inner) => {
+                self.inner.get_result_schema(&inner.statement, format)
+            }
+        }
+    }
+}
+
+/// The extended-protocol handler.
+pub struct KtableExtended {
+    engine: Arc<Engine>,
+    access: Arc<Access>,
+    limits: QueryLimits,
+    parser: Arc<KtableParser>,
+    inner: Arc<DfSessionService>,
+}
+
+impl KtableExtended {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        access: Arc<Access>,
+        limits: QueryLimits,
+        inner: Arc<DfSessionService>,
+    ) -> Self {
+        Self {
+            engine,
+            access,
+            limits,
+            parser: Arc::new(KtableParser {
+                inner: inner.query_parser(),
+            }),
+            inner,
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for KtableExtended {
+    type Statement = KtableStatement;
+    type QueryParser = KtableParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::clone(&self.parser)
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match &portal.statement.statement {
+            KtableStatement::Lookup(lookup) => {
+                let key = portal.parameters.first().and_then(|p| p.as_deref());
+                let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                let rows = lookup.execute(
+                    &self.engine,
+                    key,
+                    &portal.result_column_format,
+                    Some(options),
+                )?;
+                Ok(Response::Query(rows))
+            }
+            KtableStatement::Ddl(sql) => {
+                self.access.check_ddl(client)?;
+                let tag = ddl_tag(sql)?.unwrap_or_default();
+                self.engine.sql(sql).await.map_err(|e| user_error(&e))?;
+                Ok(Response::Execution(Tag::new(&tag)))
+            }
+            KtableStatement::Savepoint(tag) => Ok(Response::Execution(Tag::new(tag))),
+            KtableStatement::DataFusion(statement) => {
+                self.access.check_statement(client, &statement.statement)?;
+                // The same portal over datafusion-postgres's statement. Its execution
+                // state stays with the outer portal, which pgwire drives.
+                let mut inner_portal =
+                    Portal::new_cursor(portal.name.clone(), Arc::clone(statement));
+                inner_portal.parameter_format = portal.parameter_format.clone();
+                inner_portal.parameters = portal.parameters.clone();
+                inner_portal.result_column_format = portal.result_column_format.clone();
+                let started = Instant::now();
+                let mut client = DfClient::new(client);
+                let response = self
+                    .limits
+                    .within(
+                        started,
+                        self.inner.do_query(&mut client, &inner_portal, max_rows),
+                    )
+                    .await?;
+                Ok(self.limits.hold(started, response))
+            }
+        }
+    }
+}

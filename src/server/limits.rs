@@ -1,0 +1,112 @@
+//! Per-query limits from the server's configuration: a time limit and a cap on the
+//! rows one result may send.
+//!
+//! Both hold while rows are streamed, not only while the query is planned: results go
+//! to the client batch by batch as DataFusion produces them, so the limit is checked
+//! between rows, and a query past its deadline stops even if it is still producing.
+
+use super::handlers::error_with_code;
+use datafusion_postgres::pgwire::api::results::Response;
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::data::DataRow;
+use futures::Stream;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// Limits every query of every connection is held to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// The longest a statement may run, from its arrival to its last row.
+    pub timeout: Option<Duration>,
+    /// The most rows one result may send; a query producing more fails.
+    pub max_rows: Option<u64>,
+}
+
+fn timed_out() -> PgWireError {
+    error_with_code(
+        "57014", // query_canceled, as PostgreSQL's statement_timeout
+        "canceling statement due to statement timeout".into(),
+    )
+}
+
+impl QueryLimits {
+    /// Runs `work` (planning and starting a statement) within the time left.
+    pub(crate) async fn within<F, T>(&self, started: Instant, work: F) -> PgWireResult<T>
+    where
+        F: Future<Output = PgWireResult<T>>,
+    {
+        match self.timeout {
+            None => work.await,
+            Some(timeout) => tokio::time::timeout_at(started + timeout, work)
+                .await
+                .map_err(|_| timed_out())?,
+        }
+    }
+
+    /// `response` with its rows held to the limits.
+    pub(crate) fn hold(&self, started: Instant, response: Response) -> Response {
+        if self.timeout.is_none() && self.max_rows.is_none() {
+            return response;
+        }
+        match response {
+            Response::Query(mut query) => {
+                let rows =
+                    std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
+                query.data_rows = Box::pin(LimitedRows {
+                    rows,
+                    deadline: self
+                        .timeout
+                        .map(|t| Box::pin(tokio::time::sleep_until(started + t))),
+                    remaining: self.max_rows,
+                    max_rows: self.max_rows.unwrap_or(0),
+                    finished: false,
+                });
+                Response::Query(query)
+            }
+            other => other,
+        }
+    }
+}
+
+/// A result's rows, ending in an error at the deadline or past the row limit.
+struct LimitedRows {
+    rows: Pin<Box<dyn Stream<Item = PgWireResult<DataRow>> + Send>>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    remaining: Option<u64>,
+    max_rows: u64,
+    finished: bool,
+}
+
+impl Stream for LimitedRows {
+    type Item = PgWireResult<DataRow>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        if let Some(deadline) = self.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                self.finished = true;
+                return Poll::Ready(Some(Err(timed_out())));
+            }
+        }
+        let next = self.rows.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(_))) = &next {
+            if let Some(remaining) = self.remaining.as_mut() {
+                if *remaining == 0 {
+                    self.finished = true;
+                    let max_rows = self.max_rows;
+                    return Poll::Ready(Some(Err(error_with_code(
+                        "54000", // program_limit_exceeded
+                        format!("the result has more than {max_rows} rows, the server's limit"),
+                    ))));
+                }
+                *remaining -= 1;
+            }
+        }
+        next
+    }
+}
