@@ -52,6 +52,7 @@ async fn main() {
         let config = ServerConfig {
             listen: address,
             max_connections: 8,
+            ..ServerConfig::default()
         };
         serve(serving, &config).await.expect("serve");
     });

@@ -9,6 +9,8 @@ mod lifecycle;
 mod randomized;
 mod restore;
 mod server;
+mod server_fast_path;
+mod server_security;
 mod sql;
 mod transactions;
 

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
 /// A server over an engine with a `users` table and an `orders` stream, on a free port.
-struct TestServer {
-    address: SocketAddr,
+pub(crate) struct TestServer {
+    pub(crate) address: SocketAddr,
     task: tokio::task::JoinHandle<()>,
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
+    /// The topic behind the `users` table.
+    pub(crate) users_topic: String,
 }
 
 impl Drop for TestServer {
@@ -26,6 +28,12 @@ impl Drop for TestServer {
 }
 
 async fn start(broker: &Broker) -> TestServer {
+    start_with(broker, ServerConfig::default()).await
+}
+
+/// [`start`] with `config` (its listen address is replaced by a free port). The
+/// `users` topic holds u1 (Ada, 36, 1.5), u2 (Kid, 9, no score) and a deleted u3.
+pub(crate) async fn start_with(broker: &Broker, config: ServerConfig) -> TestServer {
     let users = broker.topic("pg-users", 2, &[]).await;
     let orders = broker.topic("pg-orders", 1, &[]).await;
     let producer = broker.raw_producer();
@@ -76,6 +84,7 @@ async fn start(broker: &Broker) -> TestServer {
     let config = ServerConfig {
         listen: address,
         max_connections: 16,
+        ..config
     };
     let serving = Arc::clone(&engine);
     let task = tokio::spawn(async move {
@@ -95,24 +104,33 @@ async fn start(broker: &Broker) -> TestServer {
         address,
         task,
         engine,
+        users_topic: users,
     }
 }
 
 async fn connect(server: &TestServer) -> tokio_postgres::Client {
+    connect_as(server, "ktable", "").await.expect("connect")
+}
+
+/// A tokio-postgres connection as `user` with `password`.
+pub(crate) async fn connect_as(
+    server: &TestServer,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(
         &format!(
-            "host={} port={} user=ktable dbname=ktable",
+            "host={} port={} user={user} password='{password}' dbname=ktable",
             server.address.ip(),
             server.address.port()
         ),
         NoTls,
     )
-    .await
-    .expect("connect");
+    .await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    client
+    Ok(client)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
