@@ -19,6 +19,7 @@
 //!
 //! [`demo`] holds the embedded default cluster that `ktable serve` runs on without brokers.
 
+pub mod config;
 pub mod demo;
 pub mod format;
 pub mod kafka;

@@ -1,8 +1,9 @@
 //! The `ktable` command line. Thin: parsing, logging set-up, and wiring of library parts.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use ktable::config::FileConfig;
 use ktable::demo::{self, DemoCluster};
-use ktable::server::{self, ServerConfig};
+use ktable::server::{self, QueryLimits, ServerConfig, TlsConfig};
 use ktable::sql::{Engine, EngineConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,27 +26,114 @@ enum Command {
     /// Materialize the tables and streams declared in SQL files and keep them live.
     /// Without --brokers, runs on an embedded Kafka cluster with demo topics that keep
     /// changing.
-    Serve {
-        /// Kafka bootstrap servers (host:port,...). Omit for the embedded demo cluster.
-        #[arg(long, env = "KTABLE_BROKERS")]
-        brokers: Option<String>,
-        /// A SQL file, or a folder whose *.sql files run in name order, declaring the
-        /// sources (CREATE TABLE ... WITH (topic = ...), CREATE STREAM ...).
-        #[arg(long, env = "KTABLE_SQL", default_value = "sql")]
-        sql: PathBuf,
-        /// The PostgreSQL protocol address (loopback only until authentication exists).
-        #[arg(long, env = "KTABLE_LISTEN", default_value = "127.0.0.1:5433")]
-        listen: SocketAddr,
-        /// Client connections served at once.
-        #[arg(long, env = "KTABLE_MAX_CONNECTIONS", default_value_t = 256)]
-        max_connections: usize,
-        /// Prefix of the consumer group ids sources identify themselves with.
-        #[arg(long, env = "KTABLE_GROUP_ID", default_value = "ktable")]
-        group_id: String,
-        /// How often to log each table's statistics.
-        #[arg(long, env = "KTABLE_STATS_INTERVAL_SECS", default_value_t = 30)]
-        stats_interval_secs: u64,
-    },
+    Serve(ServeArgs),
+}
+
+/// Flags of `ktable serve`. Each is also read from a `KTABLE_*` environment variable
+/// and from the `--config` file; a flag wins over the variable, which wins over the
+/// file, which wins over the default.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML file with any of the settings below, plus users, TLS files and Kafka
+    /// client properties (see README).
+    #[arg(long, env = "KTABLE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers (host:port,...). Omit for the embedded demo cluster.
+    #[arg(long, env = "KTABLE_BROKERS")]
+    brokers: Option<String>,
+    /// A SQL file, or a folder whose *.sql files run in name order, declaring the
+    /// sources (CREATE TABLE ... WITH (topic = ...), CREATE STREAM ...) [default: sql]
+    #[arg(long, env = "KTABLE_SQL")]
+    sql: Option<PathBuf>,
+    /// The PostgreSQL protocol address [default: 127.0.0.1:5433]
+    #[arg(long, env = "KTABLE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Client connections served at once [default: 256]
+    #[arg(long, env = "KTABLE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Prefix of the consumer group ids sources identify themselves with [default: ktable]
+    #[arg(long, env = "KTABLE_GROUP_ID")]
+    group_id: Option<String>,
+    /// How often to log each table's statistics, in seconds [default: 30]
+    #[arg(long, env = "KTABLE_STATS_INTERVAL_SECS")]
+    stats_interval_secs: Option<u64>,
+    /// The longest one statement may run, e.g. "30s" [default: no limit]
+    #[arg(long, env = "KTABLE_QUERY_TIMEOUT", value_parser = humantime::parse_duration)]
+    query_timeout: Option<Duration>,
+    /// The most rows one result may send [default: no limit]
+    #[arg(long, env = "KTABLE_MAX_RESULT_ROWS")]
+    max_result_rows: Option<u64>,
+    /// PEM certificate chain for TLS (with --tls-key).
+    #[arg(long, env = "KTABLE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with --tls-cert).
+    #[arg(long, env = "KTABLE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// Everything `serve` needs, flags and file merged.
+struct Settings {
+    brokers: Option<String>,
+    sql: PathBuf,
+    server: ServerConfig,
+    group_id: String,
+    stats_interval: Duration,
+    kafka: Vec<(String, String)>,
+}
+
+impl ServeArgs {
+    fn settings(self) -> Result<Settings, Box<dyn std::error::Error>> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
+            _ => file.tls,
+        };
+        let brokers = self.brokers.or(file.brokers);
+        let server = ServerConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or(ServerConfig::default().listen),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(256),
+            users: file.users,
+            tls,
+            limits: QueryLimits {
+                timeout: self.query_timeout.or(file.query_timeout),
+                max_rows: self.max_result_rows.or(file.max_result_rows),
+            },
+        };
+        // Only the embedded demo, on loopback, may run without authentication: with a
+        // real cluster the data is someone's.
+        if server.users.is_empty() && brokers.is_some() {
+            return Err(
+                "with --brokers, configure users to authenticate ([[users]] in the \
+                        --config file); only the embedded demo runs without authentication"
+                    .into(),
+            );
+        }
+        Ok(Settings {
+            brokers,
+            sql: self
+                .sql
+                .or(file.sql)
+                .unwrap_or_else(|| PathBuf::from("sql")),
+            server,
+            group_id: self
+                .group_id
+                .or(file.group_id)
+                .unwrap_or_else(|| "ktable".into()),
+            stats_interval: Duration::from_secs(
+                self.stats_interval_secs
+                    .or(file.stats_interval_secs)
+                    .unwrap_or(30)
+                    .max(1),
+            ),
+            kafka: file.kafka.into_iter().collect(),
+        })
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,14 +143,14 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info,rdkafka=warn".into()),
         )
         .init();
-    let Command::Serve {
-        brokers,
-        sql,
-        listen,
-        max_connections,
-        group_id,
-        stats_interval_secs,
-    } = Cli::parse().command;
+    let Command::Serve(args) = Cli::parse().command;
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::error!(%error, "bad configuration");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -73,7 +161,7 @@ fn main() -> std::process::ExitCode {
     };
     // The embedded cluster must stay on this thread; the runtime's tasks only talk to
     // it over the network.
-    let (embedded, brokers) = match brokers {
+    let (embedded, brokers) = match settings.brokers.clone() {
         Some(brokers) => (None, brokers),
         None => match DemoCluster::start() {
             Ok(cluster) => {
@@ -87,26 +175,17 @@ fn main() -> std::process::ExitCode {
             }
         },
     };
-    let interval = Duration::from_secs(stats_interval_secs.max(1));
-    let mut config = EngineConfig::new(&brokers).group_id(group_id);
+    let mut config = EngineConfig::new(&brokers).group_id(settings.group_id.clone());
+    for (key, value) in &settings.kafka {
+        config = config.property(key, value);
+    }
     if embedded.is_some() {
         // The in-process cluster answers a fetch only after fetch.wait.max.ms (500 ms by
         // default) instead of as soon as records arrive, as Kafka does: records took up to
         // 0.5 s to become visible (benches/freshness.rs), 12 ms at p99 with 10 ms.
         config = config.property("fetch.wait.max.ms", "10");
     }
-    let server = ServerConfig {
-        listen,
-        max_connections,
-    };
-    let result = runtime.block_on(serve(
-        config,
-        server,
-        brokers,
-        sql,
-        interval,
-        embedded.is_some(),
-    ));
+    let result = runtime.block_on(serve(config, settings, brokers, embedded.is_some()));
     drop(embedded);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -119,12 +198,16 @@ fn main() -> std::process::ExitCode {
 
 async fn serve(
     config: EngineConfig,
-    server: ServerConfig,
+    settings: Settings,
     brokers: String,
-    sql: PathBuf,
-    stats_interval: Duration,
     with_generator: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let Settings {
+        sql,
+        server,
+        stats_interval,
+        ..
+    } = settings;
     if with_generator {
         tokio::spawn(async move {
             if let Err(error) = demo::run_generator(brokers, 50).await {
@@ -136,8 +219,14 @@ async fn serve(
     engine.run_path(engine.context(), &sql).await?;
     let listening = server::serve(Arc::clone(&engine), &server);
     tokio::pin!(listening);
+    let user = server.users.first().map_or("ktable", |u| u.name.as_str());
+    let ssl = if server.tls.is_some() {
+        " sslmode=require"
+    } else {
+        ""
+    };
     tracing::info!(
-        "serving {} source(s) on {}. Connect with:  psql -h {} -p {} -U ktable",
+        "serving {} source(s) on {}. Connect with:  psql \"host={} port={} user={user} dbname=ktable{ssl}\"",
         engine.sources().len(),
         server.listen,
         server.listen.ip(),

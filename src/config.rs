@@ -1,0 +1,142 @@
+//! `ktable serve --config ktable.toml`: everything the command line sets, plus what
+//! does not fit on it (users, TLS files, Kafka client properties).
+//!
+//! A value given as a flag or `KTABLE_*` environment variable wins over the file,
+//! which wins over the default.
+//!
+//! ```
+//! let config: ktable::config::FileConfig = toml::from_str(r#"
+//!     brokers = "kafka-1:9092,kafka-2:9092"
+//!     listen = "0.0.0.0:5433"
+//!     query_timeout = "30s"
+//!     max_result_rows = 1000000
+//!
+//!     [tls]
+//!     cert = "/etc/ktable/server.crt"
+//!     key = "/etc/ktable/server.key"
+//!
+//!     [[users]]
+//!     name = "app"
+//!     password = "s3cret"
+//!
+//!     [[users]]
+//!     name = "analyst"
+//!     password = "an4lyst"
+//!     read_only = true
+//!
+//!     [kafka]
+//!     "security.protocol" = "PLAINTEXT"
+//! "#).unwrap();
+//! assert_eq!(config.users.len(), 2);
+//! assert_eq!(config.query_timeout, Some(std::time::Duration::from_secs(30)));
+//! ```
+
+use crate::server::{TlsConfig, UserConfig};
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The contents of a `--config` file; every field may be left out.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Kafka bootstrap servers; none means the embedded demo cluster.
+    pub brokers: Option<String>,
+    /// DDL file or folder.
+    pub sql: Option<PathBuf>,
+    /// The PostgreSQL protocol address.
+    pub listen: Option<SocketAddr>,
+    /// Client connections served at once.
+    pub max_connections: Option<usize>,
+    /// Prefix of the sources' consumer group ids.
+    pub group_id: Option<String>,
+    /// How often each source's statistics are logged, in seconds.
+    pub stats_interval_secs: Option<u64>,
+    /// The longest one statement may run ("30s", "2m").
+    #[serde(default, deserialize_with = "human_duration")]
+    pub query_timeout: Option<Duration>,
+    /// The most rows one result may send.
+    pub max_result_rows: Option<u64>,
+    /// TLS certificate and key for client connections.
+    pub tls: Option<TlsConfig>,
+    /// Users who may connect (SCRAM-SHA-256).
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// librdkafka properties for every consumer (`security.protocol`, `sasl.*`...).
+    #[serde(default)]
+    pub kafka: BTreeMap<String, String>,
+}
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, with the line.
+        message: String,
+    },
+}
+
+impl FileConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+            path: path.display().to_string(),
+            error,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let error = toml::from_str::<FileConfig>("listn = \"127.0.0.1:5433\"").unwrap_err();
+        assert!(error.to_string().contains("listn"), "{error}");
+    }
+
+    #[test]
+    fn bad_durations_are_refused() {
+        assert!(toml::from_str::<FileConfig>("query_timeout = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn an_empty_file_sets_nothing() {
+        assert_eq!(
+            toml::from_str::<FileConfig>("").unwrap(),
+            FileConfig::default()
+        );
+    }
+
+    #[test]
+    fn user_passwords_are_not_printed() {
+        let config: FileConfig =
+            toml::from_str("[[users]]\nname = \"a\"\npassword = \"hunter2\"").unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}
