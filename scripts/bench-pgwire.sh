@@ -220,9 +220,13 @@ grep -q 'Index Scan using users_pkey' <<<"$plan" || die "PostgreSQL does not use
 # --- 4. ktable --------------------------------------------------------------------
 
 sed "s/@TOPIC@/$topic/" benches/pgwire/ktable.sql >"$WORK/ktable.sql"
+# With real brokers ktable requires authentication (SCRAM-SHA-256). PostgreSQL here
+# trusts local connections and ignores the password; pgbench and psql send it to both.
+printf '[[users]]\nname = "ktable"\npassword = "bench"\n' >"$WORK/ktable.toml"
+export PGPASSWORD=bench
 log "starting ktable on 127.0.0.1:$KT_PORT, restoring $topic"
 restore_start=$(date +%s.%N)
-RUST_LOG=${RUST_LOG:-info,rdkafka=warn} "$KTABLE" serve --brokers "$KAFKA_BROKERS" --sql "$WORK/ktable.sql" \
+RUST_LOG=${RUST_LOG:-info,rdkafka=warn} "$KTABLE" serve --brokers "$KAFKA_BROKERS" --sql "$WORK/ktable.sql" --config "$WORK/ktable.toml" \
   --listen "127.0.0.1:$KT_PORT" --group-id "ktable-bench-pgwire" >"$WORK/ktable.log" 2>&1 &
 ktable_pid=$!
 deadline=$((SECONDS + 600))
