@@ -27,9 +27,12 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/ktable /usr/local/bin/ktable
 COPY sql /app/sql
+COPY docker/ktable.toml /etc/ktable/ktable.toml
 WORKDIR /app
 # No need for root to serve queries.
 RUN useradd --system --no-create-home ktable
 USER ktable
 ENTRYPOINT ["ktable"]
-CMD ["serve", "--brokers", "kafka:29092", "--sql", "/app/sql"]
+# Brokers, users and the listen address come from the config (docker/ktable.toml).
+EXPOSE 5433
+CMD ["serve", "--config", "/etc/ktable/ktable.toml"]
