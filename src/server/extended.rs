@@ -8,6 +8,7 @@
 //! * anything else → datafusion-postgres, with the plan it built.
 
 use super::auth::Access;
+use super::cancel::RunningQueries;
 use super::df_client::DfClient;
 use super::handlers::{ddl_tag, savepoint_tag, user_error};
 use super::limits::QueryLimits;
@@ -128,6 +129,7 @@ pub struct KtableExtended {
     engine: Arc<Engine>,
     access: Arc<Access>,
     limits: QueryLimits,
+    running: Arc<RunningQueries>,
     parser: Arc<KtableParser>,
     inner: Arc<DfSessionService>,
 }
@@ -137,12 +139,14 @@ impl KtableExtended {
         engine: Arc<Engine>,
         access: Arc<Access>,
         limits: QueryLimits,
+        running: Arc<RunningQueries>,
         inner: Arc<DfSessionService>,
     ) -> Self {
         Self {
             engine,
             access,
             limits,
+            running,
             parser: Arc::new(KtableParser {
                 inner: inner.query_parser(),
             }),
@@ -201,6 +205,7 @@ impl ExtendedQueryHandler for KtableExtended {
                 inner_portal.parameters = portal.parameters.clone();
                 inner_portal.result_column_format = portal.result_column_format.clone();
                 let started = Instant::now();
+                let cancel = self.running.start(&*client);
                 let mut client = DfClient::new(client);
                 let response = self
                     .limits
@@ -209,7 +214,7 @@ impl ExtendedQueryHandler for KtableExtended {
                         self.inner.do_query(&mut client, &inner_portal, max_rows),
                     )
                     .await?;
-                Ok(self.limits.hold(started, response))
+                Ok(self.limits.hold(started, cancel, response))
             }
         }
     }

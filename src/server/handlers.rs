@@ -1,6 +1,7 @@
 //! pgwire handlers: datafusion-postgres's, with ktable's DDL and errors in front.
 
 use super::auth::{Access, Authenticator, UserConfig};
+use super::cancel::{KtableCancel, RunningQueries};
 use super::df_client::DfClient;
 use super::extended::KtableExtended;
 use super::limits::QueryLimits;
@@ -65,6 +66,7 @@ pub struct KtableQueries {
     engine: Arc<Engine>,
     access: Arc<Access>,
     limits: QueryLimits,
+    running: Arc<RunningQueries>,
     inner: Arc<DfSessionService>,
 }
 
@@ -103,6 +105,7 @@ impl SimpleQueryHandler for KtableQueries {
                 responses.push(Response::Execution(Tag::new(&tag)));
             } else {
                 self.access.check_sql(client, &statement.sql)?;
+                let cancel = self.running.start(&*client);
                 let mut client = DfClient::new(&mut *client);
                 let results = self
                     .limits
@@ -114,7 +117,7 @@ impl SimpleQueryHandler for KtableQueries {
                 responses.extend(
                     results
                         .into_iter()
-                        .map(|response| self.limits.hold(started, response)),
+                        .map(|response| self.limits.hold(started, Arc::clone(&cancel), response)),
                 );
             }
         }
@@ -160,7 +163,7 @@ pub struct KtableHandlers {
     queries: Arc<KtableQueries>,
     extended: Arc<KtableExtended>,
     authenticator: Authenticator,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<KtableCancel>,
 }
 
 impl KtableHandlers {
@@ -175,15 +178,26 @@ impl KtableHandlers {
         let inner = Arc::new(DfSessionService::new(context));
         let connections = Arc::new(ConnectionManager::new());
         let access = Arc::new(Access::new(users));
+        let running = Arc::new(RunningQueries::default());
         Self {
             queries: Arc::new(KtableQueries {
                 engine: Arc::clone(&engine),
                 access: Arc::clone(&access),
                 limits,
+                running: Arc::clone(&running),
                 inner: Arc::clone(&inner),
             }),
-            extended: Arc::new(KtableExtended::new(engine, access, limits, inner)),
-            cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
+            extended: Arc::new(KtableExtended::new(
+                engine,
+                access,
+                limits,
+                Arc::clone(&running),
+                inner,
+            )),
+            cancel: Arc::new(KtableCancel {
+                planning: DefaultCancelHandler::new(Arc::clone(&connections)),
+                running,
+            }),
             authenticator: Authenticator::new(users, connections),
         }
     }

@@ -1,10 +1,11 @@
 //! Per-query limits from the server's configuration: a time limit and a cap on the
-//! rows one result may send.
+//! rows one result may send; and cancel requests, which end a result the same way.
 //!
 //! Both hold while rows are streamed, not only while the query is planned: results go
 //! to the client batch by batch as DataFusion produces them, so the limit is checked
 //! between rows, and a query past its deadline stops even if it is still producing.
 
+use super::cancel::QueryCancel;
 use super::handlers::error_with_code;
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
@@ -12,6 +13,7 @@ use datafusion_postgres::pgwire::messages::data::DataRow;
 use futures::Stream;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -46,11 +48,13 @@ impl QueryLimits {
         }
     }
 
-    /// `response` with its rows held to the limits.
-    pub(crate) fn hold(&self, started: Instant, response: Response) -> Response {
-        if self.timeout.is_none() && self.max_rows.is_none() {
-            return response;
-        }
+    /// `response` with its rows held to the limits, and ended by `cancel`.
+    pub(crate) fn hold(
+        &self,
+        started: Instant,
+        cancel: Arc<QueryCancel>,
+        response: Response,
+    ) -> Response {
         match response {
             Response::Query(mut query) => {
                 let rows =
@@ -61,6 +65,7 @@ impl QueryLimits {
                         .timeout
                         .map(|t| Box::pin(tokio::time::sleep_until(started + t))),
                     remaining: self.max_rows,
+                    cancel,
                     max_rows: self.max_rows.unwrap_or(0),
                     finished: false,
                 });
@@ -71,11 +76,13 @@ impl QueryLimits {
     }
 }
 
-/// A result's rows, ending in an error at the deadline or past the row limit.
+/// A result's rows, ending in an error when cancelled, at the deadline or past the
+/// row limit.
 struct LimitedRows {
     rows: Pin<Box<dyn Stream<Item = PgWireResult<DataRow>> + Send>>,
     deadline: Option<Pin<Box<Sleep>>>,
     remaining: Option<u64>,
+    cancel: Arc<QueryCancel>,
     max_rows: u64,
     finished: bool,
 }
@@ -86,6 +93,13 @@ impl Stream for LimitedRows {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.finished {
             return Poll::Ready(None);
+        }
+        if self.cancel.poll_cancelled(cx) {
+            self.finished = true;
+            return Poll::Ready(Some(Err(error_with_code(
+                "57014", // query_canceled
+                "canceling statement due to user request".into(),
+            ))));
         }
         if let Some(deadline) = self.deadline.as_mut() {
             if deadline.as_mut().poll(cx).is_ready() {

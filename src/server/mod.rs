@@ -7,13 +7,15 @@
 //! * `handlers` — the simple-query path: ktable's source DDL, then datafusion-postgres.
 //! * `extended` — Parse/Bind/Execute: point lookups from the key index (`lookup`),
 //!   DDL, then datafusion-postgres with the plan built at Parse.
-//! * `limits` — per-query time limit and result-size cap.
+//! * `limits`, `cancel` — per-query time limit, result-size cap and cancel requests,
+//!   checked while rows stream.
 //! * `catalog` — `pg_catalog` and the functions drivers call.
 //!
 //! Without users the server does not authenticate, so it then refuses to listen on
 //! anything but a loopback address.
 
 mod auth;
+mod cancel;
 mod catalog;
 mod df_client;
 mod extended;

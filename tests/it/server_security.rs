@@ -277,3 +277,36 @@ async fn query_time_and_result_size_limits() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_stops_a_running_query() {
+    let broker = Broker::start();
+    let server = start_with(&broker, ServerConfig::default()).await;
+    let client = connect_as(&server, "ktable", "").await.expect("connect");
+    // Minutes of work, all of it after the handler has returned: the aggregate runs
+    // while its result stream is polled.
+    let slow = "SELECT count(*) FROM generate_series(1, 100000000000) a";
+    for extended in [false, true] {
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            token.cancel_query(tokio_postgres::NoTls).await
+        });
+        let started = std::time::Instant::now();
+        let error = if extended {
+            client.query(slow, &[]).await.err()
+        } else {
+            client.simple_query(slow).await.err()
+        }
+        .expect("cancelled");
+        assert_eq!(code(&error), Some("57014"), "{error:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        canceller.await.expect("task").expect("cancel request sent");
+    }
+    // The connection goes on; the next statement is not cancelled.
+    assert_eq!(count(&client).await, 2);
+}
