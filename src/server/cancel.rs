@@ -37,10 +37,13 @@ impl QueryCancel {
     }
 }
 
+/// A connection's secret key and its flag (weak: the connection owns it).
+type Registered = (Vec<u8>, Weak<QueryCancel>);
+
 /// The cancel flags of the server's connections, by process id.
 #[derive(Default)]
 pub(crate) struct RunningQueries {
-    by_pid: Mutex<HashMap<i32, (Vec<u8>, Weak<QueryCancel>)>>,
+    by_pid: Mutex<HashMap<i32, Registered>>,
 }
 
 impl RunningQueries {
