@@ -247,22 +247,26 @@ async fn tokio_postgres_queries_prepared_lookups_ddl_and_errors() {
 }
 
 fn psql(server: &TestServer, command: &str) -> std::process::Output {
+    psql_as(server, "ktable", "", "disable", command)
+}
+
+/// psql (Debian's postgresql-client) running one command as `user`, unaligned and
+/// without headers, stopping at the first error.
+pub(crate) fn psql_as(
+    server: &TestServer,
+    user: &str,
+    password: &str,
+    sslmode: &str,
+    command: &str,
+) -> std::process::Output {
     Command::new("psql")
-        .args([
-            "-h",
-            &server.address.ip().to_string(),
-            "-p",
-            &server.address.port().to_string(),
-            "-U",
-            "ktable",
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            command,
-        ])
+        .arg(format!(
+            "host={} port={} user={user} dbname=ktable sslmode={sslmode}",
+            server.address.ip(),
+            server.address.port()
+        ))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
         .output()
         .expect("psql runs (Debian package postgresql-client)")

@@ -2,7 +2,7 @@
 //! with real clients: tokio-postgres and psql.
 
 use crate::broker::Broker;
-use crate::server::{connect_as, start_with, TestServer};
+use crate::server::{connect_as, psql_as, start_with};
 use ktable::server::{serve, QueryLimits, ServerConfig, ServerError, TlsConfig, UserConfig};
 use ktable::sql::{Engine, EngineConfig};
 use std::path::{Path, PathBuf};
@@ -118,26 +118,6 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-fn psql(
-    server: &TestServer,
-    user: &str,
-    password: &str,
-    sslmode: &str,
-    sql: &str,
-) -> std::process::Output {
-    Command::new("psql")
-        .arg(format!(
-            "host={} port={} user={user} dbname=ktable sslmode={sslmode}",
-            server.address.ip(),
-            server.address.port()
-        ))
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .expect("psql runs (Debian package postgresql-client)")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_psql_and_a_bad_key_stops_the_server() {
     let dir = std::env::temp_dir().join(format!("ktable-tls-{}", std::process::id()));
@@ -154,7 +134,7 @@ async fn tls_serves_psql_and_a_bad_key_stops_the_server() {
     let server = Arc::new(start_with(&broker, config).await);
     let shared = Arc::clone(&server);
     let out = tokio::task::spawn_blocking(move || {
-        psql(&shared, "admin", "s3cret", "require", "\\conninfo")
+        psql_as(&shared, "admin", "s3cret", "require", "\\conninfo")
     })
     .await
     .expect("psql");
@@ -167,7 +147,7 @@ async fn tls_serves_psql_and_a_bad_key_stops_the_server() {
     assert!(info.contains("SSL connection"), "{info}");
     let shared = Arc::clone(&server);
     let count = tokio::task::spawn_blocking(move || {
-        psql(
+        psql_as(
             &shared,
             "admin",
             "s3cret",
