@@ -9,7 +9,7 @@
 
 use super::auth::Access;
 use super::cancel::RunningQueries;
-use super::df_client::DfClient;
+use super::client_view::{BufferedClient, DfClient};
 use super::handlers::{ddl_tag, savepoint_tag, user_error};
 use super::limits::QueryLimits;
 use super::lookup::PointLookup;
@@ -22,6 +22,7 @@ use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Parse};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser};
@@ -29,7 +30,7 @@ use futures::Sink;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-pub(crate) use super::df_client::DfStatement;
+pub(crate) use super::client_view::DfStatement;
 
 /// A prepared statement, sorted by what runs it.
 #[derive(Clone)]
@@ -217,5 +218,94 @@ impl ExtendedQueryHandler for KtableExtended {
                 Ok(self.limits.hold(started, cancel, response))
             }
         }
+    }
+}
+
+/// [`KtableExtended`] with its replies held until the client's Sync or Flush (see
+/// [`BufferedClient`]); Sync and Flush themselves reach the connection unchanged.
+pub struct BufferedReplies(pub(crate) KtableExtended);
+
+#[async_trait]
+impl ExtendedQueryHandler for BufferedReplies {
+    type Statement = KtableStatement;
+    type QueryParser = KtableParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.0.query_parser()
+    }
+
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.0
+            .on_parse(&mut BufferedClient::new(client), message)
+            .await
+    }
+
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.0
+            .on_bind(&mut BufferedClient::new(client), message)
+            .await
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.0
+            .on_execute(&mut BufferedClient::new(client), message)
+            .await
+    }
+
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.0
+            .on_describe(&mut BufferedClient::new(client), message)
+            .await
+    }
+
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.0
+            .on_close(&mut BufferedClient::new(client), message)
+            .await
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.0.do_query(client, portal, max_rows).await
     }
 }

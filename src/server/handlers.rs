@@ -2,8 +2,8 @@
 
 use super::auth::{Access, Authenticator, UserConfig};
 use super::cancel::{KtableCancel, RunningQueries};
-use super::df_client::DfClient;
-use super::extended::KtableExtended;
+use super::client_view::DfClient;
+use super::extended::{BufferedReplies, KtableExtended};
 use super::limits::QueryLimits;
 use crate::source::SourceError;
 use crate::sql::{parse_ddl, split_script, Ddl, DdlError, Engine, SqlError};
@@ -161,7 +161,7 @@ impl ErrorHandler for KtableErrors {
 /// The handlers of one server.
 pub struct KtableHandlers {
     queries: Arc<KtableQueries>,
-    extended: Arc<KtableExtended>,
+    extended: Arc<BufferedReplies>,
     authenticator: Authenticator,
     cancel: Arc<KtableCancel>,
 }
@@ -187,13 +187,13 @@ impl KtableHandlers {
                 running: Arc::clone(&running),
                 inner: Arc::clone(&inner),
             }),
-            extended: Arc::new(KtableExtended::new(
+            extended: Arc::new(BufferedReplies(KtableExtended::new(
                 engine,
                 access,
                 limits,
                 Arc::clone(&running),
                 inner,
-            )),
+            ))),
             cancel: Arc::new(KtableCancel {
                 planning: DefaultCancelHandler::new(Arc::clone(&connections)),
                 running,

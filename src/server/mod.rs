@@ -17,7 +17,7 @@
 mod auth;
 mod cancel;
 mod catalog;
-mod df_client;
+mod client_view;
 mod extended;
 mod handlers;
 mod limits;

@@ -1,4 +1,6 @@
-//! A connection seen through datafusion-postgres's eyes (see [`DfClient`]).
+//! Views of a connection that change one thing about it and pass the rest through:
+//! [`DfClient`] (the statement store datafusion-postgres expects) and
+//! [`BufferedClient`] (replies held until the client's Sync or Flush).
 
 use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler;
 use datafusion_postgres::pgwire::api::store::MemPortalStore;
@@ -25,17 +27,46 @@ pub(crate) type DfStatement = <DfSessionService as ExtendedQueryHandler>::Statem
 /// the portal it is handed, but its SQL cursors (`DECLARE`/`FETCH`) live in a store
 /// of its own type, which it downcasts to (and panics if it is not). That store is
 /// kept per connection in the session extensions, so cursors outlive a statement.
-pub(crate) struct DfClient<'a, C> {
+pub(crate) type DfClient<'a, C> = ClientView<'a, C, Arc<MemPortalStore<DfStatement>>>;
+
+/// The connection with its replies held in its write buffer until the client's Sync
+/// or Flush: pgwire flushes after ParseComplete, BindComplete and CommandComplete
+/// each, which costs a `send` and a wake-up of the client per message, three per
+/// prepared execution where PostgreSQL's one reply is enough (the protocol only asks
+/// for output at Sync or Flush). The write buffer still drains by itself when it fills.
+pub(crate) type BufferedClient<'a, C> = ClientView<'a, C, OwnStore>;
+
+/// A connection `C` with `S` as its statement store and, when `flush` is false,
+/// flushes left to the caller.
+pub(crate) struct ClientView<'a, C, S> {
     inner: &'a mut C,
-    statements: Arc<MemPortalStore<DfStatement>>,
+    statements: S,
+    flush: bool,
 }
+
+/// The viewed connection's own statement store.
+pub(crate) struct OwnStore;
 
 impl<'a, C: ClientInfo> DfClient<'a, C> {
     pub(crate) fn new(inner: &'a mut C) -> Self {
         let statements = inner
             .session_extensions()
             .get_or_insert_with(MemPortalStore::<DfStatement>::new);
-        Self { inner, statements }
+        Self {
+            inner,
+            statements,
+            flush: true,
+        }
+    }
+}
+
+impl<'a, C> BufferedClient<'a, C> {
+    pub(crate) fn new(inner: &'a mut C) -> Self {
+        Self {
+            inner,
+            statements: OwnStore,
+            flush: false,
+        }
     }
 }
 
@@ -47,7 +78,17 @@ impl<C> ClientPortalStore for DfClient<'_, C> {
     }
 }
 
-impl<C: Sink<PgWireBackendMessage> + Unpin> Sink<PgWireBackendMessage> for DfClient<'_, C> {
+impl<C: ClientPortalStore> ClientPortalStore for BufferedClient<'_, C> {
+    type PortalStore = C::PortalStore;
+
+    fn portal_store(&self) -> &Self::PortalStore {
+        self.inner.portal_store()
+    }
+}
+
+impl<C: Sink<PgWireBackendMessage> + Unpin, S: Unpin> Sink<PgWireBackendMessage>
+    for ClientView<'_, C, S>
+{
     type Error = C::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -59,7 +100,11 @@ impl<C: Sink<PgWireBackendMessage> + Unpin> Sink<PgWireBackendMessage> for DfCli
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut *self.inner).poll_flush(cx)
+        if self.flush {
+            Pin::new(&mut *self.inner).poll_flush(cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -67,7 +112,7 @@ impl<C: Sink<PgWireBackendMessage> + Unpin> Sink<PgWireBackendMessage> for DfCli
     }
 }
 
-impl<C: ClientInfo> ClientInfo for DfClient<'_, C> {
+impl<C: ClientInfo, S> ClientInfo for ClientView<'_, C, S> {
     fn socket_addr(&self) -> SocketAddr {
         self.inner.socket_addr()
     }
