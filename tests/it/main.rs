@@ -3,6 +3,7 @@
 //! One test binary, because every binary links librdkafka and links are slow.
 
 mod broker;
+mod cli;
 mod compaction;
 mod kafka_layer;
 mod lifecycle;

@@ -1,0 +1,71 @@
+//! `ktable serve` refuses settings it cannot honour before touching Kafka.
+
+use std::process::Command;
+
+fn serve(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ktable"))
+        .arg("serve")
+        .args(args)
+        .env_remove("KTABLE_BROKERS")
+        .env_remove("KTABLE_CONFIG")
+        .output()
+        .expect("the ktable binary runs")
+}
+
+fn log_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr)
+}
+
+#[test]
+fn real_brokers_need_users_to_authenticate() {
+    let output = serve(&["--brokers", "127.0.0.1:1"]);
+    assert!(!output.status.success());
+    assert!(
+        log_of(&output).contains("configure users"),
+        "{}",
+        log_of(&output)
+    );
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_is_refused_by_name() {
+    let path = std::env::temp_dir().join(format!("ktable-cli-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "brokers = \"127.0.0.1:1\"\nlisten_address = \"0.0.0.0:5433\"\n",
+    )
+    .expect("write");
+    let output = serve(&["--config", path.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&path);
+    assert!(!output.status.success());
+    assert!(
+        log_of(&output).contains("listen_address"),
+        "{}",
+        log_of(&output)
+    );
+}
+
+#[test]
+fn flags_and_variables_win_over_the_config_file() {
+    // The file listens on loopback, which the embedded demo may do without users; a
+    // flag or variable saying 0.0.0.0 must win and be refused for lack of users.
+    let path = std::env::temp_dir().join(format!("ktable-cli-flag-{}.toml", std::process::id()));
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\n").expect("write");
+    let config = path.to_str().expect("utf-8 path");
+    let by_flag = serve(&["--config", config, "--listen", "0.0.0.0:0"]);
+    let by_variable = Command::new(env!("CARGO_BIN_EXE_ktable"))
+        .args(["serve", "--config", config])
+        .env("KTABLE_LISTEN", "0.0.0.0:0")
+        .env_remove("KTABLE_BROKERS")
+        .output()
+        .expect("the ktable binary runs");
+    let _ = std::fs::remove_file(&path);
+    for output in [by_flag, by_variable] {
+        assert!(!output.status.success());
+        assert!(
+            log_of(&output).contains("only listens on loopback"),
+            "{}",
+            log_of(&output)
+        );
+    }
+}
