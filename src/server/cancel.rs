@@ -24,11 +24,16 @@ pub(crate) struct QueryCancel {
 }
 
 impl QueryCancel {
-    /// Whether the running statement was cancelled; registers `cx` to be woken if
-    /// it is later.
-    pub(crate) fn poll_cancelled(&self, cx: &mut Context<'_>) -> bool {
-        self.waker.register(cx.waker());
+    /// Whether the running statement was cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Registers `cx` to be woken by a cancel, then checks (in that order, so that a
+    /// cancel between the two is not missed).
+    pub(crate) fn register_and_check(&self, cx: &mut Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.is_cancelled()
     }
 
     fn cancel(&self) {

@@ -67,6 +67,7 @@ impl QueryLimits {
                     remaining: self.max_rows,
                     cancel,
                     max_rows: self.max_rows.unwrap_or(0),
+                    rows_since_clock: 0,
                     finished: false,
                 });
                 Response::Query(query)
@@ -84,42 +85,73 @@ struct LimitedRows {
     remaining: Option<u64>,
     cancel: Arc<QueryCancel>,
     max_rows: u64,
+    rows_since_clock: u32,
     finished: bool,
+}
+
+/// How many rows pass between looks at the clock while the rows come without a
+/// pause (when they pause, the deadline's timer wakes the stream instead).
+const ROWS_BETWEEN_CLOCK_CHECKS: u32 = 256;
+
+impl LimitedRows {
+    fn finish(&mut self, error: PgWireError) -> Poll<Option<PgWireResult<DataRow>>> {
+        self.finished = true;
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+fn cancelled() -> PgWireError {
+    error_with_code(
+        "57014", // query_canceled
+        "canceling statement due to user request".into(),
+    )
 }
 
 impl Stream for LimitedRows {
     type Item = PgWireResult<DataRow>;
 
+    // Per row this costs an atomic load and a counter; wakers are registered only
+    // when the rows pause, and the clock is read every few hundred rows.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.finished {
             return Poll::Ready(None);
         }
-        if self.cancel.poll_cancelled(cx) {
-            self.finished = true;
-            return Poll::Ready(Some(Err(error_with_code(
-                "57014", // query_canceled
-                "canceling statement due to user request".into(),
-            ))));
+        if self.cancel.is_cancelled() {
+            return self.finish(cancelled());
         }
-        if let Some(deadline) = self.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                self.finished = true;
-                return Poll::Ready(Some(Err(timed_out())));
+        self.rows_since_clock += 1;
+        if self.rows_since_clock >= ROWS_BETWEEN_CLOCK_CHECKS {
+            self.rows_since_clock = 0;
+            if self.deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
+                return self.finish(timed_out());
             }
         }
         let next = self.rows.as_mut().poll_next(cx);
-        if let Poll::Ready(Some(Ok(_))) = &next {
-            if let Some(remaining) = self.remaining.as_mut() {
-                if *remaining == 0 {
-                    self.finished = true;
-                    let max_rows = self.max_rows;
-                    return Poll::Ready(Some(Err(error_with_code(
-                        "54000", // program_limit_exceeded
-                        format!("the result has more than {max_rows} rows, the server's limit"),
-                    ))));
+        match &next {
+            Poll::Pending => {
+                // Woken by whichever comes first: rows, a cancel request, the deadline.
+                if self.cancel.register_and_check(cx) {
+                    return self.finish(cancelled());
                 }
-                *remaining -= 1;
+                if let Some(deadline) = self.deadline.as_mut() {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return self.finish(timed_out());
+                    }
+                }
             }
+            Poll::Ready(Some(Ok(_))) => {
+                if let Some(remaining) = self.remaining.as_mut() {
+                    if *remaining == 0 {
+                        let max_rows = self.max_rows;
+                        return self.finish(error_with_code(
+                            "54000", // program_limit_exceeded
+                            format!("the result has more than {max_rows} rows, the server's limit"),
+                        ));
+                    }
+                    *remaining -= 1;
+                }
+            }
+            Poll::Ready(_) => {}
         }
         next
     }
