@@ -16,12 +16,14 @@
 #    prepared point lookups (benches/pgwire/lookup.sql) at 1 client and at 8
 #    clients for BENCH_SECONDS each (TPS, p50 and p99 latency from pgbench's
 #    per-transaction log), and a full-scan GROUP BY (benches/pgwire/aggregate.sql)
-#    BENCH_AGG_QUERIES times (median latency);
+#    BENCH_AGG_QUERIES times (median latency), and prepared lookups at 1 client
+#    while BENCH_LOAD_CLIENTS other clients run that aggregate without pause
+#    (lookup p50 and p99 under analytical load);
 # 6. prints the medians over the runs as a Markdown table with the ratio
 #    ktable / PostgreSQL, and stops everything it started.
 #
 # Env: BENCH_ROWS (1000000), BENCH_RUNS (3), BENCH_SECONDS (20), BENCH_WARMUP_SECONDS
-#      (5), BENCH_AGG_QUERIES (20), BENCH_PG_PORT (54391), BENCH_KTABLE_PORT (54392),
+#      (5), BENCH_AGG_QUERIES (20), BENCH_LOAD_CLIENTS (16), BENCH_PG_PORT (54391), BENCH_KTABLE_PORT (54392),
 #      BENCH_DIR (/tmp/ktable-bench-pgwire; logs and results stay there),
 #      BENCH_PG_USER (postgres: the account PostgreSQL runs as when this runs as root),
 #      BENCH_KEEP=1 keeps the data files and the PostgreSQL data dir,
@@ -35,6 +37,7 @@ RUNS=${BENCH_RUNS:-3}
 DURATION=${BENCH_SECONDS:-20}
 WARMUP=${BENCH_WARMUP_SECONDS:-5}
 AGG_QUERIES=${BENCH_AGG_QUERIES:-20}
+LOAD_CLIENTS=${BENCH_LOAD_CLIENTS:-16}
 PG_PORT=${BENCH_PG_PORT:-54391}
 KT_PORT=${BENCH_KTABLE_PORT:-54392}
 WORK=${BENCH_DIR:-/tmp/ktable-bench-pgwire}
@@ -292,6 +295,21 @@ aggregate_test() { # SERVER QUERIES TAG
     -c 1 -j 1 -t "$2" -f benches/pgwire/aggregate.sql
 }
 
+# SERVER SECONDS TAG: lookups at 1 client while LOAD_CLIENTS clients run the
+# aggregate back to back on the same server; the load starts first and outlasts
+# the lookups.
+lookup_under_load_test() {
+  local port user load_out=$WORK/pgbench/$3-$1-load.out
+  port=$(server_port "$1")
+  user=$(server_user "$1")
+  "$PGBENCH" -n -h 127.0.0.1 -p "$port" -U "$user" -M prepared -c "$LOAD_CLIENTS" -j 2 \
+    -T $(($2 + 4)) -f benches/pgwire/aggregate.sql "$user" >"$load_out" 2>&1 &
+  local load_pid=$!
+  sleep 2
+  bench "$3-$1-under-load" "$port" "$user" -- -c 1 -j 1 -T "$2" -D rows="$ROWS" -f benches/pgwire/lookup.sql
+  wait "$load_pid" || { cat "$load_out" >&2; die "the aggregate load against port $port failed"; }
+}
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "warming up both servers (${WARMUP} s of lookups, 3 aggregates each)"
 for server in postgres ktable; do
@@ -323,6 +341,10 @@ for ((run = 1; run <= RUNS; run++)); do
   for server in postgres ktable; do
     log "run $run/$RUNS: $server, $AGG_QUERIES aggregates"
     record "$run" "$server" aggregate aggregate_test "$server" "$AGG_QUERIES" "run$run"
+  done
+  for server in ktable postgres; do
+    log "run $run/$RUNS: $server, lookups at 1 client under $LOAD_CLIENTS aggregate clients (${DURATION} s)"
+    record "$run" "$server" under-load lookup_under_load_test "$server" "$DURATION" "run$run"
   done
 done
 
@@ -368,6 +390,9 @@ if git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | grep -q .; 
   row "lookup, 8 clients: p50 ms" lookup-c8 5 "%.3f"
   row "lookup, 8 clients: p99 ms" lookup-c8 6 "%.3f"
   row "GROUP BY city, all rows: median ms" aggregate 7 "%.2f"
+  row "lookup under $LOAD_CLIENTS aggregates: TPS" under-load 4 "%.0f"
+  row "lookup under $LOAD_CLIENTS aggregates: p50 ms" under-load 5 "%.3f"
+  row "lookup under $LOAD_CLIENTS aggregates: p99 ms" under-load 6 "%.3f"
   echo
   echo "raw results: $results; server logs: $WORK/ktable.log, $PGLOG"
 } | tee "$WORK/results.md"

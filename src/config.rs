@@ -10,6 +10,8 @@
 //!     listen = "0.0.0.0:5433"
 //!     query_timeout = "30s"
 //!     max_result_rows = 1000000
+//!     memory_limit = "4 GiB"
+//!     query_memory_limit = "512 MiB"
 //!
 //!     [tls]
 //!     cert = "/etc/ktable/server.crt"
@@ -29,6 +31,7 @@
 //! "#).unwrap();
 //! assert_eq!(config.users.len(), 2);
 //! assert_eq!(config.query_timeout, Some(std::time::Duration::from_secs(30)));
+//! assert_eq!(config.memory_limit, Some(4 << 30));
 //! ```
 
 use crate::server::{TlsConfig, UserConfig};
@@ -59,6 +62,19 @@ pub struct FileConfig {
     pub query_timeout: Option<Duration>,
     /// The most rows one result may send.
     pub max_result_rows: Option<u64>,
+    /// The memory all queries may hold at once ("2 GiB").
+    #[serde(default, deserialize_with = "byte_size")]
+    pub memory_limit: Option<usize>,
+    /// The memory one query may hold ("512 MiB").
+    #[serde(default, deserialize_with = "byte_size")]
+    pub query_memory_limit: Option<usize>,
+    /// The deepest expression nesting a statement may have.
+    pub max_expression_depth: Option<usize>,
+    /// How many tables and views users may create in memory.
+    pub max_user_objects: Option<usize>,
+    /// Let statements read and write the server's files (`COPY ... TO`, `CREATE
+    /// EXTERNAL TABLE`).
+    pub allow_host_access: Option<bool>,
     /// TLS certificate and key for client connections.
     pub tls: Option<TlsConfig>,
     /// Users who may connect (SCRAM-SHA-256).
@@ -110,6 +126,18 @@ fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D
         .transpose()
 }
 
+/// Parses a size such as "512 MiB", "2GB" or "1048576" (bytes).
+pub fn parse_byte_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text.trim().parse()?;
+    usize::try_from(size.as_u64()).map_err(|_| format!("{text} is too large"))
+}
+
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    text.map(|t| parse_byte_size(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +151,15 @@ mod tests {
     #[test]
     fn bad_durations_are_refused() {
         assert!(toml::from_str::<FileConfig>("query_timeout = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_byte_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_byte_size("1000"), Ok(1000));
+        assert!(parse_byte_size("lots").is_err());
+        assert!(toml::from_str::<FileConfig>("memory_limit = \"lots\"").is_err());
     }
 
     #[test]

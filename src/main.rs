@@ -63,6 +63,22 @@ struct ServeArgs {
     /// The most rows one result may send [default: no limit]
     #[arg(long, env = "KTABLE_MAX_RESULT_ROWS")]
     max_result_rows: Option<u64>,
+    /// The memory all queries may hold at once, e.g. "4 GiB" [default: 2 GiB]
+    #[arg(long, env = "KTABLE_MEMORY_LIMIT", value_parser = ktable::config::parse_byte_size)]
+    memory_limit: Option<usize>,
+    /// The memory one query may hold [default: 512 MiB]
+    #[arg(long, env = "KTABLE_QUERY_MEMORY_LIMIT", value_parser = ktable::config::parse_byte_size)]
+    query_memory_limit: Option<usize>,
+    /// The deepest expression nesting a statement may have [default: 1000]
+    #[arg(long, env = "KTABLE_MAX_EXPRESSION_DEPTH")]
+    max_expression_depth: Option<usize>,
+    /// How many tables and views users may create in memory [default: 100]
+    #[arg(long, env = "KTABLE_MAX_USER_OBJECTS")]
+    max_user_objects: Option<usize>,
+    /// Let statements read and write the server's files (COPY ... TO, CREATE EXTERNAL
+    /// TABLE) as the server's OS user [default: false]
+    #[arg(long, env = "KTABLE_ALLOW_HOST_ACCESS")]
+    allow_host_access: Option<bool>,
     /// PEM certificate chain for TLS (with --tls-key).
     #[arg(long, env = "KTABLE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -79,6 +95,11 @@ struct Settings {
     group_id: String,
     stats_interval: Duration,
     kafka: Vec<(String, String)>,
+    memory_limit: usize,
+    query_memory_limit: usize,
+    max_expression_depth: usize,
+    max_user_objects: usize,
+    allow_host_access: bool,
 }
 
 impl ServeArgs {
@@ -132,6 +153,26 @@ impl ServeArgs {
                     .max(1),
             ),
             kafka: file.kafka.into_iter().collect(),
+            memory_limit: self
+                .memory_limit
+                .or(file.memory_limit)
+                .unwrap_or(ktable::sql::DEFAULT_MEMORY_LIMIT),
+            query_memory_limit: self
+                .query_memory_limit
+                .or(file.query_memory_limit)
+                .unwrap_or(ktable::sql::DEFAULT_QUERY_MEMORY_LIMIT),
+            max_expression_depth: self
+                .max_expression_depth
+                .or(file.max_expression_depth)
+                .unwrap_or(ktable::sql::DEFAULT_MAX_EXPRESSION_DEPTH),
+            max_user_objects: self
+                .max_user_objects
+                .or(file.max_user_objects)
+                .unwrap_or(ktable::sql::DEFAULT_MAX_USER_OBJECTS),
+            allow_host_access: self
+                .allow_host_access
+                .or(file.allow_host_access)
+                .unwrap_or(false),
         })
     }
 }
@@ -175,7 +216,13 @@ fn main() -> std::process::ExitCode {
             }
         },
     };
-    let mut config = EngineConfig::new(&brokers).group_id(settings.group_id.clone());
+    let mut config = EngineConfig::new(&brokers)
+        .group_id(settings.group_id.clone())
+        .memory_limit(settings.memory_limit)
+        .query_memory_limit(settings.query_memory_limit)
+        .max_expression_depth(settings.max_expression_depth)
+        .max_user_objects(settings.max_user_objects)
+        .allow_host_access(settings.allow_host_access);
     for (key, value) in &settings.kafka {
         config = config.property(key, value);
     }

@@ -5,8 +5,8 @@
 //! at start-up from the configured password with a fresh random salt. A read-only
 //! user may query but not run DDL or anything that writes.
 
+use super::errors::error_with_code;
 use super::extended::DfStatement;
-use super::handlers::error_with_code;
 use async_trait::async_trait;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;

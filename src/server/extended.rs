@@ -1,19 +1,26 @@
 //! The extended query protocol (Parse/Bind/Describe/Execute): ktable's statements in
 //! front of datafusion-postgres's.
 //!
-//! At `Parse` a statement is sorted once into what runs it:
+//! At `Parse` a statement is held to the engine's limits (`Engine::check`), then sorted
+//! once into what runs it:
 //! * a point lookup on a Kafka table → [`PointLookup`], answered from the key index;
 //! * ktable's source DDL (`CREATE STREAM`, `CREATE TABLE ... WITH (topic)`, `DROP`) and
 //!   savepoints → run by ktable, as on the simple-query path;
-//! * anything else → datafusion-postgres, with the plan it built.
+//! * anything else → datafusion-postgres, with the plan it built on the query runtime
+//!   over the session's context; executed there too, unless it is a session statement
+//!   (`SET`, cursors...), which answers on the connection.
 
 use super::auth::Access;
 use super::cancel::RunningQueries;
 use super::client_view::{BufferedClient, DfClient};
-use super::handlers::{ddl_tag, savepoint_tag, user_error};
+use super::detached_client::{self, DetachedClient};
+use super::errors::{user_error, with_sqlstate};
+use super::handlers::{ddl_tag, savepoint_tag};
 use super::limits::QueryLimits;
 use super::lookup::PointLookup;
-use crate::sql::Engine;
+use super::query_runtime::QueryRuntime;
+use super::session::Session;
+use crate::sql::{is_session_statement, Engine};
 use async_trait::async_trait;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler;
@@ -25,7 +32,7 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Parse};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
-use datafusion_postgres::{DfSessionService, Parser};
+use datafusion_postgres::DfSessionService;
 use futures::Sink;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -47,7 +54,12 @@ pub enum KtableStatement {
 
 /// Parses for [`KtableExtended`]: ktable's statements first, then DataFusion's.
 pub struct KtableParser {
-    inner: Arc<Parser>,
+    engine: Arc<Engine>,
+    runtime: Arc<QueryRuntime>,
+    /// datafusion-postgres's parser over the engine's context, for what it derives
+    /// from a statement it parsed: parameter and result types come from the plan
+    /// alone, whichever session's parser made it.
+    plans: Arc<datafusion_postgres::Parser>,
 }
 
 /// Parameter types with which a lookup's key arrives as UTF-8 text, whatever the
@@ -81,10 +93,22 @@ impl QueryParser for KtableParser {
         if let Some(tag) = savepoint_tag(sql) {
             return Ok(Some(KtableStatement::Savepoint(tag)));
         }
+        let session = Session::of(client, &self.engine);
+        self.engine
+            .check(session.context(), sql)
+            .map_err(|e| user_error(&e))?;
         if ddl_tag(sql)?.is_some() {
             return Ok(Some(KtableStatement::Ddl(sql.into())));
         }
-        let Some(statement) = self.inner.parse_sql(client, sql, types).await? else {
+        let parser = session.service().query_parser();
+        let detached = DetachedClient::of(client);
+        let (owned_sql, owned_types) = (sql.to_string(), types.to_vec());
+        let parsed = self
+            .runtime
+            .run(async move { parser.parse_sql(&detached, &owned_sql, &owned_types).await })
+            .await
+            .map_err(with_sqlstate)?;
+        let Some(statement) = parsed else {
             return Ok(None);
         };
         if types.len() <= 1 && is_text_parameter(types.first()) {
@@ -104,7 +128,7 @@ impl QueryParser for KtableParser {
         match statement {
             KtableStatement::Lookup(lookup) => Ok(lookup.parameter_types()),
             KtableStatement::Ddl(_) | KtableStatement::Savepoint(_) => Ok(vec![]),
-            KtableStatement::DataFusion(inner) => self.inner.get_parameter_types(&inner.statement),
+            KtableStatement::DataFusion(inner) => self.plans.get_parameter_types(&inner.statement),
         }
     }
 
@@ -119,7 +143,7 @@ impl QueryParser for KtableParser {
             }
             KtableStatement::Ddl(_) | KtableStatement::Savepoint(_) => Ok(vec![]),
             KtableStatement::DataFusion(inner) => {
-                self.inner.get_result_schema(&inner.statement, format)
+                self.plans.get_result_schema(&inner.statement, format)
             }
         }
     }
@@ -132,7 +156,7 @@ pub struct KtableExtended {
     limits: QueryLimits,
     running: Arc<RunningQueries>,
     parser: Arc<KtableParser>,
-    inner: Arc<DfSessionService>,
+    runtime: Arc<QueryRuntime>,
 }
 
 impl KtableExtended {
@@ -141,17 +165,19 @@ impl KtableExtended {
         access: Arc<Access>,
         limits: QueryLimits,
         running: Arc<RunningQueries>,
-        inner: Arc<DfSessionService>,
+        runtime: Arc<QueryRuntime>,
     ) -> Self {
         Self {
+            parser: Arc::new(KtableParser {
+                plans: DfSessionService::new(Arc::new(engine.context().clone())).query_parser(),
+                engine: Arc::clone(&engine),
+                runtime: Arc::clone(&runtime),
+            }),
             engine,
             access,
             limits,
             running,
-            parser: Arc::new(KtableParser {
-                inner: inner.query_parser(),
-            }),
-            inner,
+            runtime,
         }
     }
 }
@@ -207,14 +233,31 @@ impl ExtendedQueryHandler for KtableExtended {
                 inner_portal.result_column_format = portal.result_column_format.clone();
                 let started = Instant::now();
                 let cancel = self.running.start(&*client);
-                let mut client = DfClient::new(client);
-                let response = self
-                    .limits
-                    .within(
-                        started,
-                        self.inner.do_query(&mut client, &inner_portal, max_rows),
-                    )
-                    .await?;
+                let service = Arc::clone(Session::of(&*client, &self.engine).service());
+                let on_connection = matches!(
+                    &statement.statement.1,
+                    Some((statement, _)) if is_session_statement(statement)
+                );
+                let response = if on_connection {
+                    let mut client = DfClient::new(client);
+                    self.limits
+                        .within(
+                            started,
+                            service.do_query(&mut client, &inner_portal, max_rows),
+                        )
+                        .await
+                } else {
+                    let work = detached_client::execute_portal(
+                        service,
+                        DetachedClient::of(&*client),
+                        inner_portal,
+                        max_rows,
+                    );
+                    self.limits
+                        .within(started, self.runtime.respond(work))
+                        .await
+                }
+                .map_err(with_sqlstate)?;
                 Ok(self.limits.hold(started, cancel, response))
             }
         }

@@ -3,12 +3,14 @@
 use super::auth::{Access, Authenticator, UserConfig};
 use super::cancel::{KtableCancel, RunningQueries};
 use super::client_view::DfClient;
+use super::detached_client::{self, DetachedClient};
+use super::errors::{user_error, with_sqlstate};
 use super::extended::{BufferedReplies, KtableExtended};
 use super::limits::QueryLimits;
-use crate::source::SourceError;
+use super::query_runtime::QueryRuntime;
+use super::session::Session;
 use crate::sql::{parse_ddl, split_script, Ddl, DdlError, Engine, SqlError};
 use async_trait::async_trait;
-use datafusion::prelude::SessionContext;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -17,40 +19,10 @@ use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers,
 };
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
-use datafusion_postgres::DfSessionService;
 use std::sync::Arc;
 use tokio::time::Instant;
-
-/// The SQLSTATE a ktable error is reported with.
-pub fn sqlstate(error: &SqlError) -> &'static str {
-    match error {
-        SqlError::Ddl(DdlError::Syntax(_)) => "42601", // syntax_error
-        SqlError::Ddl(DdlError::Invalid(_)) => "42P16", // invalid_table_definition
-        SqlError::AlreadyExists(_) => "42P07",         // duplicate_table
-        SqlError::NotFound { .. } => "42P01",          // undefined_table
-        SqlError::Source(SourceError::TopicNotFound(_)) => "42704", // undefined_object
-        SqlError::Source(_) => "58000",                // system_error (Kafka)
-        SqlError::DataFusion(_) => "XX000",
-        SqlError::Script { error, .. } => sqlstate(error),
-        SqlError::Io { .. } => "58030", // io_error
-    }
-}
-
-/// An ERROR with `code` as its SQLSTATE.
-pub(crate) fn error_with_code(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        code.to_string(),
-        message,
-    )))
-}
-
-/// A ktable error as the client sees it.
-pub(crate) fn user_error(error: &SqlError) -> PgWireError {
-    error_with_code(sqlstate(error), error.to_string())
-}
 
 /// The command tag of `sql` if it is source DDL (`CREATE TABLE`, `DROP STREAM`...).
 pub(crate) fn ddl_tag(sql: &str) -> PgWireResult<Option<String>> {
@@ -67,7 +39,7 @@ pub struct KtableQueries {
     access: Arc<Access>,
     limits: QueryLimits,
     running: Arc<RunningQueries>,
-    inner: Arc<DfSessionService>,
+    runtime: Arc<QueryRuntime>,
 }
 
 #[async_trait]
@@ -96,6 +68,11 @@ impl SimpleQueryHandler for KtableQueries {
                 responses.push(Response::Execution(Tag::new(tag)));
                 continue;
             }
+            let session = Session::of(&*client, &self.engine);
+            let checked = self
+                .engine
+                .check(session.context(), &statement.sql)
+                .map_err(|e| user_error(&e))?;
             if let Some(tag) = ddl_tag(&statement.sql)? {
                 self.access.check_ddl(client)?;
                 self.engine
@@ -103,23 +80,40 @@ impl SimpleQueryHandler for KtableQueries {
                     .await
                     .map_err(|e| user_error(&e))?;
                 responses.push(Response::Execution(Tag::new(&tag)));
-            } else {
-                self.access.check_sql(client, &statement.sql)?;
-                let cancel = self.running.start(&*client);
+                continue;
+            }
+            self.access.check_sql(client, &statement.sql)?;
+            let cancel = self.running.start(&*client);
+            let results = if checked.session_statements {
+                // SET, SHOW, transactions, cursors: answered on the connection.
                 let mut client = DfClient::new(&mut *client);
-                let results = self
-                    .limits
+                self.limits
                     .within(
                         started,
-                        SimpleQueryHandler::do_query(&*self.inner, &mut client, &statement.sql),
+                        SimpleQueryHandler::do_query(
+                            &**session.service(),
+                            &mut client,
+                            &statement.sql,
+                        ),
                     )
-                    .await?;
-                responses.extend(
-                    results
-                        .into_iter()
-                        .map(|response| self.limits.hold(started, Arc::clone(&cancel), response)),
+                    .await
+            } else {
+                let work = detached_client::simple_query(
+                    Arc::clone(session.service()),
+                    DetachedClient::of(&*client),
+                    statement.sql,
                 );
+                self.limits
+                    .within(started, self.runtime.respond(work))
+                    .await
+                    .map(|response| vec![response])
             }
+            .map_err(with_sqlstate)?;
+            responses.extend(
+                results
+                    .into_iter()
+                    .map(|response| self.limits.hold(started, Arc::clone(&cancel), response)),
+            );
         }
         Ok(responses)
     }
@@ -168,14 +162,13 @@ pub struct KtableHandlers {
 
 impl KtableHandlers {
     /// Handlers serving `engine` to `users` (no authentication when empty), every
-    /// query held to `limits`; `context` is the engine's context with pg_catalog.
-    pub fn new(
+    /// query held to `limits` and run on `runtime`.
+    pub(crate) fn new(
         engine: Arc<Engine>,
-        context: Arc<SessionContext>,
         users: &[UserConfig],
         limits: QueryLimits,
+        runtime: Arc<QueryRuntime>,
     ) -> Self {
-        let inner = Arc::new(DfSessionService::new(context));
         let connections = Arc::new(ConnectionManager::new());
         let access = Arc::new(Access::new(users));
         let running = Arc::new(RunningQueries::default());
@@ -185,14 +178,14 @@ impl KtableHandlers {
                 access: Arc::clone(&access),
                 limits,
                 running: Arc::clone(&running),
-                inner: Arc::clone(&inner),
+                runtime: Arc::clone(&runtime),
             }),
             extended: Arc::new(BufferedReplies(KtableExtended::new(
                 engine,
                 access,
                 limits,
                 Arc::clone(&running),
-                inner,
+                runtime,
             ))),
             cancel: Arc::new(KtableCancel {
                 planning: DefaultCancelHandler::new(Arc::clone(&connections)),

@@ -6,7 +6,7 @@
 //! between rows, and a query past its deadline stops even if it is still producing.
 
 use super::cancel::QueryCancel;
-use super::handlers::error_with_code;
+use super::errors::{error_with_code, with_sqlstate};
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::data::DataRow;
@@ -151,7 +151,12 @@ impl Stream for LimitedRows {
                     *remaining -= 1;
                 }
             }
-            Poll::Ready(_) => {}
+            Poll::Ready(Some(Err(_))) => {
+                if let Poll::Ready(Some(Err(error))) = next {
+                    return Poll::Ready(Some(Err(with_sqlstate(error))));
+                }
+            }
+            Poll::Ready(None) => {}
         }
         next
     }

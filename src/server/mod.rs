@@ -7,8 +7,11 @@
 //! * `handlers` — the simple-query path: ktable's source DDL, then datafusion-postgres.
 //! * `extended` — Parse/Bind/Execute: point lookups from the key index (`lookup`),
 //!   DDL, then datafusion-postgres with the plan built at Parse.
+//! * `session` — each connection's own DataFusion context (its settings, its memory
+//!   budget); `query_runtime` — the threads DataFusion statements run on, apart from
+//!   connections and lookups; `detached_client` — what such a statement takes along.
 //! * `limits`, `cancel` — per-query time limit, result-size cap and cancel requests,
-//!   checked while rows stream.
+//!   checked while rows stream; `errors` — SQLSTATEs on the wire.
 //! * `catalog` — `pg_catalog` and the functions drivers call.
 //!
 //! Without users the server does not authenticate, so it then refuses to listen on
@@ -18,19 +21,24 @@ mod auth;
 mod cancel;
 mod catalog;
 mod client_view;
+mod detached_client;
+mod errors;
 mod extended;
 mod handlers;
 mod limits;
 mod listener;
 mod lookup;
+mod query_runtime;
+mod session;
 mod tls;
 
 use crate::sql::Engine;
+use query_runtime::QueryRuntime;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use auth::UserConfig;
-pub use handlers::{sqlstate, KtableHandlers};
+pub use handlers::KtableHandlers;
 pub use limits::QueryLimits;
 pub use tls::TlsConfig;
 
@@ -87,6 +95,9 @@ pub enum ServerError {
     /// The catalog for clients could not be set up.
     #[error("cannot set up pg_catalog: {0}")]
     Catalog(String),
+    /// The threads that run queries could not start.
+    #[error("cannot start the query threads: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// Serves `engine` until the returned future is dropped or the listener fails.
@@ -99,13 +110,15 @@ pub async fn serve(engine: Arc<Engine>, config: &ServerConfig) -> Result<(), Ser
         });
     }
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    let context = Arc::new(engine.context().clone());
-    catalog::install(&context)?;
+    // Sessions copy the engine's context when they start: install first.
+    catalog::install(engine.context())?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = Arc::new(QueryRuntime::start(threads).map_err(ServerError::Runtime)?);
     let handlers = Arc::new(KtableHandlers::new(
         engine,
-        context,
         &config.users,
         config.limits,
+        runtime,
     ));
     listener::run(handlers, config, tls).await
 }

@@ -209,6 +209,10 @@ fn ident(ident: &Ident) -> String {
 
 fn object_name(name: &ObjectName) -> Result<String, DdlError> {
     match name.0.as_slice() {
+        // PostgreSQL's words for `""`: no relation can be named by nothing.
+        [part] if part.as_ident().is_some_and(|i| i.value.is_empty()) => {
+            Err(DdlError::Syntax("zero-length delimited identifier".into()))
+        }
         [part] => part
             .as_ident()
             .map(ident)
@@ -485,6 +489,17 @@ mod tests {
         assert_eq!(def.retention.max_age, Some(Duration::from_secs(3600)));
         assert_eq!(def.retention.max_rows, Some(5000));
         assert_eq!(def.schema.key_index(), None);
+    }
+
+    #[test]
+    fn an_empty_name_is_refused() {
+        for sql in [
+            "CREATE TABLE \"\" (id TEXT PRIMARY KEY) WITH (topic = 't')",
+            "CREATE STREAM \"\" (v INT) WITH (topic = 't')",
+            "DROP STREAM \"\"",
+        ] {
+            assert!(error(sql).contains("zero-length"), "{sql}");
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! [`Engine`]: Kafka sources declared in SQL, queried through DataFusion.
 
 use super::ddl::{self, Ddl, SourceDef, SourceKind};
+use super::guard::{Checked, Refusal, StatementGuard};
+use super::host_access::NoHostAccess;
+use super::memory::SessionMemoryPool;
 use super::registry::{RegisteredSource, Registry, SourceHandle, SourceInfo};
-use super::script;
 use super::system::{SystemTable, SYSTEM_TABLE};
-use super::SqlError;
+use super::{bounded_functions, script, SqlError};
 use crate::kafka::ConsumerConfig;
 use crate::source::Source;
 use crate::stream::{StreamSink, StreamStore};
@@ -13,6 +15,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::SessionStateBuilder;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +29,19 @@ pub struct EngineConfig {
     group_id: String,
     request_timeout: Duration,
     properties: Vec<(String, String)>,
+    guard: StatementGuard,
+    memory_limit: usize,
+    query_memory_limit: usize,
+    max_user_objects: usize,
 }
+
+/// How many tables and views users may create in memory, by default.
+pub const DEFAULT_MAX_USER_OBJECTS: usize = 100;
+
+/// The memory all queries of an engine may hold at once, by default.
+pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
+/// The memory one query (one session's running statement) may hold, by default.
+pub const DEFAULT_QUERY_MEMORY_LIMIT: usize = 512 << 20;
 
 impl EngineConfig {
     /// Sources read from `brokers` (comma-separated `host:port` list).
@@ -34,7 +51,50 @@ impl EngineConfig {
             group_id: "ktable".into(),
             request_timeout: Duration::from_secs(10),
             properties: Vec::new(),
+            guard: StatementGuard::default(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            query_memory_limit: DEFAULT_QUERY_MEMORY_LIMIT,
+            max_user_objects: DEFAULT_MAX_USER_OBJECTS,
         }
+    }
+
+    /// How many tables, views and schemas users may create in memory with `CREATE
+    /// TABLE`, `CREATE TABLE AS`, `CREATE VIEW`, `CREATE SCHEMA` (default
+    /// [`DEFAULT_MAX_USER_OBJECTS`]); Kafka sources are not counted.
+    pub fn max_user_objects(mut self, count: usize) -> Self {
+        self.max_user_objects = count;
+        self
+    }
+
+    /// The deepest expression nesting a statement may have (default
+    /// [`DEFAULT_MAX_EXPRESSION_DEPTH`](super::DEFAULT_MAX_EXPRESSION_DEPTH)); deeper
+    /// statements fail with SQLSTATE 54001 before they are planned.
+    pub fn max_expression_depth(mut self, depth: usize) -> Self {
+        self.guard.max_expression_depth = depth;
+        self
+    }
+
+    /// Lets statements read and write the host's files (`COPY ... TO 'path'`, `CREATE
+    /// EXTERNAL TABLE ... LOCATION`). Off by default: with it, any user who may run
+    /// them acts on the server's disk as the server's OS user.
+    pub fn allow_host_access(mut self, allow: bool) -> Self {
+        self.guard.allow_host_access = allow;
+        self
+    }
+
+    /// The memory, in bytes, all queries may hold at once (default 2 GiB). A query
+    /// that needs more fails with SQLSTATE 53200; the tables themselves are not
+    /// counted.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// The memory, in bytes, one query may hold, and the largest value a string
+    /// function may build (default 512 MiB).
+    pub fn query_memory_limit(mut self, bytes: usize) -> Self {
+        self.query_memory_limit = bytes;
+        self
     }
 
     /// The consumer group id prefix sources identify themselves with (default `ktable`;
@@ -93,10 +153,14 @@ pub struct Engine {
 
 impl Engine {
     /// An engine with no source yet. Its context has `information_schema` and the
-    /// `ktable_tables` system table.
+    /// `ktable_tables` system table, holds queries to the configured memory limits,
+    /// and reaches no file or remote store unless host access is allowed.
     pub fn new(config: EngineConfig) -> Self {
-        let context =
-            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        let context = SessionContext::new_with_config_rt(
+            SessionConfig::new().with_information_schema(true),
+            runtime_env(&config),
+        );
+        bounded_functions::install(&context, config.query_memory_limit);
         let engine = Self {
             config,
             registry: Arc::new(Registry::default()),
@@ -111,6 +175,70 @@ impl Engine {
         &self.context
     }
 
+    /// A context for one client session: the engine's tables, functions and catalogs,
+    /// with settings of its own (a `SET` changes this session only) and at most the
+    /// query memory limit held at once, taken from the engine's pool.
+    pub fn session_context(&self) -> SessionContext {
+        let state = self.context.state();
+        let shared = state.runtime_env();
+        let runtime = Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(SessionMemoryPool::new(
+                Arc::clone(&shared.memory_pool),
+                self.config.query_memory_limit,
+            )),
+            ..RuntimeEnv::clone(shared)
+        });
+        SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(runtime)
+                .build(),
+        )
+    }
+
+    /// Holds `sql` to the engine's limits before it runs on `ctx`: the statement guard
+    /// (expression depth, host access, settings), and for a statement that creates a
+    /// table, view or schema in memory, the limit on how many users may create.
+    pub fn check(&self, ctx: &SessionContext, sql: &str) -> Result<Checked, SqlError> {
+        let checked = self.config.guard.check(sql)?;
+        if checked.creates_object && self.user_objects(ctx) >= self.config.max_user_objects {
+            return Err(SqlError::Refused(Refusal::TooManyObjects {
+                limit: self.config.max_user_objects,
+            }));
+        }
+        Ok(checked)
+    }
+
+    /// Tables, views and schemas in `ctx` that are neither sources nor catalogs of
+    /// the engine or of PostgreSQL clients.
+    fn user_objects(&self, ctx: &SessionContext) -> usize {
+        const SYSTEM_SCHEMAS: &[&str] = &["information_schema", "pg_catalog", "public"];
+        let mut count = 0;
+        for catalog_name in ctx.catalog_names() {
+            let Some(catalog) = ctx.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                if !SYSTEM_SCHEMAS.contains(&schema_name.as_str()) {
+                    count += 1;
+                }
+                if schema_name == "information_schema" || schema_name == "pg_catalog" {
+                    continue;
+                }
+                count += schema
+                    .table_names()
+                    .iter()
+                    .filter(|name| {
+                        name.as_str() != SYSTEM_TABLE && self.registry.get(name).is_none()
+                    })
+                    .count();
+            }
+        }
+        count
+    }
+
     /// Runs one statement on the engine's context: source DDL is handled here, anything
     /// else goes to DataFusion.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, SqlError> {
@@ -118,7 +246,9 @@ impl Engine {
     }
 
     /// Runs one statement on `ctx`, as [`sql`](Self::sql) does on the engine's context.
+    /// The statement is first held to the engine's [`guard`](Self::guard).
     pub async fn sql_on(&self, ctx: &SessionContext, sql: &str) -> Result<DataFrame, SqlError> {
+        self.check(ctx, sql)?;
         match ddl::parse(sql)? {
             Some(Ddl::Create(def)) => {
                 self.create(ctx, def).await?;
@@ -338,6 +468,21 @@ impl Engine {
             }),
         }
     }
+}
+
+/// The engine's runtime: a memory pool of the configured size, and an object store
+/// registry that reaches nothing unless host access is allowed.
+fn runtime_env(config: &EngineConfig) -> Arc<RuntimeEnv> {
+    let mut builder = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(GreedyMemoryPool::new(config.memory_limit)));
+    if !config.guard.allow_host_access {
+        builder = builder.with_object_store_registry(Arc::new(NoHostAccess));
+    }
+    // With the default spill location (the OS temp directory, created on first
+    // spill) building does no I/O and has nothing to fail on.
+    builder
+        .build_arc()
+        .expect("a runtime with default spill and cache settings builds")
 }
 
 fn empty(ctx: &SessionContext) -> datafusion::error::Result<DataFrame> {

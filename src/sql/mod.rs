@@ -5,12 +5,21 @@
 //! * `provider` — the `TableProvider`s: key lookups served from a table's index, scans
 //!   from its Arrow segments; a stream's retained window.
 //! * `system` — the `ktable_tables` relation: every source's progress and counters.
+//! * `guard` — what a statement may do before it is planned: expression depth, host
+//!   file access, the settings a session may change.
+//! * `memory`, `bounded_functions`, `host_access` — what queries may take: memory
+//!   from the engine's pool and each session's share of it, string functions held to
+//!   the same limit, no file or remote object store unless allowed.
 //! * `registry` / `engine` — [`Engine`]: owns the sources, runs SQL and DDL files, and
 //!   registers sources into its own or a user's `SessionContext`.
 
+mod bounded_functions;
 mod ddl;
 mod engine;
 mod error;
+mod guard;
+mod host_access;
+mod memory;
 mod provider;
 mod registry;
 mod script;
@@ -18,8 +27,14 @@ mod system;
 mod types;
 
 pub use ddl::{parse as parse_ddl, Ddl, DdlError, SourceDef, SourceKind};
-pub use engine::{Engine, EngineConfig};
-pub use error::SqlError;
+pub use engine::{
+    Engine, EngineConfig, DEFAULT_MAX_USER_OBJECTS, DEFAULT_MEMORY_LIMIT,
+    DEFAULT_QUERY_MEMORY_LIMIT,
+};
+pub use error::{datafusion_sqlstate, SqlError};
+pub use guard::{
+    is_session_statement, Checked, Refusal, StatementGuard, DEFAULT_MAX_EXPRESSION_DEPTH,
+};
 pub use provider::{KafkaTableProvider, StreamProvider};
 pub use registry::SourceInfo;
 pub use script::{split as split_script, ScriptStatement};

@@ -12,6 +12,7 @@ mod restore;
 mod server;
 mod server_fast_path;
 mod server_security;
+mod server_statements;
 mod sql;
 mod transactions;
 

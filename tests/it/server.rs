@@ -34,6 +34,15 @@ async fn start(broker: &Broker) -> TestServer {
 /// [`start`] with `config` (its listen address is replaced by a free port). The
 /// `users` topic holds u1 (Ada, 36, 1.5), u2 (Kid, 9, no score) and a deleted u3.
 pub(crate) async fn start_with(broker: &Broker, config: ServerConfig) -> TestServer {
+    start_configured(broker, config, |engine| engine).await
+}
+
+/// [`start_with`] over an engine whose configuration `engine_config` adjusts.
+pub(crate) async fn start_configured(
+    broker: &Broker,
+    config: ServerConfig,
+    engine_config: impl FnOnce(EngineConfig) -> EngineConfig,
+) -> TestServer {
     let users = broker.topic("pg-users", 2, &[]).await;
     let orders = broker.topic("pg-orders", 1, &[]).await;
     let producer = broker.raw_producer();
@@ -63,7 +72,9 @@ pub(crate) async fn start_with(broker: &Broker, config: ServerConfig) -> TestSer
         ],
     )
     .await;
-    let engine = Arc::new(Engine::new(EngineConfig::new(broker.brokers())));
+    let engine = Arc::new(Engine::new(engine_config(EngineConfig::new(
+        broker.brokers(),
+    ))));
     engine
         .run_script(
             engine.context(),
