@@ -179,6 +179,8 @@ impl ServeArgs {
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        // Colour codes only where someone reads them: not in log files and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,rdkafka=warn".into()),
