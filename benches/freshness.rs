@@ -10,11 +10,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use ktable::kafka::ProducerConfig;
 use ktable::server::{serve, ServerConfig};
 use ktable::sql::{Engine, EngineConfig};
 use parking_lot::Mutex;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -72,9 +72,10 @@ async fn main() {
     // The producer: RATE records/s; remembers the newest acknowledged record.
     let newest: Arc<Mutex<Option<(String, i64, Instant)>>> = Arc::new(Mutex::new(None));
     let stop = Arc::new(AtomicBool::new(false));
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "1")
+    let producer: FutureProducer = ProducerConfig::new(&brokers)
+        .property("linger.ms", "1")
+        .to_client_config()
+        .expect("producer config")
         .create()
         .expect("producer");
     let (acked, stopping) = (Arc::clone(&newest), Arc::clone(&stop));

@@ -10,13 +10,12 @@
 mod support;
 
 use dashmap::DashMap;
-use ktable::kafka::{ConsumerConfig, JsonSerializer, StringSerializer};
+use ktable::kafka::{ConsumerConfig, JsonSerializer, ProducerConfig, StringSerializer};
 use ktable::KTable;
 use parking_lot::RwLock;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,9 +83,10 @@ fn describe(name: &str, sorted: &[u64]) {
 
 /// Writes `WRITES_PER_SEC` records a second to `topic` until `stop`.
 async fn produce_updates(brokers: String, topic: String, stop: Arc<AtomicBool>) -> u64 {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "2")
+    let producer: FutureProducer = ProducerConfig::new(brokers)
+        .property("linger.ms", "2")
+        .to_client_config()
+        .expect("producer config")
         .create()
         .expect("producer");
     let mut tick = tokio::time::interval(Duration::from_millis(10));

@@ -10,6 +10,7 @@
 //! the console producer of the Kafka jars: it is several times faster for a million
 //! records and fails loudly on any record the broker did not acknowledge.
 
+use ktable::kafka::ProducerConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -72,13 +73,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let deliveries = Arc::new(Deliveries::default());
     // Large batches and a short linger: throughput is all that matters for a load.
-    let producer: ThreadedProducer<Counting> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "500000")
-        .set("enable.idempotence", "true")
+    // ktable's producer defaults (idempotent, acks=all) keep each key's last line last.
+    let producer: ThreadedProducer<Counting> = ProducerConfig::new(brokers.as_str())
+        .property("linger.ms", "20")
+        .property("batch.num.messages", "10000")
+        .property("batch.size", "1000000")
+        .property("queue.buffering.max.messages", "500000")
+        .to_client_config()?
         .create_with_context(Counting(Arc::clone(&deliveries)))?;
 
     let started = Instant::now();

@@ -57,6 +57,8 @@ pub fn demo_user(id: u32, version: u64) -> Value {
 /// Writes every user once, then keeps updating users, deleting one now and then, and
 /// appending orders, `rate_per_sec` records a second, until the producer fails.
 pub async fn run_generator(brokers: String, rate_per_sec: u32) -> Result<(), KafkaError> {
+    // ProducerConfig's defaults (idempotent, acks=all) keep each user's updates in the
+    // order they were made, so the demo table always shows a user's latest profile.
     let producer: KafkaProducer<String, Value, _, _> = KafkaProducer::new(
         ProducerConfig::new(brokers).property("linger.ms", "5"),
         StringSerializer,

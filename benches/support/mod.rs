@@ -1,6 +1,7 @@
 //! Shared pieces of the benchmarks: the broker, data generation and statistics.
 #![allow(dead_code)] // each bench binary uses a different part of this module
 
+use ktable::kafka::ProducerConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -72,11 +73,12 @@ pub fn user_json(id: u64, version: u64, target_len: usize) -> Vec<u8> {
 
 /// Produces `records` as fast as the producer allows and waits for every ack.
 pub async fn produce(brokers: &str, topic: &str, records: impl Iterator<Item = (String, Vec<u8>)>) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
+    let producer: FutureProducer = ProducerConfig::new(brokers)
+        .property("linger.ms", "20")
+        .property("batch.num.messages", "10000")
+        .property("queue.buffering.max.messages", "1000000")
+        .to_client_config()
+        .expect("producer config")
         .create()
         .expect("producer");
     let mut pending = Vec::with_capacity(10_000);

@@ -167,6 +167,16 @@ impl ConsumerConfig {
 
 /// Configuration of a [`KafkaProducer`](super::KafkaProducer).
 ///
+/// Producers are **idempotent with `acks=all` by default**, as Java clients are since
+/// Kafka 3.0. librdkafka's own default is not idempotent: a batch that fails with a
+/// transient error (a leader moving, a request timing out, common right after a topic is
+/// created) is retried while later batches of the same partition are already in flight,
+/// so it can land after them, and a table built from the topic then keeps a stale value
+/// for the key. An idempotent producer numbers its batches and the broker refuses them
+/// out of order, so each partition keeps the order records were sent in, without
+/// duplicates. It costs one extra request at start-up (the producer id) and needs
+/// brokers of Kafka 0.11 or later.
+///
 /// ```
 /// use ktable::kafka::ProducerConfig;
 ///
@@ -174,12 +184,33 @@ impl ConsumerConfig {
 ///     .client_id("loader")
 ///     .property("linger.ms", "5");
 /// assert_eq!(config.brokers(), "localhost:9092");
+/// assert!(config.is_idempotent());
+/// let rendered = config.to_client_config()?;
+/// assert_eq!(rendered.get("enable.idempotence"), Some("true"));
+/// assert_eq!(rendered.get("acks"), Some("all"));
+/// # Ok::<(), ktable::kafka::KafkaError>(())
+/// ```
+///
+/// Opting out, for a producer that may lose or reorder records on retries in exchange
+/// for fewer acknowledgements (`acks` below `all` requires idempotence off):
+///
+/// ```
+/// use ktable::kafka::ProducerConfig;
+///
+/// let config = ProducerConfig::new("localhost:9092")
+///     .idempotence(false)
+///     .property("acks", "1")
+///     .to_client_config()?;
+/// assert_eq!(config.get("enable.idempotence"), Some("false"));
+/// assert_eq!(config.get("acks"), Some("1"));
+/// # Ok::<(), ktable::kafka::KafkaError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerConfig {
     brokers: String,
     client_id: Option<String>,
     transactional_id: Option<String>,
+    idempotence: bool,
     delivery_timeout: Duration,
     properties: BTreeMap<String, String>,
 }
@@ -191,6 +222,7 @@ impl ProducerConfig {
             brokers: brokers.into(),
             client_id: None,
             transactional_id: None,
+            idempotence: true,
             delivery_timeout: Duration::from_secs(30),
             properties: BTreeMap::new(),
         }
@@ -205,6 +237,14 @@ impl ProducerConfig {
     /// Makes the producer transactional (see [`KafkaProducer::begin_transaction`](super::KafkaProducer::begin_transaction)).
     pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
         self.transactional_id = Some(id.into());
+        self
+    }
+
+    /// Whether the producer is idempotent (default: yes; see the type's documentation).
+    /// Either way the producer asks for `acks=all`. A transactional producer must stay
+    /// idempotent.
+    pub fn idempotence(mut self, enabled: bool) -> Self {
+        self.idempotence = enabled;
         self
     }
 
@@ -230,16 +270,34 @@ impl ProducerConfig {
         self.delivery_timeout
     }
 
+    /// Whether the typed setting asks for an idempotent producer (a `property` may still
+    /// override it).
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotence
+    }
+
     /// Checks the configuration and renders it as librdkafka properties.
     pub fn to_client_config(&self) -> Result<ClientConfig, KafkaError> {
         if self.brokers.trim().is_empty() {
             return Err(KafkaError::Config("brokers must not be empty".into()));
         }
+        if self.transactional_id.is_some() && !self.idempotence {
+            return Err(KafkaError::Config(
+                "a transactional producer must be idempotent".into(),
+            ));
+        }
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.brokers).set(
-            "delivery.timeout.ms",
-            self.delivery_timeout.as_millis().to_string(),
-        );
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set(
+                "delivery.timeout.ms",
+                self.delivery_timeout.as_millis().to_string(),
+            )
+            .set("enable.idempotence", self.idempotence.to_string())
+            // librdkafka's default already, and the only value idempotence accepts: set
+            // explicitly so that a record counts as sent only once every in-sync replica
+            // has it, whatever the librdkafka version.
+            .set("acks", "all");
         if let Some(client_id) = &self.client_id {
             config.set("client.id", client_id);
         }
@@ -268,6 +326,37 @@ mod tests {
         assert_eq!(config.get("auto.offset.reset"), Some("latest"));
         assert_eq!(config.get("isolation.level"), Some("read_committed"));
         assert_eq!(config.get("group.id"), Some("g"));
+    }
+
+    #[test]
+    fn producers_are_idempotent_with_acks_all_unless_opted_out() {
+        let default = ProducerConfig::new("b:9092").to_client_config().unwrap();
+        assert_eq!(default.get("enable.idempotence"), Some("true"));
+        assert_eq!(default.get("acks"), Some("all"));
+
+        let opted_out = ProducerConfig::new("b:9092")
+            .idempotence(false)
+            .to_client_config()
+            .unwrap();
+        assert_eq!(opted_out.get("enable.idempotence"), Some("false"));
+        assert_eq!(opted_out.get("acks"), Some("all"));
+
+        let by_property = ProducerConfig::new("b:9092")
+            .property("enable.idempotence", "false")
+            .to_client_config()
+            .unwrap();
+        assert_eq!(by_property.get("enable.idempotence"), Some("false"));
+    }
+
+    #[test]
+    fn a_transactional_producer_cannot_opt_out_of_idempotence() {
+        assert!(matches!(
+            ProducerConfig::new("b:9092")
+                .transactional_id("tx")
+                .idempotence(false)
+                .to_client_config(),
+            Err(KafkaError::Config(_))
+        ));
     }
 
     #[test]

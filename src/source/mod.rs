@@ -10,8 +10,10 @@
 //! * `state` — what the consumer task and the handles share.
 //! * `progress` — restore progress per partition, in offsets.
 //! * `sink` — the [`RecordSink`] trait and the outcome counters sinks update.
+//! * `bad_record_log` — how often bad records are logged (they are all counted).
 //! * `worker` — the background task that consumes and feeds the sink.
 
+mod bad_record_log;
 mod error;
 mod handle;
 mod progress;

@@ -1,8 +1,11 @@
 //! Where a source's records go, and the counters of what became of them.
 
+use super::bad_record_log::{BadRecordLine, BadRecordLog, LINE_INTERVAL};
+use parking_lot::Mutex;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Applies a source's records to some state.
 ///
@@ -31,6 +34,8 @@ pub struct Counters {
     tombstones: AtomicU64,
     null_keys: AtomicU64,
     bad_records: AtomicU64,
+    /// Only the sink's consumer task rejects records, so the lock is never contended.
+    bad_record_log: Mutex<BadRecordLog>,
 }
 
 impl Counters {
@@ -49,17 +54,39 @@ impl Counters {
         self.null_keys.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Counts and logs a record that cannot be applied; `part` says what was wrong
-    /// with it ("key", "value", ...).
+    /// Counts a record that cannot be applied and logs it, the first few of a source in
+    /// full and then at most one a while (see `bad_record_log`); `part` says what was
+    /// wrong with it ("key", "value", ...).
     pub fn reject(&self, record: &BorrowedMessage<'_>, part: &str, error: &dyn std::fmt::Display) {
         self.bad_records.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            topic = record.topic(),
-            partition = record.partition(),
-            offset = record.offset(),
-            %error,
-            "skipping record whose {part} cannot be decoded",
-        );
+        let BadRecordLine::Log {
+            unlogged_before,
+            limited_from_now,
+        } = self.bad_record_log.lock().record(Instant::now())
+        else {
+            return;
+        };
+        let (topic, partition, offset) = (record.topic(), record.partition(), record.offset());
+        if limited_from_now {
+            tracing::warn!(
+                topic, partition, offset, %error,
+                "skipping record whose {part} cannot be decoded; further bad records of this \
+                 source are counted (bad_records in ktable_tables) and logged at most once \
+                 per {}",
+                humantime::format_duration(LINE_INTERVAL),
+            );
+        } else if unlogged_before > 0 {
+            tracing::warn!(
+                topic, partition, offset, %error, unlogged_before,
+                "skipping record whose {part} cannot be decoded, and {unlogged_before} more \
+                 bad records of this source counted since the last such line",
+            );
+        } else {
+            tracing::warn!(
+                topic, partition, offset, %error,
+                "skipping record whose {part} cannot be decoded",
+            );
+        }
     }
 
     pub(crate) fn upserts(&self) -> u64 {

@@ -86,9 +86,7 @@ impl Broker {
     /// A producer of raw bytes, so tests can write undecodable records too.
     pub fn raw_producer(&self) -> RawProducer {
         KafkaProducer::new(
-            ProducerConfig::new(self.brokers())
-                .property("enable.idempotence", "true")
-                .property("linger.ms", "5"),
+            ProducerConfig::new(self.brokers()).property("linger.ms", "5"),
             BytesSerializer,
             BytesSerializer,
         )

@@ -7,6 +7,7 @@ mod cli;
 mod compaction;
 mod kafka_layer;
 mod lifecycle;
+mod producer_ordering;
 mod randomized;
 mod restore;
 mod server;
