@@ -10,6 +10,7 @@ mod lifecycle;
 mod randomized;
 mod restore;
 mod server;
+mod server_connections;
 mod server_fast_path;
 mod server_security;
 mod sql;
