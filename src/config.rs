@@ -10,6 +10,8 @@
 //!     listen = "0.0.0.0:5433"
 //!     query_timeout = "30s"
 //!     max_result_rows = 1000000
+//!     authentication_timeout = "10s"
+//!     idle_session_timeout = "30m"
 //!
 //!     [tls]
 //!     cert = "/etc/ktable/server.crt"
@@ -50,6 +52,14 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Client connections served at once.
     pub max_connections: Option<usize>,
+    /// Connections from one IP address at once (0: no limit).
+    pub max_connections_per_address: Option<usize>,
+    /// How long a client may take to log in ("10s").
+    #[serde(default, deserialize_with = "human_duration")]
+    pub authentication_timeout: Option<Duration>,
+    /// How long a logged-in session may sit idle outside a transaction ("30m").
+    #[serde(default, deserialize_with = "human_duration")]
+    pub idle_session_timeout: Option<Duration>,
     /// Prefix of the sources' consumer group ids.
     pub group_id: Option<String>,
     /// How often each source's statistics are logged, in seconds.
@@ -123,6 +133,19 @@ mod tests {
     #[test]
     fn bad_durations_are_refused() {
         assert!(toml::from_str::<FileConfig>("query_timeout = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts_are_read() {
+        let config: FileConfig = toml::from_str(
+            "max_connections_per_address = 8\n\
+             authentication_timeout = \"5s\"\n\
+             idle_session_timeout = \"30m\"",
+        )
+        .unwrap();
+        assert_eq!(config.max_connections_per_address, Some(8));
+        assert_eq!(config.authentication_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(config.idle_session_timeout, Some(Duration::from_secs(1800)));
     }
 
     #[test]

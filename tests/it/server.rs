@@ -83,7 +83,7 @@ pub(crate) async fn start_with(broker: &Broker, config: ServerConfig) -> TestSer
         .expect("addr");
     let config = ServerConfig {
         listen: address,
-        max_connections: 16,
+        max_connections: config.max_connections.min(16),
         ..config
     };
     let serving = Arc::clone(&engine);
