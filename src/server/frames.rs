@@ -87,7 +87,7 @@ pub(crate) fn next_frame(
     let Some(length) = length_at(buffer, 1) else {
         return Ok(None);
     };
-    if length < 4 || length > max as i64 {
+    if !(4..=max as i64).contains(&length) {
         return Err(Violation::new(format!(
             "invalid message length {length} for message type {tag}"
         )));

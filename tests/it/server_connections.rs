@@ -164,8 +164,7 @@ async fn silent_sockets_are_timed_out_and_clients_over_the_limit_hear_53300() {
     // tokio-postgres (no SSLRequest) and by psql (SSLRequest first).
     let refused = connect_as(&server, "admin", "s3cret")
         .await
-        .err()
-        .expect("a fourth session is refused");
+        .expect_err("a fourth session is refused");
     assert_eq!(code(&refused), Some("53300"), "{refused:?}");
     let psql = tokio::task::spawn_blocking({
         let address = server.address;
@@ -219,8 +218,7 @@ async fn one_address_cannot_take_every_slot() {
     let _second = login_when_free(&server, false).await;
     let refused = connect_as(&server, "ktable", "")
         .await
-        .err()
-        .expect("a third connection from one address is refused");
+        .expect_err("a third connection from one address is refused");
     assert_eq!(code(&refused), Some("53300"), "{refused:?}");
     let message = refused
         .as_db_error()
@@ -348,7 +346,7 @@ async fn malformed_messages_get_08p01_and_a_close_not_a_panic() {
     let mut sasl_initial_short = b"SCRAM-SHA-256\0".to_vec();
     sasl_initial_short.extend_from_slice(&100i32.to_be_bytes());
     sasl_initial_short.extend_from_slice(b"n,,");
-    let before_login: Vec<(&str, Vec<u8>)> = vec![
+    let before_login = [
         ("password message of length 0", b"p\0\0\0\0".to_vec()),
         ("password message of length 1", b"p\0\0\0\x01".to_vec()),
         ("password message of length 3", b"p\0\0\0\x03".to_vec()),
@@ -384,7 +382,7 @@ async fn malformed_messages_get_08p01_and_a_close_not_a_panic() {
     bind_past_end.extend_from_slice(&1000i32.to_be_bytes());
     bind_past_end.extend_from_slice(b"ab");
     bind_past_end.extend_from_slice(&0u16.to_be_bytes());
-    let after_login: Vec<(&str, Vec<u8>)> = vec![
+    let after_login = [
         (
             "Parse declaring 65535 parameter types and sending none",
             message(b'P', &parse_without_types),
