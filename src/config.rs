@@ -12,6 +12,8 @@
 //!     max_result_rows = 1000000
 //!     memory_limit = "4 GiB"
 //!     query_memory_limit = "512 MiB"
+//!     authentication_timeout = "10s"
+//!     idle_session_timeout = "30m"
 //!
 //!     [tls]
 //!     cert = "/etc/ktable/server.crt"
@@ -53,6 +55,14 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Client connections served at once.
     pub max_connections: Option<usize>,
+    /// Connections from one IP address at once (0: no limit).
+    pub max_connections_per_address: Option<usize>,
+    /// How long a client may take to log in ("10s").
+    #[serde(default, deserialize_with = "human_duration")]
+    pub authentication_timeout: Option<Duration>,
+    /// How long a logged-in session may sit idle outside a transaction ("30m").
+    #[serde(default, deserialize_with = "human_duration")]
+    pub idle_session_timeout: Option<Duration>,
     /// Prefix of the sources' consumer group ids.
     pub group_id: Option<String>,
     /// How often each source's statistics are logged, in seconds.
@@ -160,6 +170,19 @@ mod tests {
         assert_eq!(parse_byte_size("1000"), Ok(1000));
         assert!(parse_byte_size("lots").is_err());
         assert!(toml::from_str::<FileConfig>("memory_limit = \"lots\"").is_err());
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts_are_read() {
+        let config: FileConfig = toml::from_str(
+            "max_connections_per_address = 8\n\
+             authentication_timeout = \"5s\"\n\
+             idle_session_timeout = \"30m\"",
+        )
+        .unwrap();
+        assert_eq!(config.max_connections_per_address, Some(8));
+        assert_eq!(config.authentication_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(config.idle_session_timeout, Some(Duration::from_secs(1800)));
     }
 
     #[test]

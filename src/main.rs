@@ -51,6 +51,17 @@ struct ServeArgs {
     /// Client connections served at once [default: 256]
     #[arg(long, env = "KTABLE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Connections from one IP address at once, 0 for no limit
+    /// [default: a quarter of --max-connections, at least 4]
+    #[arg(long, env = "KTABLE_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
+    /// How long a client may take to connect and log in, e.g. "10s" [default: 10s]
+    #[arg(long, env = "KTABLE_AUTHENTICATION_TIMEOUT", value_parser = humantime::parse_duration)]
+    authentication_timeout: Option<Duration>,
+    /// Close a logged-in session idle this long outside a transaction, e.g. "30m";
+    /// "0s" for never [default: never]
+    #[arg(long, env = "KTABLE_IDLE_SESSION_TIMEOUT", value_parser = humantime::parse_duration)]
+    idle_session_timeout: Option<Duration>,
     /// Prefix of the consumer group ids sources identify themselves with [default: ktable]
     #[arg(long, env = "KTABLE_GROUP_ID")]
     group_id: Option<String>,
@@ -113,12 +124,30 @@ impl ServeArgs {
             _ => file.tls,
         };
         let brokers = self.brokers.or(file.brokers);
+        let max_connections = self.max_connections.or(file.max_connections).unwrap_or(256);
+        let authentication_timeout = self
+            .authentication_timeout
+            .or(file.authentication_timeout)
+            .unwrap_or(ServerConfig::default().authentication_timeout);
+        // Zero would close every connection before it could log in.
+        if authentication_timeout.is_zero() {
+            return Err("authentication_timeout must be longer than zero".into());
+        }
         let server = ServerConfig {
             listen: self
                 .listen
                 .or(file.listen)
                 .unwrap_or(ServerConfig::default().listen),
-            max_connections: self.max_connections.or(file.max_connections).unwrap_or(256),
+            max_connections,
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(ServerConfig::default_per_address(max_connections)),
+            authentication_timeout,
+            idle_session_timeout: self
+                .idle_session_timeout
+                .or(file.idle_session_timeout)
+                .filter(|idle| !idle.is_zero()),
             users: file.users,
             tls,
             limits: QueryLimits {

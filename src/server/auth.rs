@@ -19,7 +19,10 @@ use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
-use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, METADATA_USER};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ConnectionManager, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+    METADATA_USER,
+};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use futures::Sink;
@@ -101,6 +104,12 @@ impl AuthSource for SaltedPasswords {
 pub(crate) struct Authenticator {
     passwords: Option<Arc<SaltedPasswords>>,
     connections: Arc<ConnectionManager>,
+    /// The server's one source of process ids and secret keys. pgwire's startup
+    /// handlers each start their own counter at 100000, and ktable makes a handler per
+    /// connection, so every connection got process id 100000 and a cancel request
+    /// found only the first one. Shared, the counter gives each connection its own id;
+    /// the secret keys are random (`rand`'s thread RNG, a CSPRNG).
+    ids: Arc<RandomPidSecretKeyGenerator>,
 }
 
 impl Authenticator {
@@ -109,6 +118,7 @@ impl Authenticator {
         Self {
             passwords: (!users.is_empty()).then(|| Arc::new(SaltedPasswords::new(users))),
             connections,
+            ids: Arc::default(),
         }
     }
 
@@ -118,6 +128,7 @@ impl Authenticator {
         match &self.passwords {
             None => Startup::Open(OpenStartup {
                 connections: Arc::clone(&self.connections),
+                ids: Arc::clone(&self.ids),
             }),
             Some(passwords) => {
                 let mut parameters = DefaultServerParameterProvider::default();
@@ -126,6 +137,9 @@ impl Authenticator {
                 Startup::Scram(Box::new(
                     SASLAuthStartupHandler::new(Arc::new(parameters))
                         .with_scram(scram)
+                        .with_pid_secret_key_generator(
+                            Arc::clone(&self.ids) as Arc<dyn PidSecretKeyGenerator>
+                        )
                         .with_connection_manager(Arc::clone(&self.connections)),
                 ))
             }
@@ -137,12 +151,17 @@ impl Authenticator {
 /// find it.
 pub(crate) struct OpenStartup {
     connections: Arc<ConnectionManager>,
+    ids: Arc<RandomPidSecretKeyGenerator>,
 }
 
 #[async_trait]
 impl NoopStartupHandler for OpenStartup {
     fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
         Some(Arc::clone(&self.connections))
+    }
+
+    fn pid_secret_key_generator(&self) -> &dyn PidSecretKeyGenerator {
+        &*self.ids
     }
 }
 

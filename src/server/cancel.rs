@@ -59,7 +59,13 @@ impl RunningQueries {
             .get_or_insert_with(QueryCancel::default);
         let (pid, secret) = client.pid_and_secret_key();
         let mut by_pid = self.by_pid.lock();
-        if !by_pid.contains_key(&pid) {
+        // Process ids are unique among open connections (one counter per server), so
+        // an entry for `pid` that is not this connection's flag belongs to a closed
+        // connection: replace it rather than keep a key no client holds any more.
+        let registered = by_pid
+            .get(&pid)
+            .is_some_and(|(_, registered)| std::ptr::eq(registered.as_ptr(), &*flag));
+        if !registered {
             // Forget closed connections as new ones come.
             by_pid.retain(|_, (_, flag)| flag.strong_count() > 0);
             by_pid.insert(pid, (secret.to_bytes().to_vec(), Arc::downgrade(&flag)));

@@ -1,11 +1,13 @@
 //! Accepting connections: each runs on its own task, so a slow or broken client
-//! affects only itself.
+//! affects only itself. Who may stay, and for how long, is decided by the
+//! connection's [`Ticket`](super::slots::Ticket) and [`Timeouts`].
 
+use super::connection::{self, Timeouts};
+use super::slots::Slots;
 use super::{KtableHandlers, ServerConfig, ServerError};
-use datafusion_postgres::pgwire::tokio::{process_socket, TlsAcceptor};
+use datafusion_postgres::pgwire::tokio::TlsAcceptor;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 pub(crate) async fn run(
     handlers: Arc<KtableHandlers>,
@@ -22,10 +24,17 @@ pub(crate) async fn run(
         address = %config.listen,
         tls = tls.is_some(),
         authentication = if config.users.is_empty() { "none" } else { "scram-sha-256" },
+        max_connections = config.max_connections,
+        max_connections_per_address = config.max_connections_per_address,
+        authentication_timeout = ?config.authentication_timeout,
+        idle_session_timeout = ?config.idle_session_timeout,
         "accepting PostgreSQL connections"
     );
-    let slots =
-        (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
+    let slots = Slots::new(config.max_connections, config.max_connections_per_address);
+    let timeouts = Timeouts {
+        authentication: config.authentication_timeout,
+        idle_session: config.idle_session_timeout,
+    };
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -36,23 +45,16 @@ pub(crate) async fn run(
                 continue;
             }
         };
-        let permit = match &slots {
-            None => None,
-            Some(slots) => match Arc::clone(slots).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    tracing::warn!(%peer, max = config.max_connections, "connection refused: too many connections");
-                    continue;
-                }
-            },
+        let Some(ticket) = slots.admit(peer.ip()) else {
+            tracing::warn!(%peer, "connection closed: over every connection limit");
+            continue;
         };
         let handlers = Arc::clone(&handlers);
         let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = process_socket(socket, tls, handlers).await {
+            if let Err(error) = connection::serve(socket, tls, handlers, ticket, timeouts).await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
-            drop(permit);
         });
     }
 }

@@ -1,8 +1,9 @@
 //! The PostgreSQL wire-protocol front end: `psql`, drivers and BI tools query the
 //! engine's tables and streams.
 //!
-//! * `listener` — accepts connections (TLS when configured), at most
-//!   `max_connections` at once.
+//! * `listener` — accepts connections; `slots` — how many at once, logging in, and
+//!   from one address; `connection` — one connection's TLS, login and idle
+//!   timeouts; `frames` — frontend messages checked before pgwire decodes them.
 //! * `auth` — SCRAM-SHA-256 users and the read-only role.
 //! * `handlers` — the simple-query path: ktable's source DDL, then datafusion-postgres.
 //! * `extended` — Parse/Bind/Execute: point lookups from the key index (`lookup`),
@@ -21,21 +22,25 @@ mod auth;
 mod cancel;
 mod catalog;
 mod client_view;
+mod connection;
 mod detached_client;
 mod errors;
 mod extended;
+mod frames;
 mod handlers;
 mod limits;
 mod listener;
 mod lookup;
 mod query_runtime;
 mod session;
+mod slots;
 mod tls;
 
 use crate::sql::Engine;
 use query_runtime::QueryRuntime;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use auth::UserConfig;
 pub use handlers::KtableHandlers;
@@ -50,8 +55,18 @@ pub const SERVER_VERSION: &str = "16.6";
 pub struct ServerConfig {
     /// The address to listen on.
     pub listen: SocketAddr,
-    /// Connections served at once; more are refused (0: no limit).
+    /// Sessions served at once; more are refused with SQLSTATE 53300 (0: no limit).
     pub max_connections: usize,
+    /// Connections from one IP address at once, logged in or not (0: no limit);
+    /// see [`ServerConfig::default_per_address`].
+    pub max_connections_per_address: usize,
+    /// How long a connection may take from accept to logged in (TLS handshake
+    /// included) before it is closed, as PostgreSQL's `authentication_timeout`.
+    pub authentication_timeout: Duration,
+    /// How long a logged-in session may wait for its next statement outside a
+    /// transaction before it is closed with 57P05, as PostgreSQL's
+    /// `idle_session_timeout`; `None`: no limit.
+    pub idle_session_timeout: Option<Duration>,
     /// Users who may connect, with SCRAM-SHA-256. Empty: no authentication, which is
     /// only allowed on a loopback address.
     pub users: Vec<UserConfig>,
@@ -61,11 +76,28 @@ pub struct ServerConfig {
     pub limits: QueryLimits,
 }
 
+impl ServerConfig {
+    /// The default cap on connections from one address: a quarter of
+    /// `max_connections` (at least 4), so it takes four hosts to fill the server
+    /// while one application server's connection pool still fits; no cap when
+    /// `max_connections` is 0.
+    pub fn default_per_address(max_connections: usize) -> usize {
+        if max_connections == 0 {
+            0
+        } else {
+            (max_connections / 4).max(4)
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 5433)),
             max_connections: 256,
+            max_connections_per_address: Self::default_per_address(256),
+            authentication_timeout: Duration::from_secs(10),
+            idle_session_timeout: None,
             users: Vec::new(),
             tls: None,
             limits: QueryLimits::default(),

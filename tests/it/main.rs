@@ -11,6 +11,7 @@ mod producer_ordering;
 mod randomized;
 mod restore;
 mod server;
+mod server_connections;
 mod server_fast_path;
 mod server_security;
 mod server_statements;

@@ -94,7 +94,7 @@ pub(crate) async fn start_configured(
         .expect("addr");
     let config = ServerConfig {
         listen: address,
-        max_connections: 16,
+        max_connections: config.max_connections.min(16),
         ..config
     };
     let serving = Arc::clone(&engine);
