@@ -13,14 +13,12 @@
 //!   connections and lookups; `detached_client` — what such a statement takes along.
 //! * `limits`, `cancel` — per-query time limit, result-size cap and cancel requests,
 //!   checked while rows stream; `errors` — SQLSTATEs on the wire.
-//! * `catalog` — `pg_catalog` and the functions drivers call.
 //!
 //! Without users the server does not authenticate, so it then refuses to listen on
 //! anything but a loopback address.
 
 mod auth;
 mod cancel;
-mod catalog;
 mod client_view;
 mod connection;
 mod detached_client;
@@ -143,7 +141,8 @@ pub async fn serve(engine: Arc<Engine>, config: &ServerConfig) -> Result<(), Ser
     }
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     // Sessions copy the engine's context when they start: install first.
-    catalog::install(engine.context())?;
+    crate::sql::pg_compat::install(engine.context())
+        .map_err(|e| ServerError::Catalog(e.to_string()))?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = Arc::new(QueryRuntime::start(threads).map_err(ServerError::Runtime)?);
     let handlers = Arc::new(KtableHandlers::new(

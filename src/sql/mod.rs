@@ -10,6 +10,8 @@
 //! * `memory`, `bounded_functions`, `host_access` — what queries may take: memory
 //!   from the engine's pool and each session's share of it, string functions held to
 //!   the same limit, no file or remote object store unless allowed.
+//! * [`pg_compat`] — what PostgreSQL clients and BI tools read besides the tables:
+//!   `pg_catalog`, `information_schema` gaps and the functions drivers call.
 //! * `registry` / `engine` — [`Engine`]: owns the sources, runs SQL and DDL files, and
 //!   registers sources into its own or a user's `SessionContext`.
 
@@ -20,6 +22,7 @@ mod error;
 mod guard;
 mod host_access;
 mod memory;
+pub mod pg_compat;
 mod provider;
 mod registry;
 mod script;

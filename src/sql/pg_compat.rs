@@ -1,6 +1,6 @@
-//! What clients read about the server besides the tables: `pg_catalog` (from
-//! datafusion-pg-catalog) and the functions drivers call while connecting or
-//! inspecting (`version()`, `to_regtype`, `pg_get_serial_sequence`,
+//! PostgreSQL compatibility for clients: what they read about the server besides the
+//! tables, `pg_catalog` (from datafusion-pg-catalog) and the functions drivers call
+//! while connecting or inspecting (`version()`, `to_regtype`, `pg_get_serial_sequence`,
 //! `json_build_object`, `pg_collation_is_visible`), and the planning of the
 //! correlated subqueries their catalog queries are written with.
 
@@ -8,7 +8,6 @@ mod json;
 mod single_row;
 mod subquery;
 
-use super::ServerError;
 use arrow::array::{Array, BooleanArray};
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -22,7 +21,19 @@ use std::sync::Arc;
 
 /// Adds the catalog and the driver functions to `context` (once; a second call only
 /// re-registers the functions).
-pub(crate) fn install(context: &SessionContext) -> Result<(), ServerError> {
+///
+/// The server installs this on the engine's context before it serves; an embedder
+/// whose users connect through PostgreSQL tools may install it on their own context.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let context = datafusion::prelude::SessionContext::new();
+/// ktable::sql::pg_compat::install(&context)?;
+/// let version = context.sql("SELECT version()").await?.collect().await?;
+/// assert_eq!(version[0].num_rows(), 1);
+/// # Ok(()) }
+/// ```
+pub fn install(context: &SessionContext) -> datafusion::error::Result<()> {
     // Drivers parse version() as PostgreSQL's (SQLAlchemy refuses DataFusion's).
     context.register_udf(version_udf());
     context.register_udf(to_regtype_udf());
@@ -34,8 +45,7 @@ pub(crate) fn install(context: &SessionContext) -> Result<(), ServerError> {
         .catalog("datafusion")
         .is_some_and(|c| c.schema("pg_catalog").is_some());
     if !has_pg_catalog {
-        setup_pg_catalog(context, "datafusion", EmptyContextProvider)
-            .map_err(|e| ServerError::Catalog(e.to_string()))?;
+        setup_pg_catalog(context, "datafusion", EmptyContextProvider).map_err(|e| *e)?;
         // Once per context: analyzer rules are not replaced by name.
         context.add_analyzer_rule(Arc::new(subquery::SingleRowSubqueries::new(
             single_row::single_row_udaf(),
