@@ -54,7 +54,9 @@ async fn main() {
             max_connections: 8,
             ..ServerConfig::default()
         };
-        serve(serving, &config).await.expect("serve");
+        serve(serving, &config, std::future::pending())
+            .await
+            .expect("serve");
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (client, connection) = tokio_postgres::connect(

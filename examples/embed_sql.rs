@@ -1,13 +1,17 @@
 //! Kafka tables and streams inside your own DataFusion `SessionContext`.
 //!
 //! Declares a `users` table (a compacted topic: one row per key) and an `orders` stream
-//! (an append-only topic), then enriches orders with the users' current state in SQL.
+//! (an append-only topic), then enriches orders with the users' current state in SQL,
+//! and serves key lookups through the engine's prepared statements: recognized once,
+//! then read straight from the table's key index with no planning per lookup.
 //! Runs on an in-process Kafka cluster, so it needs nothing installed:
 //! `cargo run --example embed_sql`.
 
+use datafusion::arrow::util::pretty::print_batches;
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::prelude::SessionContext;
 use ktable::kafka::{JsonSerializer, KafkaProducer, ProducerConfig, StringSerializer};
-use ktable::sql::{Engine, EngineConfig};
+use ktable::sql::{Engine, EngineConfig, Output, StatementKind};
 use rdkafka::mocking::MockCluster;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -71,6 +75,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .show()
         .await?;
+
+    // A prepared lookup: parsed, planned and recognized once; each execution reads
+    // the key index. The same fast path serves the PostgreSQL server's clients.
+    let by_id = engine
+        .prepare(&ctx, "SELECT name, age FROM users WHERE id = $1")
+        .await?;
+    assert_eq!(by_id.kind(), StatementKind::PointLookup);
+    for id in ["u1", "u3", "nobody"] {
+        let key = ParamValues::List(vec![ScalarValue::from(id).into()]);
+        if let Output::Rows(rows) = engine.execute(&ctx, &by_id, key).await? {
+            let rows: Vec<_> = futures::TryStreamExt::try_collect(rows).await?;
+            println!("user {id}:");
+            print_batches(&rows)?;
+        }
+    }
+    // Or, without a stream, the row itself.
+    let grace = engine.lookup(&by_id, Some("u2"))?;
+    println!("user u2 has {} row", grace.num_rows());
     engine.stop();
     Ok(())
 }

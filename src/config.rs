@@ -87,6 +87,11 @@ pub struct FileConfig {
     pub allow_host_access: Option<bool>,
     /// TLS certificate and key for client connections.
     pub tls: Option<TlsConfig>,
+    /// Refuse clients that do not use TLS.
+    pub require_tls: Option<bool>,
+    /// How long running statements may take to finish at shutdown ("30s").
+    #[serde(default, deserialize_with = "human_duration")]
+    pub shutdown_grace: Option<Duration>,
     /// Users who may connect (SCRAM-SHA-256).
     #[serde(default)]
     pub users: Vec<UserConfig>,

@@ -96,6 +96,13 @@ struct ServeArgs {
     /// PEM private key for TLS (with --tls-cert).
     #[arg(long, env = "KTABLE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Refuse clients that do not use TLS (needs --tls-cert and --tls-key) [default: false]
+    #[arg(long, env = "KTABLE_REQUIRE_TLS")]
+    require_tls: Option<bool>,
+    /// At Ctrl-C or SIGTERM, how long running statements may take to finish before
+    /// their connections are closed, e.g. "30s" [default: 30s]
+    #[arg(long, env = "KTABLE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    shutdown_grace: Option<Duration>,
 }
 
 /// Everything `serve` needs, flags and file merged.
@@ -150,6 +157,11 @@ impl ServeArgs {
                 .filter(|idle| !idle.is_zero()),
             users: file.users,
             tls,
+            require_tls: self.require_tls.or(file.require_tls).unwrap_or(false),
+            shutdown_grace: self
+                .shutdown_grace
+                .or(file.shutdown_grace)
+                .unwrap_or(ServerConfig::default().shutdown_grace),
             limits: QueryLimits {
                 timeout: self.query_timeout.or(file.query_timeout),
                 max_rows: self.max_result_rows.or(file.max_result_rows),
@@ -295,7 +307,7 @@ async fn serve(
     }
     let engine = Arc::new(Engine::new(config));
     engine.run_path(engine.context(), &sql).await?;
-    let listening = server::serve(Arc::clone(&engine), &server);
+    let listening = server::serve(Arc::clone(&engine), &server, shutdown_signal());
     tokio::pin!(listening);
     let user = server.users.first().map_or("ktable", |u| u.name.as_str());
     let ssl = if server.tls.is_some() {
@@ -313,10 +325,10 @@ async fn serve(
     let mut tick = tokio::time::interval(stats_interval);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
             result = &mut listening => {
                 engine.stop();
-                return Err(result.err().map_or_else(|| "the server stopped".into(), |e| e.to_string().into()));
+                // Ok: shut down by a signal, after the connections closed.
+                return result.map_err(|e| e.to_string().into());
             }
             _ = tick.tick() => {
                 for source in engine.sources() {
@@ -332,7 +344,27 @@ async fn serve(
             }
         }
     }
-    tracing::info!("shutting down");
-    engine.stop();
-    Ok(())
+}
+
+/// Completes at Ctrl-C (SIGINT) or SIGTERM (what `docker stop` and Kubernetes send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -6,11 +6,8 @@
 //! user may query but not run DDL or anything that writes.
 
 use super::errors::error_with_code;
-use super::extended::DfStatement;
+use crate::sql::Prepared;
 use async_trait::async_trait;
-use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::{
     gen_salted_password, ScramAuth, SCRAM_ITERATIONS,
@@ -215,84 +212,13 @@ impl Access {
                 .is_some_and(|user| self.read_only.contains(user))
     }
 
-    /// Refuses source DDL to read-only users.
-    pub(crate) fn check_ddl<C: ClientInfo>(&self, client: &C) -> PgWireResult<()> {
-        if self.is_read_only(client) {
-            return Err(denied("DDL"));
-        }
-        Ok(())
-    }
-
-    /// Refuses a read-only user a statement that is not a read (simple-query path).
-    pub(crate) fn check_sql<C: ClientInfo>(&self, client: &C, sql: &str) -> PgWireResult<()> {
-        if !self.is_read_only(client) {
-            return Ok(());
-        }
-        // What does not parse here fails in DataFusion's parser with a syntax error.
-        let Ok(statements) = SqlParser::parse_sql(&PostgreSqlDialect {}, sql) else {
-            return Ok(());
-        };
-        match statements.iter().find(|s| !is_read(s)) {
-            Some(statement) => Err(denied(statement_kind(statement))),
-            None => Ok(()),
-        }
-    }
-
-    /// Refuses a read-only user a statement that is not a read (extended path).
-    pub(crate) fn check_statement<C: ClientInfo>(
-        &self,
-        client: &C,
-        statement: &DfStatement,
-    ) -> PgWireResult<()> {
-        match &statement.1 {
-            Some((statement, _)) if self.is_read_only(client) && !is_read(statement) => {
-                Err(denied(statement_kind(statement)))
-            }
+    /// Refuses a read-only user a statement that writes or declares.
+    pub(crate) fn check<C: ClientInfo>(&self, client: &C, prepared: &Prepared) -> PgWireResult<()> {
+        match prepared.writes() {
+            Some(what) if self.is_read_only(client) => Err(denied(what)),
             _ => Ok(()),
         }
     }
-}
-
-fn statement_kind(statement: &Statement) -> &'static str {
-    match statement {
-        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => "writing",
-        Statement::Copy { .. } => "COPY",
-        _ => "DDL",
-    }
-}
-
-/// Statements that only read, or only change the session.
-fn is_read(statement: &Statement) -> bool {
-    matches!(
-        statement,
-        Statement::Query(_)
-            | Statement::ExplainTable { .. }
-            | Statement::ShowVariable { .. }
-            | Statement::ShowVariables { .. }
-            | Statement::ShowTables { .. }
-            | Statement::ShowColumns { .. }
-            | Statement::ShowCreate { .. }
-            | Statement::ShowFunctions { .. }
-            | Statement::ShowSchemas { .. }
-            | Statement::ShowDatabases { .. }
-            | Statement::Set(_)
-            | Statement::StartTransaction { .. }
-            | Statement::Commit { .. }
-            | Statement::Rollback { .. }
-            | Statement::Savepoint { .. }
-            | Statement::ReleaseSavepoint { .. }
-            | Statement::Declare { .. }
-            | Statement::Fetch { .. }
-            | Statement::Close { .. }
-            | Statement::Discard { .. }
-            | Statement::Deallocate { .. }
-            | Statement::Execute { .. }
-    ) || matches!(
-        statement,
-        // EXPLAIN ANALYZE runs its statement.
-        Statement::Prepare { statement, .. } | Statement::Explain { statement, .. }
-            if is_read(statement)
-    )
 }
 
 fn denied(what: &str) -> PgWireError {

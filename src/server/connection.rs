@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::codec::{Decoder, Framed};
 
@@ -52,6 +53,8 @@ pub(crate) struct Timeouts {
     /// Waiting for the next statement outside a transaction (PostgreSQL's
     /// `idle_session_timeout`); `None`: forever.
     pub(crate) idle_session: Option<Duration>,
+    /// Refuse sessions that did not negotiate TLS.
+    pub(crate) require_tls: bool,
 }
 
 /// Room made in the read buffer before each read (tokio-util's `Framed` uses the same).
@@ -64,6 +67,7 @@ enum Interrupted {
     Violation(frames::Violation),
     LoginTimeout,
     IdleTimeout,
+    ShuttingDown,
     Io(io::Error),
 }
 
@@ -74,6 +78,7 @@ pub(crate) async fn serve(
     handlers: Arc<KtableHandlers>,
     mut ticket: Ticket,
     timeouts: Timeouts,
+    mut stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let login_deadline = Instant::now() + timeouts.authentication;
     let Ok(negotiated) = timeout_at(login_deadline, negotiate_tls(tcp, tls)).await else {
@@ -129,7 +134,13 @@ pub(crate) async fn serve(
                 .filter(|_| idle)
                 .map(|idle| (Instant::now() + idle, Interrupted::IdleTimeout))
         };
-        let mut frame = match read_frame(&mut socket, &mut pending, phase, deadline).await {
+        // The server is shutting down: this session's statement (if any) has
+        // finished, and no other starts.
+        let next = tokio::select! {
+            next = read_frame(&mut socket, &mut pending, phase, deadline) => next,
+            _ = stopping.wait_for(|stop| *stop) => Err(Interrupted::ShuttingDown),
+        };
+        let mut frame = match next {
             Ok(Some(frame)) => frame,
             Ok(None) => return Ok(()),
             Err(Interrupted::Violation(violation)) => {
@@ -148,6 +159,13 @@ pub(crate) async fn serve(
                 );
                 return close_with(&mut socket, info).await;
             }
+            Err(Interrupted::ShuttingDown) => {
+                let info = fatal(
+                    "57P01", // admin_shutdown
+                    "terminating connection due to administrator command",
+                );
+                return close_with(&mut socket, info).await;
+            }
             Err(Interrupted::Io(error)) => return Err(error),
         };
         let message = match socket.codec_mut().decode(&mut frame) {
@@ -163,6 +181,18 @@ pub(crate) async fn serve(
         match &message {
             PgWireFrontendMessage::Terminate(_) => return Ok(()),
             PgWireFrontendMessage::Startup(_) => {
+                if timeouts.require_tls && !socket.is_secure() {
+                    // 28000 invalid_authorization_specification, as PostgreSQL's
+                    // pg_hba.conf refusal of a non-SSL connection to a hostssl line.
+                    let info = fatal(
+                        "28000",
+                        format!(
+                            "connection from {} refused: the server requires TLS (sslmode=require)",
+                            socket.socket_addr().ip()
+                        ),
+                    );
+                    return close_with(&mut socket, info).await;
+                }
                 if let Err(refusal) = ticket.start_session() {
                     // 53300 too_many_connections
                     return close_with(&mut socket, fatal("53300", refusal.message())).await;

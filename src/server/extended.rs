@@ -1,85 +1,56 @@
-//! The extended query protocol (Parse/Bind/Describe/Execute): ktable's statements in
-//! front of datafusion-postgres's.
+//! The extended query protocol (Parse/Bind/Describe/Execute) over the engine's front
+//! end.
 //!
-//! At `Parse` a statement is held to the engine's limits (`Engine::check`), then sorted
-//! once into what runs it:
-//! * a point lookup on a Kafka table → [`PointLookup`], answered from the key index;
-//! * ktable's source DDL (`CREATE STREAM`, `CREATE TABLE ... WITH (topic)`, `DROP`) and
-//!   savepoints → run by ktable, as on the simple-query path;
-//! * anything else → datafusion-postgres, with the plan it built on the query runtime
-//!   over the session's context; executed there too, unless it is a session statement
-//!   (`SET`, cursors...), which answers on the connection.
+//! At `Parse` the engine prepares the statement once (on the query threads; a text it
+//! has prepared before, as drivers that parse anew on every execution send, comes
+//! from its shape cache without parsing) and the wire's view of it is worked out
+//! ([`WireStatement`]). At `Execute`:
+//! * a point lookup with a text key reads the key index right here, on the
+//!   connection's task, and encodes the row with the statement's field descriptions;
+//! * a session statement (`SET`, cursors...) is answered on the connection;
+//! * source DDL runs on the connection (its source starts there);
+//! * anything else runs on the query threads with its parameters bound.
 
-use super::auth::Access;
-use super::cancel::RunningQueries;
-use super::client_view::{BufferedClient, DfClient};
-use super::detached_client::{self, DetachedClient};
-use super::errors::{user_error, with_sqlstate};
-use super::handlers::{ddl_tag, savepoint_tag};
-use super::limits::QueryLimits;
-use super::lookup::PointLookup;
-use super::query_runtime::QueryRuntime;
+use super::errors::{error_with_code, user_error};
+use super::handlers::Shared;
+use super::results;
 use super::session::Session;
-use crate::sql::{is_session_statement, Engine};
+use super::session_statements;
+use super::wire_statement::WireStatement;
+use crate::sql::StatementKind;
 use async_trait::async_trait;
+use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler;
-use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, Tag};
-use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Parse};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
-use datafusion_postgres::DfSessionService;
 use futures::Sink;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::time::Instant;
 
-pub(crate) use super::client_view::DfStatement;
+use super::client_view::BufferedClient;
 
-/// A prepared statement, sorted by what runs it.
-#[derive(Clone)]
-pub enum KtableStatement {
-    /// `SELECT cols FROM table WHERE key = $1`, served from the key index.
-    Lookup(Arc<PointLookup>),
-    /// Source DDL, run by the engine.
-    Ddl(Arc<str>),
-    /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`: accepted, nothing to do.
-    Savepoint(&'static str),
-    /// Everything else: datafusion-postgres's statement and plan.
-    DataFusion(Arc<StoredStatement<DfStatement>>),
-}
-
-/// Parses for [`KtableExtended`]: ktable's statements first, then DataFusion's.
+/// Parses for [`KtableExtended`] with the engine's front end.
 pub struct KtableParser {
-    engine: Arc<Engine>,
-    runtime: Arc<QueryRuntime>,
-    /// datafusion-postgres's parser over the engine's context, for what it derives
-    /// from a statement it parsed: parameter and result types come from the plan
-    /// alone, whichever session's parser made it.
-    plans: Arc<datafusion_postgres::Parser>,
+    shared: Arc<Shared>,
 }
 
-/// Parameter types with which a lookup's key arrives as UTF-8 text, whatever the
-/// format: declared as a string type, or left for the server to choose (it says TEXT).
-fn is_text_parameter(declared: Option<&Option<Type>>) -> bool {
-    match declared {
-        None | Some(None) => true,
-        Some(Some(t)) => {
-            *t == Type::TEXT
-                || *t == Type::VARCHAR
-                || *t == Type::BPCHAR
-                || *t == Type::NAME
-                || *t == Type::UNKNOWN
-        }
-    }
+/// Format options for descriptions made before a client's own are known (a
+/// description does not depend on them).
+fn describe_options() -> &'static Arc<FormatOptions> {
+    static OPTIONS: OnceLock<Arc<FormatOptions>> = OnceLock::new();
+    OPTIONS.get_or_init(|| Arc::new(FormatOptions::default()))
 }
 
 #[async_trait]
 impl QueryParser for KtableParser {
-    type Statement = KtableStatement;
+    type Statement = Arc<WireStatement>;
 
     async fn parse_sql<C>(
         &self,
@@ -90,46 +61,27 @@ impl QueryParser for KtableParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        if let Some(tag) = savepoint_tag(sql) {
-            return Ok(Some(KtableStatement::Savepoint(tag)));
-        }
-        let session = Session::of(client, &self.engine);
-        self.engine
-            .check(session.context(), sql)
-            .map_err(|e| user_error(&e))?;
-        if ddl_tag(sql)?.is_some() {
-            return Ok(Some(KtableStatement::Ddl(sql.into())));
-        }
-        let parser = session.service().query_parser();
-        let detached = DetachedClient::of(client);
-        let (owned_sql, owned_types) = (sql.to_string(), types.to_vec());
-        let parsed = self
-            .runtime
-            .run(async move { parser.parse_sql(&detached, &owned_sql, &owned_types).await })
-            .await
-            .map_err(with_sqlstate)?;
-        let Some(statement) = parsed else {
-            return Ok(None);
+        let shared = &self.shared;
+        let session = Session::of(client, &shared.engine);
+        let prepared = match shared.engine.prepare_cached(sql) {
+            Some((prepared, None)) => prepared,
+            _ => shared.prepare(&session, sql).await?,
         };
-        if types.len() <= 1 && is_text_parameter(types.first()) {
-            if let (_, Some((_, plan))) = &statement {
-                if let Some(lookup) = PointLookup::recognize(plan) {
-                    tracing::debug!(sql, "prepared point lookup served from the key index");
-                    return Ok(Some(KtableStatement::Lookup(Arc::new(lookup))));
-                }
+        let session_plan = match (prepared.kind(), prepared.statement()) {
+            (StatementKind::Session, Some(statement)) => {
+                session_statements::plan(client, &session, statement).await?
             }
-        }
-        Ok(Some(KtableStatement::DataFusion(Arc::new(
-            StoredStatement::new(String::new(), statement, types.to_vec()),
-        ))))
+            _ => None,
+        };
+        Ok(Some(Arc::new(WireStatement::new(
+            prepared,
+            session_plan,
+            types,
+        )?)))
     }
 
     fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        match statement {
-            KtableStatement::Lookup(lookup) => Ok(lookup.parameter_types()),
-            KtableStatement::Ddl(_) | KtableStatement::Savepoint(_) => Ok(vec![]),
-            KtableStatement::DataFusion(inner) => self.plans.get_parameter_types(&inner.statement),
-        }
+        Ok(statement.parameter_types.clone())
     }
 
     fn get_result_schema(
@@ -137,54 +89,36 @@ impl QueryParser for KtableParser {
         statement: &Self::Statement,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        match statement {
-            KtableStatement::Lookup(lookup) => {
-                lookup.fields(format.unwrap_or(&Format::UnifiedText), None)
-            }
-            KtableStatement::Ddl(_) | KtableStatement::Savepoint(_) => Ok(vec![]),
-            KtableStatement::DataFusion(inner) => {
-                self.plans.get_result_schema(&inner.statement, format)
-            }
+        let format = format.unwrap_or(&Format::UnifiedText);
+        if let Some(plan) = &statement.session_plan {
+            return Ok(
+                results::fields(plan.schema().as_arrow(), format, describe_options())?.to_vec(),
+            );
         }
+        Ok(statement.fields(format, describe_options())?.to_vec())
     }
 }
 
 /// The extended-protocol handler.
 pub struct KtableExtended {
-    engine: Arc<Engine>,
-    access: Arc<Access>,
-    limits: QueryLimits,
-    running: Arc<RunningQueries>,
+    shared: Arc<Shared>,
     parser: Arc<KtableParser>,
-    runtime: Arc<QueryRuntime>,
 }
 
 impl KtableExtended {
-    pub(crate) fn new(
-        engine: Arc<Engine>,
-        access: Arc<Access>,
-        limits: QueryLimits,
-        running: Arc<RunningQueries>,
-        runtime: Arc<QueryRuntime>,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self {
             parser: Arc::new(KtableParser {
-                plans: DfSessionService::new(Arc::new(engine.context().clone())).query_parser(),
-                engine: Arc::clone(&engine),
-                runtime: Arc::clone(&runtime),
+                shared: Arc::clone(&shared),
             }),
-            engine,
-            access,
-            limits,
-            running,
-            runtime,
+            shared,
         }
     }
 }
 
 #[async_trait]
 impl ExtendedQueryHandler for KtableExtended {
-    type Statement = KtableStatement;
+    type Statement = Arc<WireStatement>;
     type QueryParser = KtableParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
@@ -195,7 +129,7 @@ impl ExtendedQueryHandler for KtableExtended {
         &self,
         client: &mut C,
         portal: &Portal<Self::Statement>,
-        max_rows: usize,
+        _max_rows: usize,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -203,64 +137,71 @@ impl ExtendedQueryHandler for KtableExtended {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match &portal.statement.statement {
-            KtableStatement::Lookup(lookup) => {
-                let key = portal.parameters.first().and_then(|p| p.as_deref());
-                let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-                let rows = lookup.execute(
-                    &self.engine,
-                    key,
-                    &portal.result_column_format,
-                    Some(options),
-                )?;
-                Ok(Response::Query(rows))
-            }
-            KtableStatement::Ddl(sql) => {
-                self.access.check_ddl(client)?;
-                let tag = ddl_tag(sql)?.unwrap_or_default();
-                self.engine.sql(sql).await.map_err(|e| user_error(&e))?;
-                Ok(Response::Execution(Tag::new(&tag)))
-            }
-            KtableStatement::Savepoint(tag) => Ok(Response::Execution(Tag::new(tag))),
-            KtableStatement::DataFusion(statement) => {
-                self.access.check_statement(client, &statement.statement)?;
-                // The same portal over datafusion-postgres's statement. Its execution
-                // state stays with the outer portal, which pgwire drives.
-                let mut inner_portal =
-                    Portal::new_cursor(portal.name.clone(), Arc::clone(statement));
-                inner_portal.parameter_format = portal.parameter_format.clone();
-                inner_portal.parameters = portal.parameters.clone();
-                inner_portal.result_column_format = portal.result_column_format.clone();
-                let started = Instant::now();
-                let cancel = self.running.start(&*client);
-                let service = Arc::clone(Session::of(&*client, &self.engine).service());
-                let on_connection = matches!(
-                    &statement.statement.1,
-                    Some((statement, _)) if is_session_statement(statement)
-                );
-                let response = if on_connection {
-                    let mut client = DfClient::new(client);
-                    self.limits
-                        .within(
-                            started,
-                            service.do_query(&mut client, &inner_portal, max_rows),
-                        )
-                        .await
-                } else {
-                    let work = detached_client::execute_portal(
-                        service,
-                        DetachedClient::of(&*client),
-                        inner_portal,
-                        max_rows,
-                    );
-                    self.limits
-                        .within(started, self.runtime.respond(work))
-                        .await
-                }
-                .map_err(with_sqlstate)?;
-                Ok(self.limits.hold(started, cancel, response))
-            }
+        let shared = &self.shared;
+        let statement = &portal.statement.statement;
+        let prepared = &statement.prepared;
+        let session = Session::of(&*client, &shared.engine);
+        shared.access.check(&*client, prepared)?;
+        if statement.text_key {
+            let key = match portal.parameters.first() {
+                Some(Some(bytes)) => Some(std::str::from_utf8(bytes).map_err(|_| {
+                    error_with_code(
+                        "22021", // character_not_in_repertoire
+                        "the key parameter is not valid UTF-8".into(),
+                    )
+                })?),
+                _ => None,
+            };
+            let rows = shared
+                .engine
+                .lookup(prepared, key)
+                .map_err(|e| user_error(&e))?;
+            let fields =
+                statement.fields(&portal.result_column_format, &session.format(&*client))?;
+            return Ok(Response::Query(results::batch_rows(fields, rows)));
         }
+        let inferred: Vec<_> = statement
+            .inferred_types
+            .iter()
+            .map(Option::as_ref)
+            .collect();
+        let announced: Vec<_> = statement.parameter_types.iter().map(Some).collect();
+        let params = deserialize_parameters_with_server_types(portal, &inferred, &announced)?;
+        let started = Instant::now();
+        if prepared.kind() == StatementKind::Session {
+            let Some(sql_statement) = prepared.statement() else {
+                return Ok(Response::EmptyQuery);
+            };
+            return shared
+                .limits
+                .within(
+                    started,
+                    session_statements::extended(
+                        client,
+                        &session,
+                        sql_statement,
+                        statement.session_plan.as_ref(),
+                        &params,
+                    ),
+                )
+                .await;
+        }
+        let cancel = shared.running.start(&*client);
+        let options = session.format(&*client);
+        let response = shared
+            .limits
+            .within(
+                started,
+                shared.execute(
+                    &session,
+                    Arc::clone(prepared),
+                    params,
+                    portal.result_column_format.clone(),
+                    options,
+                ),
+            )
+            .await?;
+        Ok(shared.limits.hold(started, cancel, response))
     }
 }
 
@@ -270,7 +211,7 @@ pub struct BufferedReplies(pub(crate) KtableExtended);
 
 #[async_trait]
 impl ExtendedQueryHandler for BufferedReplies {
-    type Statement = KtableStatement;
+    type Statement = Arc<WireStatement>;
     type QueryParser = KtableParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {

@@ -1,6 +1,7 @@
 //! Accepting connections: each runs on its own task, so a slow or broken client
 //! affects only itself. Who may stay, and for how long, is decided by the
-//! connection's [`Ticket`](super::slots::Ticket) and [`Timeouts`].
+//! connection's [`Ticket`](super::slots::Ticket) and [`Timeouts`]. Every connection
+//! task is tracked, so that shutdown can wait for them and then end them.
 
 use super::connection::{self, Timeouts};
 use super::slots::Slots;
@@ -8,11 +9,16 @@ use super::{KtableHandlers, ServerConfig, ServerError};
 use datafusion_postgres::pgwire::tokio::TlsAcceptor;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
+/// Accepts connections until `stopping` turns true, then waits up to the shutdown
+/// grace period for the connections to end and ends the rest.
 pub(crate) async fn run(
     handlers: Arc<KtableHandlers>,
     config: &ServerConfig,
     tls: Option<TlsAcceptor>,
+    mut stopping: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let listener = TcpListener::bind(config.listen)
         .await
@@ -34,9 +40,18 @@ pub(crate) async fn run(
     let timeouts = Timeouts {
         authentication: config.authentication_timeout,
         idle_session: config.idle_session_timeout,
+        require_tls: config.require_tls,
     };
+    let mut connections = JoinSet::new();
     loop {
-        let (socket, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stop| *stop) => break,
+            // Reap ended connections as they go, so the set stays as large as the
+            // connections open.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (socket, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: wait rather than spin.
@@ -51,10 +66,28 @@ pub(crate) async fn run(
         };
         let handlers = Arc::clone(&handlers);
         let tls = tls.clone();
-        tokio::spawn(async move {
-            if let Err(error) = connection::serve(socket, tls, handlers, ticket, timeouts).await {
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            if let Err(error) =
+                connection::serve(socket, tls, handlers, ticket, timeouts, stopping).await
+            {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
     }
+    drop(listener);
+    let open = connections.len();
+    let drained = tokio::time::timeout(config.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "closing connections whose statements outlived the shutdown grace period"
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!(connections = open, "all connections closed");
+    Ok(())
 }

@@ -21,21 +21,24 @@ mod auth;
 mod cancel;
 mod client_view;
 mod connection;
-mod detached_client;
 mod errors;
 mod extended;
 mod frames;
 mod handlers;
 mod limits;
 mod listener;
-mod lookup;
 mod query_runtime;
+mod results;
 mod session;
+mod session_statements;
+mod simple;
 mod slots;
 mod tls;
+mod wire_statement;
 
 use crate::sql::Engine;
 use query_runtime::QueryRuntime;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +73,12 @@ pub struct ServerConfig {
     pub users: Vec<UserConfig>,
     /// TLS certificate and key; without, connections are plaintext.
     pub tls: Option<TlsConfig>,
+    /// Refuse connections that do not use TLS (as a `hostssl` line in PostgreSQL's
+    /// pg_hba.conf), with SQLSTATE 28000; needs `tls`.
+    pub require_tls: bool,
+    /// How long running statements may take to finish once shutdown begins; then
+    /// their connections are closed.
+    pub shutdown_grace: Duration,
     /// Per-query time and result-size limits.
     pub limits: QueryLimits,
 }
@@ -98,6 +107,8 @@ impl Default for ServerConfig {
             idle_session_timeout: None,
             users: Vec::new(),
             tls: None,
+            require_tls: false,
+            shutdown_grace: Duration::from_secs(30),
             limits: QueryLimits::default(),
         }
     }
@@ -130,13 +141,27 @@ pub enum ServerError {
     Runtime(std::io::Error),
 }
 
-/// Serves `engine` until the returned future is dropped or the listener fails.
-pub async fn serve(engine: Arc<Engine>, config: &ServerConfig) -> Result<(), ServerError> {
+/// Serves `engine` until `shutdown` completes (or the listener fails).
+///
+/// At shutdown the server stops accepting connections, closes idle sessions with
+/// SQLSTATE 57P01 as PostgreSQL does, lets running statements finish for up to
+/// `shutdown_grace`, then closes what is left, and returns.
+pub async fn serve(
+    engine: Arc<Engine>,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     if config.users.is_empty() && !config.listen.ip().is_loopback() {
         return Err(ServerError::Listen {
             address: config.listen,
             reason: "without users to authenticate, ktable only listens on loopback addresses"
                 .into(),
+        });
+    }
+    if config.require_tls && config.tls.is_none() {
+        return Err(ServerError::Listen {
+            address: config.listen,
+            reason: "require_tls needs a TLS certificate and key".into(),
         });
     }
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
@@ -151,5 +176,14 @@ pub async fn serve(engine: Arc<Engine>, config: &ServerConfig) -> Result<(), Ser
         config.limits,
         runtime,
     ));
-    listener::run(handlers, config, tls).await
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let serving = listener::run(handlers, config, tls, stopping);
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => return result,
+        () = shutdown => {}
+    }
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections");
+    let _ = stop.send(true);
+    serving.await
 }

@@ -1,5 +1,5 @@
-//! One client session's SQL state: its own DataFusion context and the
-//! datafusion-postgres service over it.
+//! One client session's SQL state: its own DataFusion context, and the format options
+//! its results are encoded with.
 //!
 //! Each connection gets a context of its own from `Engine::session_context`: the
 //! engine's tables, functions and catalogs, with settings and a memory budget of its
@@ -12,34 +12,42 @@
 use crate::sql::Engine;
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::DfSessionService;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use parking_lot::Mutex;
 use std::sync::Arc;
 
-/// A connection's context and the service that runs statements on it.
+/// A connection's context and result format.
 pub(crate) struct Session {
     context: Arc<SessionContext>,
-    service: Arc<DfSessionService>,
+    /// How values are written (DateStyle, bytea_output...), from the session's
+    /// settings; made once and kept until a session statement may have changed them,
+    /// rather than for every result.
+    format: Mutex<Option<Arc<FormatOptions>>>,
 }
 
 impl Session {
     /// `client`'s session, made on first use.
     pub(crate) fn of<C: ClientInfo + ?Sized>(client: &C, engine: &Engine) -> Arc<Session> {
-        client.session_extensions().get_or_insert_with(|| {
-            let context = Arc::new(engine.session_context());
-            Session {
-                service: Arc::new(DfSessionService::new(Arc::clone(&context))),
-                context,
-            }
+        client.session_extensions().get_or_insert_with(|| Session {
+            context: Arc::new(engine.session_context()),
+            format: Mutex::new(None),
         })
     }
 
     /// The session's context.
-    pub(crate) fn context(&self) -> &SessionContext {
+    pub(crate) fn context(&self) -> &Arc<SessionContext> {
         &self.context
     }
 
-    /// datafusion-postgres's handlers over the session's context.
-    pub(crate) fn service(&self) -> &Arc<DfSessionService> {
-        &self.service
+    /// The options `client`'s results are written with.
+    pub(crate) fn format<C: ClientInfo + ?Sized>(&self, client: &C) -> Arc<FormatOptions> {
+        Arc::clone(self.format.lock().get_or_insert_with(|| {
+            Arc::new(FormatOptions::from_client_metadata(client.metadata()))
+        }))
+    }
+
+    /// Forgets the result format: a session statement ran and may have changed it.
+    pub(crate) fn settings_changed(&self) {
+        *self.format.lock() = None;
     }
 }

@@ -5,6 +5,8 @@ use super::guard::{Checked, Refusal, StatementGuard};
 use super::host_access::NoHostAccess;
 use super::memory::SessionMemoryPool;
 use super::registry::{RegisteredSource, Registry, SourceHandle, SourceInfo};
+use super::shape::ShapeCache;
+use super::statement::StatementKind;
 use super::system::{SystemTable, SYSTEM_TABLE};
 use super::{bounded_functions, script, SqlError};
 use crate::kafka::ConsumerConfig;
@@ -18,6 +20,7 @@ use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SessionStateBuilder;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +32,7 @@ pub struct EngineConfig {
     group_id: String,
     request_timeout: Duration,
     properties: Vec<(String, String)>,
-    guard: StatementGuard,
+    pub(super) guard: StatementGuard,
     memory_limit: usize,
     query_memory_limit: usize,
     max_user_objects: usize,
@@ -146,9 +149,13 @@ impl EngineConfig {
 /// # Ok(()) }
 /// ```
 pub struct Engine {
-    config: EngineConfig,
+    pub(super) config: EngineConfig,
     registry: Arc<Registry>,
     context: SessionContext,
+    /// What statement shapes were classified as (see `shape`).
+    pub(super) shapes: ShapeCache,
+    /// PostgreSQL's SQL with the rewrites its clients' catalog queries need.
+    pub(super) pg_parser: PostgresCompatibilityParser,
 }
 
 impl Engine {
@@ -165,6 +172,8 @@ impl Engine {
             config,
             registry: Arc::new(Registry::default()),
             context,
+            shapes: ShapeCache::default(),
+            pg_parser: PostgresCompatibilityParser::new(),
         };
         engine.register_system_table(&engine.context);
         engine
@@ -198,14 +207,23 @@ impl Engine {
     /// Holds `sql` to the engine's limits before it runs on `ctx`: the statement guard
     /// (expression depth, host access, settings), and for a statement that creates a
     /// table, view or schema in memory, the limit on how many users may create.
+    /// [`prepare`](Self::prepare) does this for every statement it prepares.
     pub fn check(&self, ctx: &SessionContext, sql: &str) -> Result<Checked, SqlError> {
         let checked = self.config.guard.check(sql)?;
-        if checked.creates_object && self.user_objects(ctx) >= self.config.max_user_objects {
+        if checked.creates_object {
+            self.check_object_limit(ctx)?;
+        }
+        Ok(checked)
+    }
+
+    /// Refuses one more user object in `ctx` when users hold the limit already.
+    pub(super) fn check_object_limit(&self, ctx: &SessionContext) -> Result<(), SqlError> {
+        if self.user_objects(ctx) >= self.config.max_user_objects {
             return Err(SqlError::Refused(Refusal::TooManyObjects {
                 limit: self.config.max_user_objects,
             }));
         }
-        Ok(checked)
+        Ok(())
     }
 
     /// Tables, views and schemas in `ctx` that are neither sources nor catalogs of
@@ -245,27 +263,59 @@ impl Engine {
         self.sql_on(&self.context, sql).await
     }
 
-    /// Runs one statement on `ctx`, as [`sql`](Self::sql) does on the engine's context.
-    /// The statement is first held to the engine's [`guard`](Self::guard).
+    /// Runs one statement on `ctx`, as [`sql`](Self::sql) does on the engine's context:
+    /// prepared by the engine's front end (see [`prepare`](Self::prepare)), so held to
+    /// the engine's limits first.
     pub async fn sql_on(&self, ctx: &SessionContext, sql: &str) -> Result<DataFrame, SqlError> {
-        self.check(ctx, sql)?;
-        match ddl::parse(sql)? {
-            Some(Ddl::Create(def)) => {
-                self.create(ctx, def).await?;
+        let prepared = self.prepare(ctx, sql).await?;
+        match prepared.kind() {
+            StatementKind::Query | StatementKind::PointLookup => {
+                let plan = prepared.plan().cloned().ok_or_else(|| {
+                    SqlError::DataFusion(datafusion::error::DataFusionError::Internal(
+                        "a query without a plan".into(),
+                    ))
+                })?;
+                let is_ddl = matches!(plan, datafusion::logical_expr::LogicalPlan::Ddl(_));
+                let frame = ctx.execute_logical_plan(plan).await?;
+                if is_ddl {
+                    self.shapes.clear();
+                }
+                Ok(frame)
+            }
+            // DataFusion's own handling of SET, SHOW and transactions.
+            StatementKind::Session => Ok(ctx.sql(sql).await?),
+            StatementKind::SourceDdl | StatementKind::Savepoint | StatementKind::Empty => {
+                self.execute(
+                    ctx,
+                    &prepared,
+                    datafusion::common::ParamValues::List(vec![]),
+                )
+                .await?;
                 Ok(empty(ctx)?)
             }
-            Some(Ddl::Drop {
+        }
+    }
+
+    /// Runs source DDL on `ctx`.
+    pub(super) async fn run_ddl(&self, ctx: &SessionContext, ddl: Ddl) -> Result<(), SqlError> {
+        // Any cached shape may name what changes now.
+        self.shapes.clear();
+        let result = match ddl {
+            Ddl::Create(def) => self.create(ctx, def).await,
+            Ddl::Drop {
                 kind,
                 names,
                 if_exists,
-            }) => {
+            } => {
                 for name in names {
                     self.drop(ctx, kind, &name, if_exists).await?;
                 }
-                Ok(empty(ctx)?)
+                Ok(())
             }
-            None => Ok(ctx.sql(sql).await?),
-        }
+        };
+        // And what a statement prepared meanwhile learned about the old relations.
+        self.shapes.clear();
+        result
     }
 
     /// Declares a source and registers it in `ctx` (and the `ktable_tables` system

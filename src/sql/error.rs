@@ -41,6 +41,23 @@ pub enum SqlError {
     /// The statement was refused before planning (too deep, host access, a setting).
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// A prepared statement's table was dropped, or declared again with other columns,
+    /// since the statement was prepared.
+    #[error(
+        "cached plan must not change result type: table {table} was dropped or declared \
+         again since the statement was prepared"
+    )]
+    PlanChanged {
+        /// The table.
+        table: String,
+    },
+    /// The statement is answered by a session's wire front end (a server), not by the
+    /// engine: transaction control, cursors, PostgreSQL session settings.
+    #[error("{0} is not supported outside a PostgreSQL session")]
+    SessionOnly(String),
+    /// A statement that the wire front end sent more than one statement for.
+    #[error("cannot prepare more than one statement at once")]
+    MultipleStatements,
     /// A SQL file could not be read.
     #[error("cannot read {path}: {error}")]
     Io {
@@ -65,15 +82,36 @@ impl SqlError {
             SqlError::Script { error, .. } => error.sqlstate(),
             SqlError::Io { .. } => "58030", // io_error
             SqlError::Refused(refusal) => refusal.sqlstate(),
+            SqlError::PlanChanged { .. } => "0A000", // feature_not_supported, as PostgreSQL
+            SqlError::SessionOnly(_) => "0A000",
+            SqlError::MultipleStatements => "42601", // syntax_error, as PostgreSQL
         }
     }
 }
 
-/// The SQLSTATE of a DataFusion error: a query over its memory limit fails as
-/// PostgreSQL's does when out of memory; the rest are `XX000` (internal_error).
+/// The SQLSTATE of a DataFusion error, as PostgreSQL reports the same failure: a
+/// syntax error, an unknown table or column, an unsupported feature, a query over its
+/// memory limit; what has no PostgreSQL counterpart is `XX000` (internal_error).
 pub fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
+    use datafusion::common::SchemaError;
     match error.find_root() {
         DataFusionError::ResourcesExhausted(_) => "53200", // out_of_memory
+        DataFusionError::SQL(..) => "42601",               // syntax_error
+        DataFusionError::SchemaError(schema, _) => match schema.as_ref() {
+            SchemaError::FieldNotFound { .. } => "42703", // undefined_column
+            SchemaError::AmbiguousReference { .. } => "42702", // ambiguous_column
+            SchemaError::DuplicateQualifiedField { .. }
+            | SchemaError::DuplicateUnqualifiedField { .. } => "42701", // duplicate_column
+        },
+        DataFusionError::Plan(message) if message.contains("not found") => "42P01", // undefined_table
+        DataFusionError::Plan(_) => "42804", // datatype_mismatch: most plan errors are type errors
+        DataFusionError::NotImplemented(_) => "0A000", // feature_not_supported
+        DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
+            arrow::error::ArrowError::DivideByZero => "22012", // division_by_zero
+            arrow::error::ArrowError::CastError(_) => "22P02", // invalid_text_representation
+            arrow::error::ArrowError::ArithmeticOverflow(_) => "22003", // numeric_value_out_of_range
+            _ => "XX000",
+        },
         _ => "XX000",
     }
 }

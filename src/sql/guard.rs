@@ -26,7 +26,8 @@ use datafusion::sql::parser::{
     CopyToSource, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
 use datafusion::sql::sqlparser::ast::{
-    CopyTarget, Expr, ObjectName, Set, Statement, Visit, Visitor,
+    CopyTarget, Expr, ObjectName, Reset, ResetStatement as SqlResetStatement, Set, Statement,
+    Visit, Visitor,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -138,6 +139,25 @@ impl StatementGuard {
         self.check_parsed(tokens, Some(self.max_expression_depth))
     }
 
+    /// Refuses `sql` if any of its expressions nests deeper than the limit: from its
+    /// tokens alone when they cannot nest that deep (the common case), on its tree
+    /// otherwise. Text that does not tokenize passes (its parser reports the error).
+    pub(crate) fn check_depth(&self, sql: &str) -> Result<(), SqlError> {
+        let dialect = PostgreSqlDialect {};
+        let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
+            return Ok(());
+        };
+        let bound = depth_bound(&tokens);
+        if bound <= self.max_expression_depth {
+            return Ok(());
+        }
+        if bound > 4 * self.max_expression_depth {
+            return Err(self.too_deep());
+        }
+        self.check_parsed(tokens, Some(self.max_expression_depth))
+            .map(|_| ())
+    }
+
     fn too_deep(&self) -> SqlError {
         SqlError::Refused(Refusal::TooDeep {
             limit: self.max_expression_depth,
@@ -190,7 +210,9 @@ impl StatementGuard {
         Ok(checked)
     }
 
-    fn check_statement(&self, statement: &DfStatement) -> Result<(), SqlError> {
+    /// Refuses a statement that reaches the host's files (unless allowed) or changes a
+    /// setting a session may not change.
+    pub(crate) fn check_statement(&self, statement: &DfStatement) -> Result<(), SqlError> {
         let refuse = |what| Err(SqlError::Refused(Refusal::HostAccess(what)));
         match statement {
             DfStatement::CopyTo(_) if !self.allow_host_access => refuse("COPY ... TO"),
@@ -220,13 +242,17 @@ impl StatementGuard {
                 self.check_sql_statement(statement)
             }
             Statement::Set(set) => check_set(set),
+            Statement::Reset(SqlResetStatement {
+                reset: Reset::ConfigurationParameter(name),
+            }) => check_setting(name),
             _ => Ok(()),
         }
     }
 }
 
 /// Statements that read or change the session rather than data: `SET`, `SHOW` of a
-/// setting, transaction control, and cursors (`DECLARE`, `FETCH`, `CLOSE`). A wire
+/// setting, transaction control, cursors (`DECLARE`, `FETCH`, `CLOSE`), and `DISCARD` /
+/// `DEALLOCATE` of what a session holds. A wire
 /// front end answers these on the connection itself.
 pub fn is_session_statement(statement: &Statement) -> bool {
     matches!(
@@ -241,6 +267,9 @@ pub fn is_session_statement(statement: &Statement) -> bool {
             | Statement::Declare { .. }
             | Statement::Fetch { .. }
             | Statement::Close { .. }
+            | Statement::Discard { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Reset(_)
     )
 }
 
@@ -269,7 +298,8 @@ fn starts_with_session_keyword(tokens: &[TokenWithSpan]) -> bool {
     )
 }
 
-fn creates_object(statement: &DfStatement) -> bool {
+/// Whether `statement` creates a table, view, schema or function in memory.
+pub(crate) fn creates_object(statement: &DfStatement) -> bool {
     match statement {
         DfStatement::CreateExternalTable(_) => true,
         DfStatement::Statement(statement) => matches!(

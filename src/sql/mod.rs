@@ -1,5 +1,11 @@
 //! SQL over Kafka: sources declared in DDL, queried through DataFusion.
 //!
+//! * `statement` — the front end every statement goes through, whatever sent it:
+//!   parsed and classified once ([`Prepared`]: source DDL, session statement, point
+//!   lookup, DataFusion plan), then run ([`Engine::execute`]); `point_lookup` — key
+//!   lookups read from the index without planning; `shape` — literal lookups and
+//!   statements sent again and again served without parsing.
+//!
 //! * `ddl` — `CREATE TABLE ... WITH (topic = ...)`, `CREATE STREAM`, `DROP`, parsed with
 //!   DataFusion's SQL parser; `types` maps column types to Arrow.
 //! * `provider` — the `TableProvider`s: key lookups served from a table's index, scans
@@ -23,9 +29,12 @@ mod guard;
 mod host_access;
 mod memory;
 pub mod pg_compat;
+mod point_lookup;
 mod provider;
 mod registry;
 mod script;
+mod shape;
+mod statement;
 mod system;
 mod types;
 
@@ -38,8 +47,10 @@ pub use error::{datafusion_sqlstate, SqlError};
 pub use guard::{
     is_session_statement, Checked, Refusal, StatementGuard, DEFAULT_MAX_EXPRESSION_DEPTH,
 };
+pub use point_lookup::PointLookup;
 pub use provider::{KafkaTableProvider, StreamProvider};
 pub use registry::SourceInfo;
 pub use script::{split as split_script, ScriptStatement};
+pub use statement::{Output, Prepared, StatementKind};
 pub use system::SYSTEM_TABLE;
 pub use types::{column_type, ColumnType};

@@ -13,6 +13,7 @@ mod restore;
 mod server;
 mod server_connections;
 mod server_fast_path;
+mod server_frontend;
 mod server_security;
 mod server_statements;
 mod sql;

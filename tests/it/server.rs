@@ -15,9 +15,22 @@ use tokio_postgres::NoTls;
 pub(crate) struct TestServer {
     pub(crate) address: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    /// Starts the server's graceful shutdown when sent (or dropped).
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub(crate) engine: Arc<Engine>,
     /// The topic behind the `users` table.
     pub(crate) users_topic: String,
+}
+
+impl TestServer {
+    /// Begins the server's graceful shutdown, and returns a handle that completes
+    /// when the server has stopped.
+    pub(crate) fn shut_down(&mut self) -> &mut tokio::task::JoinHandle<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        &mut self.task
+    }
 }
 
 impl Drop for TestServer {
@@ -98,8 +111,12 @@ pub(crate) async fn start_configured(
         ..config
     };
     let serving = Arc::clone(&engine);
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        if let Err(error) = serve(serving, &config).await {
+        let stop = async move {
+            let _ = stop.await;
+        };
+        if let Err(error) = serve(serving, &config, stop).await {
             panic!("server failed: {error}");
         }
     });
@@ -114,6 +131,7 @@ pub(crate) async fn start_configured(
     TestServer {
         address,
         task,
+        shutdown: Some(shutdown),
         engine,
         users_topic: users,
     }

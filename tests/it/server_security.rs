@@ -119,7 +119,7 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_serves_psql_and_a_bad_key_stops_the_server() {
+async fn tls_serves_psql_is_required_and_a_bad_key_stops_the_server() {
     let dir = std::env::temp_dir().join(format!("ktable-tls-{}", std::process::id()));
     let (cert, key) = certificate(&dir);
     let broker = Broker::start();
@@ -129,6 +129,7 @@ async fn tls_serves_psql_and_a_bad_key_stops_the_server() {
             cert: cert.clone(),
             key: key.clone(),
         }),
+        require_tls: true,
         ..ServerConfig::default()
     };
     let server = Arc::new(start_with(&broker, config).await);
@@ -158,6 +159,16 @@ async fn tls_serves_psql_and_a_bad_key_stops_the_server() {
     .await
     .expect("psql");
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "2");
+    // require_tls: a plaintext client is refused with the reason.
+    let shared = Arc::clone(&server);
+    let plain = tokio::task::spawn_blocking(move || {
+        psql_as(&shared, "admin", "s3cret", "disable", "SELECT 1")
+    })
+    .await
+    .expect("psql");
+    assert!(!plain.status.success(), "plaintext was served");
+    let refusal = String::from_utf8_lossy(&plain.stderr);
+    assert!(refusal.contains("requires TLS"), "{refusal}");
 
     // A key that is not a key: the server refuses to start rather than serve
     // plaintext.
@@ -180,9 +191,12 @@ async fn tls_serves_psql_and_a_bad_key_stops_the_server() {
             }),
             ..ServerConfig::default()
         };
-        let result = tokio::time::timeout(Duration::from_secs(5), serve(engine, &config))
-            .await
-            .expect("serve returns at once");
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            serve(engine, &config, std::future::pending()),
+        )
+        .await
+        .expect("serve returns at once");
         assert!(
             matches!(result, Err(ServerError::Tls { .. })),
             "{}: {result:?}",
@@ -199,9 +213,12 @@ async fn no_authentication_only_on_loopback() {
         listen: "0.0.0.0:0".parse().expect("addr"),
         ..ServerConfig::default()
     };
-    let result = tokio::time::timeout(Duration::from_secs(5), serve(engine, &config))
-        .await
-        .expect("serve returns at once");
+    let result = tokio::time::timeout(
+        Duration::from_secs(5),
+        serve(engine, &config, std::future::pending()),
+    )
+    .await
+    .expect("serve returns at once");
     assert!(
         matches!(result, Err(ServerError::Listen { .. })),
         "{result:?}"

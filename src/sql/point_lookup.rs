@@ -1,32 +1,29 @@
-//! The prepared point-lookup fast path: `SELECT cols FROM t WHERE key = $1`.
+//! The point-lookup fast path: `SELECT cols FROM t WHERE key = $1`.
 //!
 //! DataFusion spends ~140 µs optimizing and physically planning a statement on every
 //! execution, against ~20 µs for the lookup itself, and a prepared statement's plan
 //! is re-optimized each time its parameters change. A statement of exactly this shape
-//! is recognized once, from the logical plan DataFusion built at `Parse`, and every
-//! `Execute` then reads the row straight from the table's key index and encodes it:
-//! no optimizer, no physical plan, no task.
+//! is recognized once, from the logical plan DataFusion built for it, and every
+//! execution then reads the row straight from the table's key index: no optimizer,
+//! no physical plan, no task. The same recognition serves the wire protocols and
+//! embedders (`Engine::prepare` / `Engine::lookup`).
 //!
 //! Anything else (another shape, a stream, a non-text parameter, a table that is not
 //! a Kafka table) stays on DataFusion's path, so the answer never differs between the
 //! two: both read the same index.
 
-use crate::sql::{Engine, KafkaTableProvider};
+use super::{Engine, KafkaTableProvider, SqlError};
 use crate::table::columnar::ColumnarTable;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::source_as_provider;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
-use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
-use datafusion_postgres::pgwire::api::portal::Format;
-use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse};
-use datafusion_postgres::pgwire::api::Type;
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use datafusion_postgres::pgwire::types::format::FormatOptions;
+use std::fmt;
 use std::sync::Arc;
 
 /// A recognized `SELECT cols FROM table WHERE key = $1`.
-pub(crate) struct PointLookup {
+pub struct PointLookup {
     /// The table's name in the engine, looked up again at each execution so that a
     /// table dropped and declared again is read, not the stopped one.
     table_name: String,
@@ -37,6 +34,15 @@ pub(crate) struct PointLookup {
     projection: Vec<usize>,
     /// The result's schema (with the statement's aliases).
     schema: SchemaRef,
+}
+
+impl fmt::Debug for PointLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PointLookup")
+            .field("table", &self.table_name)
+            .field("projection", &self.projection)
+            .finish()
+    }
 }
 
 impl PointLookup {
@@ -96,70 +102,36 @@ impl PointLookup {
         })
     }
 
-    /// The one parameter: the key, as text.
-    pub(crate) fn parameter_types(&self) -> Vec<Type> {
-        vec![Type::TEXT]
+    /// The result's columns (with the statement's aliases).
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
     }
 
-    /// The result columns, as a `RowDescription` announces them.
-    pub(crate) fn fields(
-        &self,
-        format: &Format,
-        options: Option<Arc<FormatOptions>>,
-    ) -> PgWireResult<Vec<FieldInfo>> {
-        arrow_schema_to_pg_fields(&self.schema, format, options)
-    }
-
-    /// The row of `key` (none for a missing key or a NULL parameter), encoded.
-    pub(crate) fn execute(
-        &self,
-        engine: &Engine,
-        key: Option<&[u8]>,
-        format: &Format,
-        options: Option<Arc<FormatOptions>>,
-    ) -> PgWireResult<QueryResponse> {
-        let fields = Arc::new(self.fields(format, options)?);
-        let batch = match key {
-            // `key = NULL` is never true.
-            None => RecordBatch::new_empty(Arc::clone(&self.schema)),
-            Some(key) => {
-                let key = std::str::from_utf8(key).map_err(|_| {
-                    user_error("22021", "the key parameter is not valid UTF-8".into())
-                })?;
-                self.read(engine, key)?
-            }
+    /// The row of `key` (none for a missing key or a NULL key: `key = NULL` is never
+    /// true), with the statement's columns.
+    pub(crate) fn read(&self, engine: &Engine, key: Option<&str>) -> Result<RecordBatch, SqlError> {
+        let Some(key) = key else {
+            return Ok(RecordBatch::new_empty(Arc::clone(&self.schema)));
         };
-        let rows = encode_recordbatch(Arc::clone(&fields), batch);
-        Ok(QueryResponse::new(fields, futures::stream::iter(rows)))
-    }
-
-    fn read(&self, engine: &Engine, key: &str) -> PgWireResult<RecordBatch> {
         let table = match engine.table(&self.table_name) {
             Some(current) if Arc::ptr_eq(&current, &self.planned) => current,
             // Declared again with the same columns: read the live table.
             Some(current) if current.schema() == self.planned.schema() => current,
             // PostgreSQL's answer when a prepared statement's table changed shape.
             _ => {
-                return Err(user_error(
-                    "0A000",
-                    format!(
-                        "cached plan must not change result type: table {} was dropped or \
-                         declared again since the statement was prepared",
-                        self.table_name
-                    ),
-                ))
+                return Err(SqlError::PlanChanged {
+                    table: self.table_name.clone(),
+                })
             }
         };
-        let row = table
-            .lookup(&[key])
-            .map_err(|e| user_error("XX000", e.to_string()))?;
+        let row = table.lookup(&[key]).map_err(DataFusionError::from)?;
         let columns = self
             .projection
             .iter()
             .map(|&column| Arc::clone(row.column(column)))
             .collect();
-        RecordBatch::try_new(Arc::clone(&self.schema), columns)
-            .map_err(|e| user_error("XX000", e.to_string()))
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(DataFusionError::from)?)
     }
 }
 
@@ -187,14 +159,6 @@ fn is_key_equals_first_parameter(predicate: &Expr, key_name: &str) -> bool {
         _ => false,
     };
     (is_key(left) && is_first_parameter(right)) || (is_key(right) && is_first_parameter(left))
-}
-
-fn user_error(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        code.to_string(),
-        message,
-    )))
 }
 
 #[cfg(test)]
