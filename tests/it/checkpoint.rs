@@ -665,8 +665,8 @@ async fn a_server_killed_at_random_moments_restarts_to_the_same_state() {
     }
     eprintln!("{interrupted} checkpoint files were left half-written by the kills");
     assert!(
-        from_checkpoint >= 6,
-        "only {from_checkpoint} of 12 restarts used a checkpoint"
+        from_checkpoint >= 4,
+        "only {from_checkpoint} of 8 restarts used a checkpoint"
     );
     let _ = std::fs::remove_dir_all(&state);
 }
