@@ -53,6 +53,9 @@ pub fn describe_schema(schema: &SourceSchema, format: &str) -> String {
     )
 }
 
+/// Where a checkpoint was cut: `(partition, next offset)` positions, and when.
+type Cut = (Vec<(i32, i64)>, SystemTime);
+
 /// Checkpoints of one table, shared by its periodic task and the engine.
 pub struct TableCheckpoints {
     dir: CheckpointDir,
@@ -62,7 +65,7 @@ pub struct TableCheckpoints {
     table: Arc<ColumnarTable>,
     topic_id: Option<String>,
     /// The positions and time of the last checkpoint written or loaded.
-    last: Mutex<Option<(Vec<(i32, i64)>, SystemTime)>>,
+    last: Mutex<Option<Cut>>,
     /// One write at a time (the periodic task and a shutdown may meet).
     writing: tokio::sync::Mutex<()>,
 }

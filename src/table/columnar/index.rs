@@ -48,8 +48,8 @@ impl KeyIndex {
         self.by_hash.capacity() * slot
             + self
                 .collided
-                .iter()
-                .map(|(key, _)| key.len() + slot + 16)
+                .keys()
+                .map(|key| key.len() + slot + 16)
                 .sum::<usize>()
     }
 
