@@ -85,6 +85,14 @@ pub struct FileConfig {
     /// Let statements read and write the server's files (`COPY ... TO`, `CREATE
     /// EXTERNAL TABLE`).
     pub allow_host_access: Option<bool>,
+    /// The most memory one table may hold ("8 GiB"); past it the table stops ingesting.
+    #[serde(default, deserialize_with = "byte_size")]
+    pub table_memory_limit: Option<usize>,
+    /// Folder for table checkpoints; none keeps state in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// How often each table writes a checkpoint ("60s").
+    #[serde(default, deserialize_with = "human_duration")]
+    pub checkpoint_interval: Option<Duration>,
     /// TLS certificate and key for client connections.
     pub tls: Option<TlsConfig>,
     /// Refuse clients that do not use TLS.
@@ -188,6 +196,15 @@ mod tests {
         assert_eq!(config.max_connections_per_address, Some(8));
         assert_eq!(config.authentication_timeout, Some(Duration::from_secs(5)));
         assert_eq!(config.idle_session_timeout, Some(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn state_settings_are_read() {
+        let config: FileConfig =
+            toml::from_str("state_dir = \"/var/lib/ktable\"\ncheckpoint_interval = \"5m\"")
+                .unwrap();
+        assert_eq!(config.state_dir, Some(PathBuf::from("/var/lib/ktable")));
+        assert_eq!(config.checkpoint_interval, Some(Duration::from_secs(300)));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! * [`format`] — decoding records into Arrow rows of a declared schema (JSON).
 //! * [`table`] — compacted topics as keyed tables with Kafka's table semantics: the
 //!   typed [`KTable`] for in-process lookups, and the columnar store behind SQL tables.
+//! * [`state`] — checkpoints of a table's store and offsets, so a restart reads only
+//!   the records written since.
 //! * [`stream`] — append-only topics as a retained window of Arrow rows.
 //! * [`sql`] — DDL, DataFusion `TableProvider`s, the `ktable_tables` system table, and
 //!   the [`sql::Engine`] that runs SQL over all of it.
@@ -26,6 +28,7 @@ pub mod kafka;
 pub mod server;
 pub mod source;
 pub mod sql;
+pub mod state;
 pub mod stream;
 pub mod table;
 

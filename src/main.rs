@@ -90,6 +90,17 @@ struct ServeArgs {
     /// TABLE) as the server's OS user [default: false]
     #[arg(long, env = "KTABLE_ALLOW_HOST_ACCESS")]
     allow_host_access: Option<bool>,
+    /// The most memory one table may hold, e.g. "8 GiB"; a table that grows past it
+    /// stops ingesting (last_error in ktable_tables) [default: no limit]
+    #[arg(long, env = "KTABLE_TABLE_MEMORY_LIMIT", value_parser = ktable::config::parse_byte_size)]
+    table_memory_limit: Option<usize>,
+    /// Folder for table checkpoints: a restart loads each table's last checkpoint and
+    /// reads only the records written since [default: none, state in memory only]
+    #[arg(long, env = "KTABLE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// How often each table writes a checkpoint, e.g. "60s" [default: 60s]
+    #[arg(long, env = "KTABLE_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration)]
+    checkpoint_interval: Option<Duration>,
     /// PEM certificate chain for TLS (with --tls-key).
     #[arg(long, env = "KTABLE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -118,6 +129,9 @@ struct Settings {
     max_expression_depth: usize,
     max_user_objects: usize,
     allow_host_access: bool,
+    state_dir: Option<PathBuf>,
+    checkpoint_interval: Option<Duration>,
+    table_memory_limit: Option<usize>,
 }
 
 impl ServeArgs {
@@ -214,6 +228,9 @@ impl ServeArgs {
                 .allow_host_access
                 .or(file.allow_host_access)
                 .unwrap_or(false),
+            state_dir: self.state_dir.or(file.state_dir),
+            checkpoint_interval: self.checkpoint_interval.or(file.checkpoint_interval),
+            table_memory_limit: self.table_memory_limit.or(file.table_memory_limit),
         })
     }
 }
@@ -266,6 +283,15 @@ fn main() -> std::process::ExitCode {
         .max_expression_depth(settings.max_expression_depth)
         .max_user_objects(settings.max_user_objects)
         .allow_host_access(settings.allow_host_access);
+    if let Some(dir) = &settings.state_dir {
+        config = config.state_dir(dir);
+    }
+    if let Some(bytes) = settings.table_memory_limit {
+        config = config.table_memory_limit(bytes);
+    }
+    if let Some(interval) = settings.checkpoint_interval {
+        config = config.checkpoint_interval(interval);
+    }
     for (key, value) in &settings.kafka {
         config = config.property(key, value);
     }
@@ -327,7 +353,20 @@ async fn serve(
         tokio::select! {
             result = &mut listening => {
                 engine.stop();
-                // Ok: shut down by a signal, after the connections closed.
+                if result.is_ok() {
+                    // Shut down by a signal, after the connections closed: keep the
+                    // state so the next start replays only the tail.
+                    match engine.checkpoint().await {
+                        Ok(written) if written > 0 => {
+                            tracing::info!(tables = written, "checkpoints written")
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(
+                            %error,
+                            "the shutdown checkpoint failed; the previous one stays"
+                        ),
+                    }
+                }
                 return result.map_err(|e| e.to_string().into());
             }
             _ = tick.tick() => {

@@ -5,6 +5,7 @@
 //! `None` value is a tombstone), headers, topic, partition, offset and timestamp — so
 //! the table layer can apply Kafka's semantics without guessing.
 
+mod admin;
 mod config;
 mod consumer;
 mod context;
@@ -13,6 +14,7 @@ mod message;
 mod producer;
 mod serializer;
 
+pub use admin::{describe_topic, TopicFacts};
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig};
 pub use consumer::KafkaConsumer;
 pub use context::KafkaContext;

@@ -3,8 +3,8 @@
 use super::progress::RestoreProgress;
 use super::state::SourceState;
 use super::worker::Worker;
-use super::{RecordSink, SourceError, SourceStats};
-use crate::kafka::{ConsumerConfig, KafkaContext, KafkaError};
+use super::{RecordSink, RestoreOrigin, SourceError, SourceStats};
+use crate::kafka::{describe_topic, ConsumerConfig, KafkaContext, KafkaError, TopicFacts};
 use parking_lot::Mutex;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -26,7 +26,8 @@ pub struct Source<S> {
 /// sending half of the task's shutdown channel: the task sees that and ends.
 struct Control {
     consumer: Arc<StreamConsumer<KafkaContext>>,
-    request_timeout: Duration,
+    /// What the consumer was made from; admin requests use it too.
+    config: ConsumerConfig,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     /// Serializes `start` calls, which await metadata requests.
     starting: tokio::sync::Mutex<()>,
@@ -75,7 +76,7 @@ impl<S: RecordSink> Source<S> {
             sink: Arc::new(sink),
             control: Arc::new(Control {
                 consumer: Arc::new(consumer),
-                request_timeout: config.timeout(),
+                config: config.clone(),
                 shutdown: Mutex::new(None),
                 starting: tokio::sync::Mutex::new(()),
             }),
@@ -92,38 +93,101 @@ impl<S: RecordSink> Source<S> {
         if *self.state.task_alive.borrow() {
             return Err(SourceError::AlreadyRunning(self.state.topic.clone()));
         }
-        let topic = self.state.topic.clone();
         let first_run = self.state.progress.lock().partitions().is_empty();
         if first_run {
-            let consumer = Arc::clone(&self.control.consumer);
-            let timeout = self.control.request_timeout;
-            let lookup = topic.clone();
-            let watermarks = tokio::task::spawn_blocking(move || {
-                partition_watermarks(&consumer, &lookup, timeout)
-            })
-            .await
-            .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))?;
-            let progress = RestoreProgress::new(&watermarks);
-            let (_, total) = progress.offsets();
-            tracing::info!(
-                topic = %topic,
-                partitions = watermarks.len(),
-                offsets_total = total,
-                "restoring from the earliest offsets"
-            );
-            if self.state.reset_progress(progress) {
-                tracing::info!(topic = %topic, "ready: the topic is empty");
-            }
+            let watermarks = self.watermarks().await?;
+            self.install(RestoreProgress::new(&watermarks), None, RestoreOrigin::Full);
         }
+        self.spawn(first_run)
+    }
+
+    /// Starts the first run of the source on `watermarks` (from
+    /// [`watermarks`](Self::watermarks)): from `resume`'s `(partition, next offset)`
+    /// positions when given (the sink already holds the state up to them, e.g. loaded
+    /// from a checkpoint), else from the earliest offsets. `origin` is what the
+    /// statistics report as the state's origin.
+    pub async fn start_at(
+        &self,
+        watermarks: &[(i32, i64, i64)],
+        resume: Option<&[(i32, i64)]>,
+        origin: RestoreOrigin,
+    ) -> Result<(), SourceError> {
+        let _one_at_a_time = self.control.starting.lock().await;
+        if *self.state.task_alive.borrow() {
+            return Err(SourceError::AlreadyRunning(self.state.topic.clone()));
+        }
+        let progress = match resume {
+            Some(positions) => RestoreProgress::resumed(watermarks, positions),
+            None => RestoreProgress::new(watermarks),
+        };
+        self.install(progress, resume, origin);
+        self.spawn(resume.is_none())
+    }
+
+    /// The topic's partitions as `(partition, low watermark, high watermark)`. Retries
+    /// until the request timeout while the topic is unknown or has no leader yet.
+    pub async fn watermarks(&self) -> Result<Vec<(i32, i64, i64)>, SourceError> {
+        let consumer = Arc::clone(&self.control.consumer);
+        let timeout = self.control.config.timeout();
+        let topic = self.state.topic.clone();
+        tokio::task::spawn_blocking(move || partition_watermarks(&consumer, &topic, timeout))
+            .await
+            .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
+    }
+
+    /// The topic's id and `delete.retention.ms`, where the broker tells them.
+    pub async fn topic_facts(&self) -> Result<TopicFacts, SourceError> {
+        let config = self.control.config.clone();
+        let topic = self.state.topic.clone();
+        tokio::task::spawn_blocking(move || describe_topic(&config, &topic, config.timeout()))
+            .await
+            .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
+            .map_err(SourceError::from)
+    }
+
+    /// The next offset to read of each partition: `(partition, offset)`. Every record
+    /// before it has been applied to the sink (the sink may hold later ones too).
+    pub fn positions(&self) -> Vec<(i32, i64)> {
+        self.state.progress.lock().positions()
+    }
+
+    fn install(
+        &self,
+        progress: RestoreProgress,
+        resume: Option<&[(i32, i64)]>,
+        origin: RestoreOrigin,
+    ) {
+        let topic = &self.state.topic;
+        let (_, total) = progress.offsets();
+        let partitions = progress.partitions().len();
+        match resume {
+            Some(_) => tracing::info!(
+                topic = %topic, partitions, offsets_total = total,
+                "restoring from a checkpoint: reading the offsets after it"
+            ),
+            None => tracing::info!(
+                topic = %topic, partitions, offsets_total = total,
+                "restoring from the earliest offsets"
+            ),
+        }
+        *self.state.origin.lock() = origin;
+        if self.state.reset_progress(progress) {
+            tracing::info!(topic = %topic, "ready: nothing to read");
+        }
+    }
+
+    /// Assigns every partition at its position (or the beginning) and spawns the task.
+    fn spawn(&self, from_beginning: bool) -> Result<(), SourceError> {
+        let topic = &self.state.topic;
         let mut assignment = TopicPartitionList::new();
         for (partition, position) in self.state.progress.lock().positions() {
-            let offset = if first_run {
+            let offset = if from_beginning {
                 Offset::Beginning
             } else {
                 Offset::Offset(position)
             };
             assignment
-                .add_partition_offset(&topic, partition, offset)
+                .add_partition_offset(topic, partition, offset)
                 .map_err(KafkaError::from)?;
         }
         self.control
@@ -216,6 +280,7 @@ impl<S: RecordSink> Source<S> {
             last_updated: state.last_updated(),
             last_error: state.last_error.lock().clone(),
             partitions,
+            restored_from: state.origin.lock().clone(),
         }
     }
 

@@ -25,6 +25,6 @@ mod worker;
 pub use error::SourceError;
 pub use handle::Source;
 pub use progress::PartitionProgress;
-pub use sink::{Counters, RecordSink, SinkError};
-pub use stats::SourceStats;
+pub use sink::{Counters, Prepared, RecordSink, SinkError};
+pub use stats::{RestoreOrigin, SourceStats};
 pub use worker::MAX_BATCH;

@@ -58,6 +58,21 @@ impl RestoreProgress {
         Self { partitions }
     }
 
+    /// Starts tracking partitions given as `(partition, low, high)` watermarks, read
+    /// from `positions` (`(partition, next offset)`, e.g. from a checkpoint) instead
+    /// of the low watermark: only the offsets after them count as work.
+    pub(crate) fn resumed(watermarks: &[(i32, i64, i64)], positions: &[(i32, i64)]) -> Self {
+        let mut progress = Self::new(watermarks);
+        for p in &mut progress.partitions {
+            if let Some(&(_, position)) = positions.iter().find(|(id, _)| *id == p.partition) {
+                p.start_offset = position;
+                p.position = position;
+                p.caught_up = p.target_offset <= position;
+            }
+        }
+        progress
+    }
+
     fn partition_mut(&mut self, partition: i32) -> Option<&mut PartitionProgress> {
         // Partitions are numbered 0..n, so the index is the number; search as a fallback.
         match self.partitions.get(partition as usize) {
@@ -138,6 +153,16 @@ mod tests {
         assert!(progress.is_ready());
         assert_eq!(progress.offsets(), (14, 14));
         assert_eq!(progress.positions(), vec![(0, 20), (1, 3)]);
+    }
+
+    #[test]
+    fn resumed_progress_counts_only_the_tail() {
+        let progress = RestoreProgress::resumed(&[(0, 0, 100), (1, 0, 50)], &[(0, 90), (1, 50)]);
+        assert_eq!(progress.offsets(), (0, 10));
+        assert!(!progress.is_ready());
+        assert_eq!(progress.positions(), vec![(0, 90), (1, 50)]);
+        let done = RestoreProgress::resumed(&[(0, 0, 100)], &[(0, 100)]);
+        assert!(done.is_ready());
     }
 
     #[test]

@@ -18,9 +18,28 @@ pub trait RecordSink: Send + Sync + 'static {
     /// applied); bad records are not errors, they are counted and skipped.
     fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError>;
 
+    /// Does the part of applying `records` that needs the records themselves
+    /// (decoding), and returns the rest, which the source runs on another task while
+    /// it fetches and prepares the next batch. Counting is done here. The default
+    /// applies at once.
+    fn prepare(
+        &self,
+        records: &[BorrowedMessage<'_>],
+        counters: &Counters,
+    ) -> Result<Prepared<Self>, SinkError>
+    where
+        Self: Sized,
+    {
+        self.apply(records, counters)?;
+        Ok(Box::new(|_: &Self| Ok(())))
+    }
+
     /// Rows the sink holds now: the keys of a table, the retained records of a stream.
     fn rows(&self) -> usize;
 }
+
+/// The rest of applying a batch, made by [`RecordSink::prepare`] and run on the sink.
+pub type Prepared<S> = Box<dyn FnOnce(&S) -> Result<(), SinkError> + Send>;
 
 /// A sink that cannot go on: the source stops and reports it in its statistics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! The state a source shares between its consumer task and every handle.
 
 use super::progress::RestoreProgress;
-use super::Counters;
+use super::{Counters, RestoreOrigin};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +15,8 @@ pub(crate) struct SourceState {
     /// Milliseconds since the epoch of the last applied batch; 0 for never.
     last_updated_ms: AtomicU64,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Where the state of the current run came from.
+    pub(crate) origin: Mutex<RestoreOrigin>,
     /// Cleared by `stop()` at once and by the task when it ends.
     pub(crate) running: AtomicBool,
     /// True while a consumer task exists; `stopped()` waits for false.
@@ -33,6 +35,7 @@ impl SourceState {
             counters: Counters::default(),
             last_updated_ms: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            origin: Mutex::new(RestoreOrigin::Full),
             running: AtomicBool::new(false),
             task_alive: watch::Sender::new(false),
             ready_flag: AtomicBool::new(false),

@@ -35,4 +35,37 @@ pub struct SourceStats {
     pub last_error: Option<String>,
     /// Progress per partition.
     pub partitions: Vec<PartitionProgress>,
+    /// Where the current run's state came from.
+    pub restored_from: RestoreOrigin,
+}
+
+/// Where a source's state came from when it started.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RestoreOrigin {
+    /// Every partition was read from its earliest offset.
+    #[default]
+    Full,
+    /// Every partition was read from its earliest offset although a checkpoint was
+    /// configured: the reason the checkpoint was not used.
+    FullInstead(String),
+    /// A checkpoint written at this time was loaded and only the records after it read.
+    Checkpoint(SystemTime),
+}
+
+impl RestoreOrigin {
+    /// `"checkpoint"` or `"full"`, as `ktable_tables.restored_from` shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RestoreOrigin::Checkpoint(_) => "checkpoint",
+            RestoreOrigin::Full | RestoreOrigin::FullInstead(_) => "full",
+        }
+    }
+
+    /// Why a checkpoint was not used, if one was configured and not used.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        match self {
+            RestoreOrigin::FullInstead(reason) => Some(reason),
+            _ => None,
+        }
+    }
 }

@@ -5,12 +5,17 @@
 //! and the task selects on the receiving half next to the consumer, so neither `stop()`
 //! nor a drop waits for a record that may never come.
 //!
+//! Two stages overlap: this task takes a batch of fetched records and has the sink
+//! prepare it (decoding, the expensive part), while a second task applies the batch
+//! before (index updates) and then advances the source's positions. librdkafka's own
+//! threads fetch ahead of both.
+//!
 //! Records are handed to the sink in batches: whatever the consumer has already fetched,
 //! up to [`MAX_BATCH`], so a sink can decode and publish many records at once while a
 //! trickle of live records is still applied one by one without waiting.
 
 use super::state::SourceState;
-use super::{RecordSink, SinkError};
+use super::{Prepared, RecordSink, SinkError};
 use crate::kafka::KafkaContext;
 use futures::FutureExt;
 use rdkafka::consumer::StreamConsumer;
@@ -20,7 +25,7 @@ use rdkafka::Message as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// How often restore progress is logged while a source is not ready.
 const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -28,6 +33,10 @@ const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// The most records handed to a sink at once. It bounds how long a sink that publishes
 /// per batch holds its write lock.
 pub const MAX_BATCH: usize = 1024;
+
+/// Batches decoded ahead of the one being applied: enough for decoding and applying to
+/// overlap, few enough that memory holds no more than a few batches in flight.
+const PIPELINE_DEPTH: usize = 2;
 
 /// Everything the consumer task needs, moved into it at start.
 pub(crate) struct Worker<S> {
@@ -47,18 +56,40 @@ impl Drop for AliveGuard<'_> {
     }
 }
 
+/// One prepared batch on its way to the applying task, with what it advances.
+struct Step<S> {
+    apply: Option<Prepared<S>>,
+    /// `(partition, offset)` of every record of the batch.
+    applied: Vec<(i32, i64)>,
+    /// Partitions whose end was reached after the batch.
+    ended: Vec<i32>,
+}
+
 impl<S: RecordSink> Worker<S> {
     pub(crate) async fn run(mut self) {
         let state = Arc::clone(&self.state);
         let _alive = AliveGuard(&state);
         let started = Instant::now();
         let mut progress_log = tokio::time::interval(PROGRESS_LOG_INTERVAL);
+        let (to_apply, steps) = mpsc::channel(PIPELINE_DEPTH);
+        let mut applier = tokio::spawn(apply_steps(
+            Arc::clone(&state),
+            Arc::clone(&self.sink),
+            steps,
+            started,
+        ));
+        let mut applier_ended = None;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut ended = Vec::new();
         loop {
             tokio::select! {
                 biased;
                 _ = &mut self.shutdown => break,
+                // The applying task ends only on an error (recorded in `last_error`).
+                result = &mut applier => {
+                    applier_ended = Some(result);
+                    break;
+                }
                 first = self.consumer.recv() => {
                     self.collect(first, &mut batch, &mut ended);
                     // Take what is already fetched, without waiting for more.
@@ -68,17 +99,26 @@ impl<S: RecordSink> Worker<S> {
                             None => break,
                         }
                     }
-                    match self.apply(&batch, &ended) {
-                        Ok(true) => log_ready(&state, started),
-                        Ok(false) => {}
-                        Err(error) => {
-                            tracing::error!(topic = %state.topic, %error, "source stopped");
-                            *state.last_error.lock() = Some(error.to_string());
-                            break;
+                    let apply = if batch.is_empty() {
+                        None
+                    } else {
+                        match self.sink.prepare(&batch, &state.counters) {
+                            Ok(apply) => Some(apply),
+                            Err(error) => {
+                                stopped_by(&state, &error);
+                                break;
+                            }
                         }
-                    }
+                    };
+                    let step = Step {
+                        apply,
+                        applied: batch.iter().map(|r| (r.partition(), r.offset())).collect(),
+                        ended: std::mem::take(&mut ended),
+                    };
                     batch.clear();
-                    ended.clear();
+                    if to_apply.send(step).await.is_err() {
+                        break;
+                    }
                 }
                 _ = progress_log.tick(), if !state.is_ready() => {
                     let (done, total) = state.progress.lock().offsets();
@@ -89,6 +129,18 @@ impl<S: RecordSink> Worker<S> {
                         "restoring: {done}/{total} offsets",
                     );
                 }
+            }
+        }
+        // Batches already prepared are applied before the source counts as stopped.
+        drop(to_apply);
+        drop(batch);
+        let result = match applier_ended {
+            Some(result) => result,
+            None => applier.await,
+        };
+        if let Err(join_error) = result {
+            if join_error.is_panic() {
+                std::panic::resume_unwind(join_error.into_panic());
             }
         }
         tracing::debug!(topic = %state.topic, "consumer stopped");
@@ -111,19 +163,35 @@ impl<S: RecordSink> Worker<S> {
             }
         }
     }
+}
 
-    /// Applies a batch; true if the source just became ready.
-    fn apply(&self, batch: &[BorrowedMessage<'_>], ended: &[i32]) -> Result<bool, SinkError> {
-        if !batch.is_empty() {
-            self.sink.apply(batch, &self.state.counters)?;
-            self.state.touch();
+/// The second stage: applies prepared batches in order and only then advances the
+/// source's positions (a checkpoint reads them: they never lead the sink's state).
+async fn apply_steps<S: RecordSink>(
+    state: Arc<SourceState>,
+    sink: Arc<S>,
+    mut steps: mpsc::Receiver<Step<S>>,
+    started: Instant,
+) {
+    while let Some(step) = steps.recv().await {
+        if let Some(apply) = step.apply {
+            if let Err(error) = apply(sink.as_ref()) {
+                stopped_by(&state, &error);
+                return;
+            }
+            state.touch();
         }
         // End-of-partition notices come after that partition's records, so they are
         // recorded after the batch.
-        Ok(self
-            .state
-            .advance(batch.iter().map(|r| (r.partition(), r.offset())), ended))
+        if state.advance(step.applied.into_iter(), &step.ended) {
+            log_ready(&state, started);
+        }
     }
+}
+
+fn stopped_by(state: &SourceState, error: &SinkError) {
+    tracing::error!(topic = %state.topic, %error, "source stopped");
+    *state.last_error.lock() = Some(error.to_string());
 }
 
 fn log_ready(state: &SourceState, started: Instant) {

@@ -36,6 +36,9 @@ pub struct EngineConfig {
     memory_limit: usize,
     query_memory_limit: usize,
     max_user_objects: usize,
+    state_dir: Option<std::path::PathBuf>,
+    checkpoint_interval: Duration,
+    table_memory_limit: Option<usize>,
 }
 
 /// How many tables and views users may create in memory, by default.
@@ -58,6 +61,9 @@ impl EngineConfig {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             query_memory_limit: DEFAULT_QUERY_MEMORY_LIMIT,
             max_user_objects: DEFAULT_MAX_USER_OBJECTS,
+            state_dir: None,
+            checkpoint_interval: crate::state::DEFAULT_CHECKPOINT_INTERVAL,
+            table_memory_limit: None,
         }
     }
 
@@ -110,6 +116,28 @@ impl EngineConfig {
     /// How long a source waits for topic metadata at creation (default 10 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Keeps checkpoints of every table under `dir` (see [`crate::state`]): a table
+    /// starts from its last checkpoint and reads only the records written since.
+    pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// How often each table writes a checkpoint when a state folder is set (default
+    /// 60 s); tables also write one at [`Engine::checkpoint`].
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// The most bytes one table may hold (default: no limit). A table that grows past
+    /// it stops ingesting, with the reason in `ktable_tables.last_error`; its rows stay
+    /// queryable and the other tables go on.
+    pub fn table_memory_limit(mut self, bytes: usize) -> Self {
+        self.table_memory_limit = Some(bytes);
         self
     }
 
@@ -422,6 +450,23 @@ impl Engine {
         }
     }
 
+    /// Writes a checkpoint of every table that changed since its last one (with a
+    /// state folder; else nothing). `ktable serve` calls it at shutdown, after
+    /// [`stop`](Self::stop).
+    pub async fn checkpoint(&self) -> Result<usize, crate::state::CheckpointError> {
+        let mut written = 0;
+        for source in self.registry.all() {
+            if let SourceHandle::Table {
+                checkpointing: Some(c),
+                ..
+            } = &source.handle
+            {
+                written += usize::from(c.checkpoints().write().await?);
+            }
+        }
+        Ok(written)
+    }
+
     fn register_system_table(&self, ctx: &SessionContext) {
         if !ctx.table_exist(SYSTEM_TABLE).unwrap_or(false) {
             // Registration only fails for a name taken, which was just checked.
@@ -457,10 +502,29 @@ impl Engine {
                     ddl::DdlError::Invalid(format!("table {} has no key column", def.name))
                 })?;
                 let table = Arc::new(ColumnarTable::new(Arc::clone(def.schema.arrow()), key));
-                let sink = ColumnarSink::new(Arc::clone(&def.schema), Arc::clone(&table));
+                let sink = ColumnarSink::new(Arc::clone(&def.schema), Arc::clone(&table))
+                    .memory_limit(self.config.table_memory_limit);
                 let source = Source::new(consumer, def.topic.as_str(), sink)?;
-                source.start().await?;
-                SourceHandle::Table { source, table }
+                let checkpointing = match &self.config.state_dir {
+                    Some(dir) => {
+                        let dir = crate::state::CheckpointDir::new(dir, &def.name);
+                        let schema = crate::state::describe_schema(&def.schema, &def.format);
+                        let checkpoints = crate::state::TableCheckpoints::start(
+                            &def.name, dir, schema, &source, &table,
+                        )
+                        .await?;
+                        Some(Arc::new(checkpoints).every(self.config.checkpoint_interval))
+                    }
+                    None => {
+                        source.start().await?;
+                        None
+                    }
+                };
+                SourceHandle::Table {
+                    source,
+                    table,
+                    checkpointing,
+                }
             }
             SourceKind::Stream => {
                 let store = Arc::new(StreamStore::new(

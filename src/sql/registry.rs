@@ -3,6 +3,7 @@
 use super::ddl::{SourceDef, SourceKind};
 use super::provider::{KafkaTableProvider, StreamProvider};
 use crate::source::{Source, SourceStats};
+use crate::state::Checkpointing;
 use crate::stream::{StreamSink, StreamStore};
 use crate::table::columnar::{ColumnarSink, ColumnarTable};
 use datafusion::catalog::TableProvider;
@@ -15,6 +16,8 @@ pub(crate) enum SourceHandle {
     Table {
         source: Source<ColumnarSink>,
         table: Arc<ColumnarTable>,
+        /// With a state folder: the table's checkpoints and their periodic task.
+        checkpointing: Option<Checkpointing>,
     },
     Stream {
         source: Source<StreamSink>,
@@ -27,6 +30,17 @@ impl SourceHandle {
         match self {
             SourceHandle::Table { source, .. } => source.stats(),
             SourceHandle::Stream { source, .. } => source.stats(),
+        }
+    }
+
+    /// When the table's last checkpoint was cut, if it has any.
+    pub(crate) fn last_checkpoint(&self) -> Option<std::time::SystemTime> {
+        match self {
+            SourceHandle::Table {
+                checkpointing: Some(c),
+                ..
+            } => c.checkpoints().last_checkpoint(),
+            _ => None,
         }
     }
 
@@ -73,6 +87,8 @@ pub struct SourceInfo {
     pub format: String,
     /// Progress and counters.
     pub stats: SourceStats,
+    /// When the table's last checkpoint was cut (written or loaded), if any.
+    pub last_checkpoint: Option<std::time::SystemTime>,
 }
 
 #[derive(Default)]
@@ -111,6 +127,7 @@ impl Registry {
                 kind: s.def.kind,
                 format: s.def.format.clone(),
                 stats: s.handle.stats(),
+                last_checkpoint: s.handle.last_checkpoint(),
             })
             .collect()
     }

@@ -39,6 +39,9 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
             true,
         ),
         Field::new("last_error", DataType::Utf8, true),
+        Field::new("restored_from", DataType::Utf8, false),
+        Field::new("restore_reason", DataType::Utf8, true),
+        Field::new("checkpoint_age_ms", DataType::Int64, true),
     ]))
 });
 
@@ -100,6 +103,25 @@ impl SystemTable {
                 infos
                     .iter()
                     .map(|i| i.stats.last_error.clone())
+                    .collect::<Vec<_>>(),
+            )),
+            text(&|i| i.stats.restored_from.kind().to_string()),
+            Arc::new(StringArray::from(
+                infos
+                    .iter()
+                    .map(|i| i.stats.restored_from.fallback_reason().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                infos
+                    .iter()
+                    .map(|i| {
+                        let at = i.last_checkpoint?;
+                        let age = std::time::SystemTime::now()
+                            .duration_since(at)
+                            .unwrap_or_default();
+                        Some(age.as_millis() as i64)
+                    })
                     .collect::<Vec<_>>(),
             )),
         ];

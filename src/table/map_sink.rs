@@ -12,7 +12,7 @@
 //! cannot without locking every shard.
 
 use crate::kafka::Deserializer;
-use crate::source::{Counters, RecordSink, SinkError};
+use crate::source::{Counters, Prepared, RecordSink, SinkError};
 use parking_lot::RwLock;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message as _;
@@ -46,6 +46,17 @@ where
     V: Send + Sync + 'static,
 {
     fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError> {
+        self.prepare(records, counters)?(self)
+    }
+
+    /// Decodes keys and values here; the map's inserts and removes run in the returned
+    /// step, each under the write lock alone.
+    fn prepare(
+        &self,
+        records: &[BorrowedMessage<'_>],
+        counters: &Counters,
+    ) -> Result<Prepared<Self>, SinkError> {
+        let mut changes: Vec<(K, Option<V>)> = Vec::with_capacity(records.len());
         for record in records {
             let Some(key_bytes) = record.key() else {
                 counters.null_key(1);
@@ -60,19 +71,27 @@ where
             };
             match record.payload() {
                 None => {
-                    self.map.write().remove(&key);
+                    changes.push((key, None));
                     counters.deleted(1);
                 }
                 Some(value_bytes) => match self.value_deserializer.deserialize(value_bytes) {
                     Ok(value) => {
-                        self.map.write().insert(key, value);
+                        changes.push((key, Some(value)));
                         counters.upserted(1);
                     }
                     Err(error) => counters.reject(record, "value", &error),
                 },
             }
         }
-        Ok(())
+        Ok(Box::new(move |sink: &Self| {
+            for (key, value) in changes {
+                match value {
+                    Some(value) => sink.map.write().insert(key, value),
+                    None => sink.map.write().remove(&key),
+                };
+            }
+            Ok(())
+        }))
     }
 
     fn rows(&self) -> usize {

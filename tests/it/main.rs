@@ -3,10 +3,12 @@
 //! One test binary, because every binary links librdkafka and links are slow.
 
 mod broker;
+mod checkpoint;
 mod cli;
 mod compaction;
 mod kafka_layer;
 mod lifecycle;
+mod memory_limit;
 mod producer_ordering;
 mod randomized;
 mod restore;

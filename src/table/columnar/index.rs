@@ -42,6 +42,17 @@ impl KeyIndex {
         self.by_hash.len() + self.collided.len()
     }
 
+    /// Bytes the index's tables take (slots, including free ones, and control bytes).
+    pub(super) fn memory_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(u64, RowId)>() + 1;
+        self.by_hash.capacity() * slot
+            + self
+                .collided
+                .keys()
+                .map(|key| key.len() + slot + 16)
+                .sum::<usize>()
+    }
+
     /// The row of `key`; `key_at` reads the key of a row.
     pub(super) fn get<'a>(
         &self,

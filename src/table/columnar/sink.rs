@@ -2,7 +2,7 @@
 
 use super::store::{Change, ColumnarTable};
 use crate::format::{DecodeOutcome, ErrorPolicy, JsonDecoder, RawRecord, SourceSchema};
-use crate::source::{Counters, RecordSink, SinkError};
+use crate::source::{Counters, Prepared, RecordSink, SinkError};
 use parking_lot::Mutex;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::Message as _;
@@ -15,6 +15,7 @@ pub struct ColumnarSink {
     table: Arc<ColumnarTable>,
     decoder: Mutex<JsonDecoder>,
     needs_headers: bool,
+    memory_limit: Option<usize>,
 }
 
 impl ColumnarSink {
@@ -25,7 +26,17 @@ impl ColumnarSink {
             needs_headers: needs_headers(&schema),
             schema,
             table,
+            memory_limit: None,
         }
+    }
+
+    /// Stops the source, with the reason in its `last_error`, once the table holds more
+    /// than `bytes` (see [`ColumnarTable::memory_bytes`]). The check follows each
+    /// applied batch, so the table may pass the limit by one batch; what it holds stays
+    /// queryable.
+    pub fn memory_limit(mut self, bytes: Option<usize>) -> Self {
+        self.memory_limit = bytes;
+        self
     }
 
     /// The table the sink fills.
@@ -99,6 +110,15 @@ fn raw_records<'a>(
 
 impl RecordSink for ColumnarSink {
     fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError> {
+        self.prepare(records, counters)?(self)
+    }
+
+    /// Decodes and plans here; the store's index updates run in the returned step.
+    fn prepare(
+        &self,
+        records: &[BorrowedMessage<'_>],
+        counters: &Counters,
+    ) -> Result<Prepared<Self>, SinkError> {
         // Record order decides: `plan` holds, per record, a tombstone's key or the index
         // of the record among those to decode.
         enum Planned {
@@ -165,10 +185,24 @@ impl RecordSink for ColumnarSink {
                 },
             }
         }
-        self.table
-            .apply(outcome.batch, &changes)
-            .map_err(|e| SinkError(format!("applying rows failed: {e}")))?;
-        failure.map_or(Ok(()), Err)
+        let batch = outcome.batch;
+        Ok(Box::new(move |sink: &Self| {
+            sink.table
+                .apply(batch, &changes)
+                .map_err(|e| SinkError(format!("applying rows failed: {e}")))?;
+            if let Some(limit) = sink.memory_limit {
+                let held = sink.table.memory_bytes();
+                if held > limit {
+                    return Err(SinkError(format!(
+                        "memory limit reached: the table holds {} of its table_memory_limit {}; \
+                         ingestion stopped, queries on the rows it holds still work",
+                        bytesize::ByteSize::b(held as u64),
+                        bytesize::ByteSize::b(limit as u64),
+                    )));
+                }
+            }
+            failure.map_or(Ok(()), Err)
+        }))
     }
 
     fn rows(&self) -> usize {

@@ -204,6 +204,34 @@ impl ColumnarTable {
         compact(inner, self.key_column, &self.schema)
     }
 
+    /// Adds `rows` as live rows: each row's key once, none of them in the table yet
+    /// (a checkpoint's snapshot loaded into an empty table).
+    pub fn load(&self, rows: RecordBatch) -> Result<(), ArrowError> {
+        let changes: Vec<Change> = (0..rows.num_rows() as u32)
+            .map(|row| Change::Upsert { row })
+            .collect();
+        self.apply(rows, &changes)
+    }
+
+    /// Bytes the table holds: its segments' Arrow buffers, liveness masks and key index.
+    pub fn memory_bytes(&self) -> usize {
+        let inner = self.inner.read();
+        let segments: usize = inner
+            .segments
+            .values()
+            .map(|s| s.batch.get_array_memory_size() + s.live.capacity())
+            .sum();
+        segments + inner.index.memory_bytes()
+    }
+
+    /// Removes every row (a checkpoint that failed half-way through loading).
+    pub fn clear(&self) {
+        let mut inner = self.inner.write();
+        inner.index = KeyIndex::default();
+        inner.segments.clear();
+        inner.snapshot = None;
+    }
+
     /// The current rows of `keys` (each key once; missing keys are skipped).
     pub fn lookup(&self, keys: &[&str]) -> Result<RecordBatch, ArrowError> {
         let inner = self.inner.read();
