@@ -257,12 +257,21 @@ mod tests {
         let ctx = context().await;
         assert_eq!(names(&ctx, "SELECT count(*) FROM t").await, ["count"]);
         assert_eq!(
-            names(&ctx, "SELECT sum(o.amount), max(x), lower(name) FROM t o").await,
-            ["sum", "max", "lower"]
+            names(&ctx, "SELECT sum(o.amount), max(x), count(o.name) FROM t o").await,
+            ["sum", "max", "count"]
         );
-        assert_eq!(
-            names(&ctx, "SELECT pg_catalog.upper(name) FROM t").await,
-            ["upper"]
+        assert_eq!(names(&ctx, "SELECT lower(name) FROM t").await, ["lower"]);
+        // A schema-qualified function is named without its schema.
+        let mut statement = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT pg_catalog.upper(name) FROM t",
+        )
+        .unwrap()
+        .remove(0);
+        name_columns_like_postgres(&mut statement);
+        assert!(
+            statement.to_string().contains(r#"AS "upper""#),
+            "{statement}"
         );
     }
 
@@ -318,8 +327,8 @@ mod tests {
         );
         // A column already called like the generated name keeps it.
         assert_eq!(
-            names(&ctx, "SELECT x AS max, max(x) FROM t").await,
-            ["max", "max(t.x)"]
+            names(&ctx, "SELECT name AS lower, lower(name) FROM t").await,
+            ["lower", "lower(t.name)"]
         );
     }
 
