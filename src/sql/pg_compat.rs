@@ -1,16 +1,23 @@
 //! PostgreSQL compatibility for clients: what they read about the server besides the
-//! tables, `pg_catalog` (from datafusion-pg-catalog) and the functions drivers call
-//! while connecting or inspecting (`version()`, `to_regtype`, `pg_get_serial_sequence`,
-//! `json_build_object`, `pg_collation_is_visible`), and the planning of the
-//! correlated subqueries their catalog queries are written with.
+//! tables, `pg_catalog` (from datafusion-pg-catalog, with ktable's keys, indexes and
+//! `pg_type` oids in `catalog`), `information_schema` as PostgreSQL shapes it
+//! (`information_schema`), the functions drivers and BI tools call while connecting
+//! or inspecting (`version()`, `current_setting`, `pg_get_indexdef`, ...), the
+//! planning of the correlated subqueries their catalog queries are written with, and
+//! [`name_columns_like_postgres`], which the statement front end applies so that
+//! result columns are named as PostgreSQL names them (`count`, not `count(*)`).
 
+mod catalog;
+mod column_names;
+mod functions;
+mod information_schema;
 mod json;
 mod single_row;
 mod subquery;
 
 use arrow::array::{Array, BooleanArray};
 use arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
+use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::logical_expr::{
     create_udf, ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, Volatility,
 };
@@ -18,6 +25,8 @@ use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use std::sync::Arc;
+
+pub use column_names::name_columns_like_postgres;
 
 /// Adds the catalog and the driver functions to `context` (once; a second call only
 /// re-registers the functions).
@@ -41,17 +50,55 @@ pub fn install(context: &SessionContext) -> datafusion::error::Result<()> {
     context.register_udf(json::json_build_object_udf());
     context.register_udf(pg_collation_is_visible_udf());
     // psql's \d commands and BI tools read pg_catalog.
-    let has_pg_catalog = context
-        .catalog("datafusion")
-        .is_some_and(|c| c.schema("pg_catalog").is_some());
-    if !has_pg_catalog {
-        setup_pg_catalog(context, "datafusion", EmptyContextProvider).map_err(|e| *e)?;
-        // Once per context: analyzer rules are not replaced by name.
-        context.add_analyzer_rule(Arc::new(subquery::SingleRowSubqueries::new(
-            single_row::single_row_udaf(),
-        )));
+    let keys = install_pg_catalog(context)?;
+    // Grafana and Metabase browse with information_schema, as PostgreSQL shapes it.
+    information_schema::install(context)?;
+    // After the crate's functions, so that ours replace its stand-ins of the same name.
+    for function in functions::all(&keys) {
+        context.register_udf(function);
     }
     Ok(())
+}
+
+/// Installs datafusion-pg-catalog's `pg_catalog` under ktable's [`catalog::PgCatalog`]
+/// (once per context) and returns the directory of keys its functions read.
+fn install_pg_catalog(
+    context: &SessionContext,
+) -> datafusion::error::Result<Arc<catalog::KeyDirectory>> {
+    let Some(datafusion_catalog) = context.catalog("datafusion") else {
+        return Err(DataFusionError::Configuration(
+            "pg_compat needs the default catalog \"datafusion\"".to_string(),
+        ));
+    };
+    let existing = datafusion_catalog.schema("pg_catalog");
+    if let Some(installed) = existing
+        .as_ref()
+        .and_then(|s| s.downcast_ref::<catalog::PgCatalog>())
+    {
+        return Ok(installed.keys());
+    }
+    if existing.is_none() {
+        setup_pg_catalog(context, "datafusion", EmptyContextProvider).map_err(|e| *e)?;
+    }
+    let Some(inner) = datafusion_catalog.schema("pg_catalog") else {
+        return Err(DataFusionError::Configuration(
+            "datafusion-pg-catalog did not register pg_catalog".to_string(),
+        ));
+    };
+    let keys = Arc::new(catalog::KeyDirectory::default());
+    datafusion_catalog.register_schema(
+        "pg_catalog",
+        Arc::new(catalog::PgCatalog::new(
+            inner,
+            Arc::clone(context.state().catalog_list()),
+            Arc::clone(&keys),
+        )),
+    )?;
+    // Once per context: analyzer rules are not replaced by name.
+    context.add_analyzer_rule(Arc::new(subquery::SingleRowSubqueries::new(
+        single_row::single_row_udaf(),
+    )));
+    Ok(keys)
 }
 
 /// `version()` in PostgreSQL's format, naming ktable and DataFusion after it.

@@ -12,7 +12,9 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
-use datafusion::common::{DataFusionError, Result, ScalarValue, Statistics};
+use datafusion::common::{
+    Constraint, Constraints, DataFusionError, Result, ScalarValue, Statistics,
+};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::{
@@ -26,12 +28,18 @@ use std::sync::Arc;
 /// A Kafka table as a relation.
 pub struct KafkaTableProvider {
     table: Arc<ColumnarTable>,
+    /// The key column as the primary key: `pg_catalog` and `information_schema`
+    /// show it, and DataFusion may use it (a GROUP BY on the key determines the
+    /// other columns, as in PostgreSQL).
+    constraints: Constraints,
 }
 
 impl KafkaTableProvider {
     /// A provider over `table`.
     pub fn new(table: Arc<ColumnarTable>) -> Self {
-        Self { table }
+        let constraints =
+            Constraints::new_unverified(vec![Constraint::PrimaryKey(vec![table.key_column()])]);
+        Self { table, constraints }
     }
 
     /// The table this provider reads.
@@ -117,6 +125,10 @@ impl TableProvider for KafkaTableProvider {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        Some(&self.constraints)
     }
 
     fn supports_filters_pushdown(
