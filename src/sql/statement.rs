@@ -16,7 +16,8 @@
 //!   run at each execution with the parameters bound.
 //!
 //! Statements are parsed as PostgreSQL's, with datafusion-pg-catalog's rewrites for
-//! the catalog queries clients send (the same parser the wire protocol used before);
+//! the catalog queries clients send (the same parser the wire protocol used before),
+//! and their result columns named as PostgreSQL names them (`pg_compat`);
 //! DataFusion's own statements (`CREATE EXTERNAL TABLE`, `COPY ... TO`) fall back to
 //! DataFusion's parser. Literal lookups and statements parsed again and again are
 //! served from their [shape](super::shape) without parsing.
@@ -442,7 +443,12 @@ impl Engine {
         let mut statements: Vec<DfStatement> = match self.pg_parser.parse(sql) {
             Ok(statements) => statements
                 .into_iter()
-                .map(|s| DfStatement::Statement(Box::new(s)))
+                .map(|mut s| {
+                    // Result columns named as PostgreSQL names them (`count`, not
+                    // `count(*)`): clients show these names to people.
+                    super::pg_compat::name_columns_like_postgres(&mut s);
+                    DfStatement::Statement(Box::new(s))
+                })
                 .collect(),
             Err(postgres_error) => {
                 match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
