@@ -8,7 +8,8 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 use std::sync::Arc;
 
@@ -138,6 +139,8 @@ pub(super) fn all(keys: &Arc<KeyDirectory>) -> Vec<ScalarUDF> {
         unknown_text("pg_get_function_result"),
         unknown_text("pg_get_function_arguments"),
         unknown_text("pg_get_function_identity_arguments"),
+        no_comment("col_description", &[2]),
+        no_comment("obj_description", &[1, 2]),
         pg_get_indexdef(Arc::clone(keys)),
         pg_get_constraintdef(Arc::clone(keys)),
         format(),
@@ -360,6 +363,19 @@ fn unknown_text(name: &'static str) -> ScalarUDF {
     udf(
         name,
         Signature::any(1, Volatility::Stable),
+        DataType::Utf8,
+        |args| Ok(Arc::new(StringArray::new_null(args[0].len())) as ArrayRef),
+    )
+}
+
+/// `col_description(table, column)`, `obj_description(oid [, catalog])`: the comment
+/// on a column or object. Metabase and DBeaver show it beside each field; nothing in
+/// ktable carries a comment, so it is NULL, as PostgreSQL's for an object without one.
+fn no_comment(name: &'static str, arities: &[usize]) -> ScalarUDF {
+    let forms = arities.iter().map(|&n| TypeSignature::Any(n)).collect();
+    udf(
+        name,
+        Signature::one_of(forms, Volatility::Stable),
         DataType::Utf8,
         |args| Ok(Arc::new(StringArray::new_null(args[0].len())) as ArrayRef),
     )
