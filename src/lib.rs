@@ -15,9 +15,12 @@
 //! * [`state`] — checkpoints of a table's store and offsets, so a restart reads only
 //!   the records written since.
 //! * [`stream`] — append-only topics as a retained window of Arrow rows.
-//! * [`sql`] — DDL, DataFusion `TableProvider`s, the `ktable_tables` system table, and
-//!   the [`sql::Engine`] that runs SQL over all of it.
-//! * [`server`] — the PostgreSQL wire-protocol front end over the engine.
+//! * [`sql`] — the [`sql::Engine`]: its statement front end (every statement parsed
+//!   and classified once, `Engine::prepare` / `Engine::execute`; point lookups read
+//!   from the key index without planning), DDL, DataFusion `TableProvider`s, the
+//!   `ktable_tables` system table, and PostgreSQL compatibility for clients.
+//! * [`server`] — the PostgreSQL wire protocol over the engine: connections, logins,
+//!   limits, and the engine's results encoded for the wire.
 //!
 //! [`demo`] holds the embedded default cluster that `ktable serve` runs on without brokers.
 
