@@ -260,7 +260,7 @@ bench() {
   shift 4
   local out=$WORK/pgbench/$name.out prefix=$WORK/pgbench/$name
   rm -f "$prefix".log*
-  if ! "$PGBENCH" -n -h 127.0.0.1 -p "$port" -U "$user" -M prepared --log --log-prefix="$prefix.log" \
+  if ! "$PGBENCH" -n -h 127.0.0.1 -p "$port" -U "$user" -M "${MODE:-prepared}" --log --log-prefix="$prefix.log" \
     "$@" "$user" >"$out" 2>&1; then
     log "pgbench $name failed:"; cat "$out" >&2
     die "pgbench against port $port failed"
@@ -288,6 +288,18 @@ server_user() { if [[ $1 == ktable ]]; then echo ktable; else echo postgres; fi;
 
 lookup_test() { # SERVER CLIENTS THREADS SECONDS TAG
   bench "$5-$1-c$2" "$(server_port "$1")" "$(server_user "$1")" -- \
+    -c "$2" -j "$3" -T "$4" -D rows="$ROWS" -f benches/pgwire/lookup.sql
+}
+# The same lookups as drivers without prepared statements send them: the key as a
+# literal in the text on the simple protocol (psql, BI tools), or an unnamed
+# statement parsed anew at every execution (-M extended: psycopg without prepare,
+# most ORMs).
+literal_lookup_test() { # SERVER CLIENTS THREADS SECONDS TAG
+  MODE=simple bench "$5-$1-simple-c$2" "$(server_port "$1")" "$(server_user "$1")" -- \
+    -c "$2" -j "$3" -T "$4" -D rows="$ROWS" -f benches/pgwire/lookup_literal.sql
+}
+unnamed_lookup_test() { # SERVER CLIENTS THREADS SECONDS TAG
+  MODE=extended bench "$5-$1-extended-c$2" "$(server_port "$1")" "$(server_user "$1")" -- \
     -c "$2" -j "$3" -T "$4" -D rows="$ROWS" -f benches/pgwire/lookup.sql
 }
 aggregate_test() { # SERVER QUERIES TAG
@@ -338,6 +350,14 @@ for ((run = 1; run <= RUNS; run++)); do
     log "run $run/$RUNS: $server, lookups at 8 clients (${DURATION} s)"
     record "$run" "$server" lookup-c8 lookup_test "$server" 8 2 "$DURATION" "run$run"
   done
+  for clients in 1 8; do
+    for server in postgres ktable; do
+      log "run $run/$RUNS: $server, literal lookups (simple protocol) at $clients client(s)"
+      record "$run" "$server" simple-c$clients literal_lookup_test "$server" "$clients" 2 "$DURATION" "run$run"
+      log "run $run/$RUNS: $server, unnamed-statement lookups at $clients client(s)"
+      record "$run" "$server" extended-c$clients unnamed_lookup_test "$server" "$clients" 2 "$DURATION" "run$run"
+    done
+  done
   for server in postgres ktable; do
     log "run $run/$RUNS: $server, $AGG_QUERIES aggregates"
     record "$run" "$server" aggregate aggregate_test "$server" "$AGG_QUERIES" "run$run"
@@ -379,7 +399,7 @@ if git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | grep -q .; 
   echo "machine: $(nproc) CPUs ($cpu), $mem; pgbench, Kafka and both servers on the same machine;"
   echo "load average before the measurements: $load_before"
   echo "$ROWS rows (PostgreSQL table + index $pg_size; ktable RSS $ktable_rss_mib MiB after a $restore_seconds s restore);"
-  echo "medians of $RUNS runs; lookups ${DURATION} s each (pgbench -M prepared), aggregate $AGG_QUERIES queries per run"
+  echo "medians of $RUNS runs; lookups ${DURATION} s each (pgbench -M prepared unless named), aggregate $AGG_QUERIES queries per run"
   echo
   echo "| measurement | ktable | PostgreSQL | ktable / PostgreSQL | runs (ktable / PostgreSQL) |"
   echo "|---|---|---|---|---|"
@@ -389,6 +409,10 @@ if git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | grep -q .; 
   row "lookup, 8 clients: TPS" lookup-c8 4 "%.0f"
   row "lookup, 8 clients: p50 ms" lookup-c8 5 "%.3f"
   row "lookup, 8 clients: p99 ms" lookup-c8 6 "%.3f"
+  row "literal lookup (-M simple), 1 client: TPS" simple-c1 4 "%.0f"
+  row "literal lookup (-M simple), 8 clients: TPS" simple-c8 4 "%.0f"
+  row "unnamed statement (-M extended), 1 client: TPS" extended-c1 4 "%.0f"
+  row "unnamed statement (-M extended), 8 clients: TPS" extended-c8 4 "%.0f"
   row "GROUP BY city, all rows: median ms" aggregate 7 "%.2f"
   row "lookup under $LOAD_CLIENTS aggregates: TPS" under-load 4 "%.0f"
   row "lookup under $LOAD_CLIENTS aggregates: p50 ms" under-load 5 "%.3f"
