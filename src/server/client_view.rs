@@ -2,7 +2,6 @@
 //! [`DfClient`] (the statement store datafusion-postgres expects) and
 //! [`BufferedClient`] (replies held until the client's Sync or Flush).
 
-use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler;
 use datafusion_postgres::pgwire::api::store::MemPortalStore;
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, SessionExtensions,
@@ -10,7 +9,6 @@ use datafusion_postgres::pgwire::api::{
 use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 use datafusion_postgres::pgwire::messages::startup::SecretKey;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, ProtocolVersion};
-use datafusion_postgres::DfSessionService;
 use futures::Sink;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,14 +16,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// What datafusion-postgres keeps for a prepared statement.
-pub(crate) type DfStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
+/// What datafusion-postgres's cursor hook keeps for a cursor's statement.
+pub(crate) type DfStatement = (
+    String,
+    Option<(
+        datafusion::sql::sqlparser::ast::Statement,
+        datafusion::logical_expr::LogicalPlan,
+    )>,
+);
 
-/// The connection as datafusion-postgres's handlers need to see it: everything is
-/// the real connection's except the statement store. The connection's own store
-/// holds ktable's statements; datafusion-postgres reads its prepared statement from
-/// the portal it is handed, but its SQL cursors (`DECLARE`/`FETCH`) live in a store
-/// of its own type, which it downcasts to (and panics if it is not). That store is
+/// The connection as datafusion-postgres's session hooks need to see it: everything
+/// is the real connection's except the statement store. The connection's own store
+/// holds ktable's statements; the hooks' SQL cursors (`DECLARE`/`FETCH`) live in a
+/// store of their own type, which they downcast to (and panic if it is not). That store is
 /// kept per connection in the session extensions, so cursors outlive a statement.
 pub(crate) type DfClient<'a, C> = ClientView<'a, C, Arc<MemPortalStore<DfStatement>>>;
 

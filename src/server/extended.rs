@@ -11,6 +11,7 @@
 //! * source DDL runs on the connection (its source starts there);
 //! * anything else runs on the query threads with its parameters bound.
 
+use super::client_view::BufferedClient;
 use super::errors::{error_with_code, user_error};
 use super::handlers::Shared;
 use super::results;
@@ -33,8 +34,6 @@ use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::Sink;
 use std::sync::{Arc, OnceLock};
 use tokio::time::Instant;
-
-use super::client_view::BufferedClient;
 
 /// Parses for [`KtableExtended`] with the engine's front end.
 pub struct KtableParser {
@@ -186,22 +185,16 @@ impl ExtendedQueryHandler for KtableExtended {
                 )
                 .await;
         }
-        let cancel = shared.running.start(&*client);
-        let options = session.format(&*client);
-        let response = shared
-            .limits
-            .within(
+        shared
+            .execute(
+                &*client,
+                &session,
                 started,
-                shared.execute(
-                    &session,
-                    Arc::clone(prepared),
-                    params,
-                    portal.result_column_format.clone(),
-                    options,
-                ),
+                Arc::clone(prepared),
+                params,
+                portal.result_column_format.clone(),
             )
-            .await?;
-        Ok(shared.limits.hold(started, cancel, response))
+            .await
     }
 }
 

@@ -23,6 +23,7 @@ use datafusion_postgres::pgwire::api::{
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use std::sync::Arc;
+use tokio::time::Instant;
 
 /// What both protocols' handlers work with.
 pub(crate) struct Shared {
@@ -54,10 +55,33 @@ impl Shared {
             .await
     }
 
-    /// Runs `prepared` with `params`: source DDL and no-ops on the connection's own
-    /// task (sources start their consumers there), everything else on the query
-    /// threads, its rows produced there as the client reads them.
-    pub(crate) async fn execute(
+    /// Runs `prepared` with `params` for `client`, within the query limits from
+    /// `started` and ended by a cancel request, its rows in `format`.
+    pub(crate) async fn execute<C: ClientInfo>(
+        &self,
+        client: &C,
+        session: &Session,
+        started: Instant,
+        prepared: Arc<Prepared>,
+        params: ParamValues,
+        format: Format,
+    ) -> PgWireResult<Response> {
+        let cancel = self.running.start(client);
+        let options = session.format(client);
+        let response = self
+            .limits
+            .within(
+                started,
+                self.run(session, prepared, params, format, options),
+            )
+            .await?;
+        Ok(self.limits.hold(started, cancel, response))
+    }
+
+    /// Source DDL and no-ops on the connection's own task (sources start their
+    /// consumers there), everything else on the query threads, its rows produced
+    /// there as the client reads them.
+    async fn run(
         &self,
         session: &Session,
         prepared: Arc<Prepared>,

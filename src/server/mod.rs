@@ -1,18 +1,23 @@
-//! The PostgreSQL wire-protocol front end: `psql`, drivers and BI tools query the
-//! engine's tables and streams.
+//! The PostgreSQL wire protocol over the engine: `psql`, drivers and BI tools query
+//! the engine's tables and streams. What a statement is and how it runs is the
+//! engine's (`sql::Engine::prepare` / `execute`); this module only speaks the wire.
 //!
-//! * `listener` — accepts connections; `slots` — how many at once, logging in, and
-//!   from one address; `connection` — one connection's TLS, login and idle
-//!   timeouts; `frames` — frontend messages checked before pgwire decodes them.
+//! * `listener` — accepts connections, and at shutdown drains them; `slots` — how
+//!   many at once, logging in, and from one address; `connection` — one connection's
+//!   TLS, login and idle timeouts; `frames` — frontend messages checked before pgwire
+//!   decodes them.
 //! * `auth` — SCRAM-SHA-256 users and the read-only role.
-//! * `handlers` — the simple-query path: ktable's source DDL, then datafusion-postgres.
-//! * `extended` — Parse/Bind/Execute: point lookups from the key index (`lookup`),
-//!   DDL, then datafusion-postgres with the plan built at Parse.
+//! * `handlers` — what both protocols share; `simple` — the simple-query protocol;
+//!   `extended` — Parse/Bind/Execute over `wire_statement`, a prepared statement's
+//!   parameter types and field descriptions; `session_statements` — SET, SHOW,
+//!   transactions and cursors, answered on the connection; `results` — Arrow rows
+//!   encoded for the wire.
 //! * `session` — each connection's own DataFusion context (its settings, its memory
 //!   budget); `query_runtime` — the threads DataFusion statements run on, apart from
-//!   connections and lookups; `detached_client` — what such a statement takes along.
+//!   connections and lookups.
 //! * `limits`, `cancel` — per-query time limit, result-size cap and cancel requests,
-//!   checked while rows stream; `errors` — SQLSTATEs on the wire.
+//!   checked while rows stream; `errors` — SQLSTATEs on the wire; `client_view` —
+//!   a connection seen with another statement store or without flushes.
 //!
 //! Without users the server does not authenticate, so it then refuses to listen on
 //! anything but a loopback address.

@@ -117,21 +117,15 @@ impl KtableQueries {
                 )
                 .await;
         }
-        let cancel = shared.running.start(&*client);
-        let options = session.format(&*client);
-        let response = shared
-            .limits
-            .within(
+        shared
+            .execute(
+                &*client,
+                &session,
                 started,
-                shared.execute(
-                    &session,
-                    prepared,
-                    ParamValues::List(vec![]),
-                    Format::UnifiedText,
-                    options,
-                ),
+                prepared,
+                ParamValues::List(vec![]),
+                Format::UnifiedText,
             )
-            .await?;
-        Ok(shared.limits.hold(started, cancel, response))
+            .await
     }
 }

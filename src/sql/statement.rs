@@ -488,18 +488,24 @@ impl Engine {
                 let plan = ctx.state().create_logical_plan(prepared.sql()).await?;
                 self.run_plan(ctx, plan).await
             }
-            Body::PointLookup { lookup, .. } => {
+            Body::PointLookup { lookup, plan } => {
                 let key = match &params {
                     ParamValues::List(values) => values.first().map(|v| v.value().clone()),
                     ParamValues::Map(values) => values.get("$1").map(|v| v.value().clone()),
                 };
-                let key = key.and_then(|value| match value {
-                    ScalarValue::Utf8(key)
-                    | ScalarValue::Utf8View(key)
-                    | ScalarValue::LargeUtf8(key) => key,
-                    other if other.is_null() => None,
-                    other => Some(other.to_string()),
-                });
+                let key = match key {
+                    Some(
+                        ScalarValue::Utf8(key)
+                        | ScalarValue::Utf8View(key)
+                        | ScalarValue::LargeUtf8(key),
+                    ) => key,
+                    Some(other) if other.is_null() => None,
+                    // A key of another type compares as DataFusion compares it.
+                    _ => {
+                        let plan = plan.clone().replace_params_with_values(&params)?;
+                        return self.run_plan(ctx, plan).await;
+                    }
+                };
                 let rows = lookup.read(self, key.as_deref())?;
                 Ok(Output::Rows(one_batch(rows)))
             }
