@@ -34,8 +34,11 @@ pub struct WireStatement {
     pub(crate) text_key: bool,
     /// The result's fields for the last format options and format asked, reused while
     /// they stay the same (they do, statement after statement).
-    fields: Mutex<Option<(Arc<FormatOptions>, Format, Arc<Vec<FieldInfo>>)>>,
+    fields: Mutex<Option<CachedFields>>,
 }
+
+/// Field descriptions and the format options and format they were made for.
+type CachedFields = (Arc<FormatOptions>, Format, Arc<Vec<FieldInfo>>);
 
 impl WireStatement {
     /// `prepared` with parameters declared by the client as `declared`.
