@@ -83,6 +83,76 @@ impl ErrorPolicy {
     }
 }
 
+/// How record values are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueFormat {
+    /// One JSON object per value (`format = 'json'`).
+    #[default]
+    Json,
+    /// Avro in Confluent's wire format, schemas from a registry (`format = 'avro'`).
+    Avro,
+}
+
+/// How record keys are encoded; a table's key column holds the key as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyFormat {
+    /// UTF-8 text (the default).
+    #[default]
+    Text,
+    /// JSON: a string or number, or an object (a struct key such as Debezium's
+    /// `{"id": 42}`, with or without the converter's `schema`/`payload` wrapper) whose
+    /// field named like the key column (or whose only field) is the key.
+    Json,
+    /// Avro in Confluent's wire format: a primitive, or a record read like a JSON object.
+    Avro,
+    /// A 4-byte big-endian integer (Kafka's `IntegerSerializer`).
+    Int,
+    /// An 8-byte big-endian integer (Kafka's `LongSerializer`).
+    BigInt,
+    /// Any bytes, shown as `\x` and lower-case hex.
+    Bytes,
+}
+
+/// What a value is wrapped in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Envelope {
+    /// The value is the row.
+    #[default]
+    None,
+    /// A Debezium change event: `after` is the row for `c`, `r` and `u`; `d` deletes
+    /// the key.
+    Debezium,
+}
+
+/// The encodings of a source's records, and where their schemas come from.
+#[derive(Debug, Clone, Default)]
+pub struct FormatSpec {
+    /// The value format.
+    pub value: ValueFormat,
+    /// The key format.
+    pub key: KeyFormat,
+    /// The value envelope.
+    pub envelope: Envelope,
+    /// The registry URL given for this source (`schema_registry = '...'`).
+    pub registry_url: Option<String>,
+    /// No columns were declared: they come from the registry's latest schemas.
+    pub columns_from_registry: bool,
+    /// The source is a table: its rows have a key column.
+    pub keyed: bool,
+    /// The registry client, once the source is prepared (see [`super::prepare`]).
+    pub registry: Option<Arc<super::SchemaRegistry>>,
+    /// The value schema records are read as (the latest at preparation): records
+    /// written with other schemas are resolved to it (Avro schema evolution).
+    pub value_reader: Option<Arc<super::RegisteredSchema>>,
+}
+
+impl FormatSpec {
+    /// True when records cannot be read without a schema registry.
+    pub fn needs_registry(&self) -> bool {
+        self.value == ValueFormat::Avro || self.key == KeyFormat::Avro
+    }
+}
+
 /// A declared schema that does not make sense.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
@@ -107,6 +177,7 @@ pub struct SourceSchema {
     /// The columns decoded by arrow-json, as a schema of their own.
     field_schema: SchemaRef,
     on_error: ErrorPolicy,
+    format: FormatSpec,
 }
 
 impl SourceSchema {
@@ -143,7 +214,25 @@ impl SourceSchema {
             sources,
             field_schema: Arc::new(Schema::new(field_fields)),
             on_error,
+            format: FormatSpec::default(),
         })
+    }
+
+    /// The same columns with records encoded as `format` says.
+    pub fn with_format(mut self, format: FormatSpec) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// How records are encoded.
+    pub fn format(&self) -> &FormatSpec {
+        &self.format
+    }
+
+    /// The name of the key column, if the source has one.
+    pub fn key_name(&self) -> Option<&str> {
+        self.key_index()
+            .map(|i| self.arrow.field(i).name().as_str())
     }
 
     /// The Arrow schema of the source's rows.

@@ -20,6 +20,13 @@ pub trait RecordSink: Send + Sync + 'static {
 
     /// Rows the sink holds now: the keys of a table, the retained records of a stream.
     fn rows(&self) -> usize;
+
+    /// After `apply` failed: if the failure passes (a schema registry that does not
+    /// answer), how long to wait before the same batch is applied again. `apply` must
+    /// then have changed nothing. None (the default) stops the source.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A sink that cannot go on: the source stops and reports it in its statistics.

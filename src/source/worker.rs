@@ -55,7 +55,7 @@ impl<S: RecordSink> Worker<S> {
         let mut progress_log = tokio::time::interval(PROGRESS_LOG_INTERVAL);
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut ended = Vec::new();
-        loop {
+        'records: loop {
             tokio::select! {
                 biased;
                 _ = &mut self.shutdown => break,
@@ -68,13 +68,29 @@ impl<S: RecordSink> Worker<S> {
                             None => break,
                         }
                     }
-                    match self.apply(&batch, &ended) {
+                    let mut outcome = self.apply(&batch, &ended);
+                    // A sink failing for a passing reason (an unreachable schema
+                    // registry) keeps the batch: wait, then apply it again.
+                    while let (Err(error), Some(wait)) = (&outcome, self.sink.retry_after()) {
+                        tracing::warn!(topic = %state.topic, %error, retry_in_ms = wait.as_millis() as u64, "batch not applied; retrying");
+                        *state.last_error.lock() = Some(error.to_string());
+                        tokio::select! {
+                            biased;
+                            _ = &mut self.shutdown => break 'records,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        outcome = self.apply(&batch, &ended);
+                        if outcome.is_ok() {
+                            *state.last_error.lock() = None;
+                        }
+                    }
+                    match outcome {
                         Ok(true) => log_ready(&state, started),
                         Ok(false) => {}
                         Err(error) => {
                             tracing::error!(topic = %state.topic, %error, "source stopped");
                             *state.last_error.lock() = Some(error.to_string());
-                            break;
+                            break 'records;
                         }
                     }
                     batch.clear();

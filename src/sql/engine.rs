@@ -33,6 +33,7 @@ pub struct EngineConfig {
     memory_limit: usize,
     query_memory_limit: usize,
     max_user_objects: usize,
+    schema_registry: Option<String>,
 }
 
 /// How many tables and views users may create in memory, by default.
@@ -55,7 +56,15 @@ impl EngineConfig {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             query_memory_limit: DEFAULT_QUERY_MEMORY_LIMIT,
             max_user_objects: DEFAULT_MAX_USER_OBJECTS,
+            schema_registry: None,
         }
+    }
+
+    /// The schema registry (`http(s)://[user:password@]host:port`) of sources whose
+    /// format needs one and that name none (`WITH (schema_registry = ...)`).
+    pub fn schema_registry(mut self, url: impl Into<String>) -> Self {
+        self.schema_registry = Some(url.into());
+        self
     }
 
     /// How many tables, views and schemas users may create in memory with `CREATE
@@ -382,7 +391,14 @@ impl Engine {
         }
     }
 
-    async fn create(&self, ctx: &SessionContext, def: SourceDef) -> Result<(), SqlError> {
+    async fn create(&self, ctx: &SessionContext, mut def: SourceDef) -> Result<(), SqlError> {
+        def.schema = crate::format::prepare(
+            Arc::clone(&def.schema),
+            &def.topic,
+            self.config.schema_registry.as_deref(),
+        )
+        .await
+        .map_err(|e| ddl::DdlError::Invalid(format!("{} {}: {e}", def.kind, def.name)))?;
         if let Some(existing) = self.registry.get(&def.name) {
             if def.if_not_exists {
                 return Ok(());

@@ -68,6 +68,8 @@ impl KafkaTableProvider {
     }
 }
 
+/// A key literal as the text [`ColumnarTable::lookup`] takes: strings as they are,
+/// integers (INT and BIGINT keys) in decimal.
 fn text_literal(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Literal(
@@ -76,6 +78,9 @@ fn text_literal(expr: &Expr) -> Option<String> {
             | ScalarValue::LargeUtf8(Some(s)),
             _,
         ) => Some(s.clone()),
+        Expr::Literal(ScalarValue::Int16(Some(i)), _) => Some(i.to_string()),
+        Expr::Literal(ScalarValue::Int32(Some(i)), _) => Some(i.to_string()),
+        Expr::Literal(ScalarValue::Int64(Some(i)), _) => Some(i.to_string()),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@
 mod broker;
 mod cli;
 mod compaction;
+mod formats;
 mod kafka_layer;
 mod lifecycle;
 mod producer_ordering;

@@ -28,7 +28,10 @@ pub const TARGET_SEGMENT_ROWS: usize = 64 * 1024;
 /// How many small segments may accumulate before they are merged.
 pub const MAX_SMALL_SEGMENTS: usize = 8;
 
-use super::index::{KeyIndex, RowId};
+use super::index::{KeyIndex, KeyRef, RowId};
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use std::borrow::Cow;
 
 /// One change, in record order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +43,7 @@ pub enum Change {
     },
     /// The key is deleted.
     Delete {
-        /// The deleted key.
+        /// The deleted key, as text (an integer key in decimal).
         key: String,
     },
 }
@@ -110,7 +113,7 @@ pub struct ColumnarTable {
 }
 
 impl ColumnarTable {
-    /// An empty table of `schema`, keyed by the UTF-8 column `key_column`.
+    /// An empty table of `schema`, keyed by column `key_column` (TEXT, INT or BIGINT).
     pub fn new(schema: SchemaRef, key_column: usize) -> Self {
         Self {
             schema,
@@ -146,11 +149,14 @@ impl ColumnarTable {
 
     /// Applies `changes` in order; `Upsert` rows refer to `rows` (in the table's schema).
     pub fn apply(&self, rows: RecordBatch, changes: &[Change]) -> Result<(), ArrowError> {
-        let keys = rows
-            .column(self.key_column)
-            .as_string_opt::<i32>()
-            .ok_or_else(|| ArrowError::SchemaError("the key column is not UTF-8".to_string()))?;
-        let keys = keys.clone();
+        let keys: ArrayRef = Arc::clone(rows.column(self.key_column));
+        if !is_key_type(keys.data_type()) {
+            return Err(ArrowError::SchemaError(format!(
+                "a key column of type {} is not supported",
+                keys.data_type()
+            )));
+        }
+        let key_type = keys.data_type().clone();
         let mut inner = self.inner.write();
         let inner = &mut *inner;
         let new_segment = (rows.num_rows() > 0).then(|| {
@@ -174,16 +180,18 @@ impl ColumnarTable {
                 let segments = &inner.segments;
                 let key_at = |at: RowId| key_at(segments, self.key_column, at);
                 match change {
-                    Change::Upsert { row } => match new_segment {
-                        Some(segment) => {
-                            let key = keys.value(*row as usize);
+                    Change::Upsert { row } => match (new_segment, key_in(&keys, *row as usize)) {
+                        (Some(segment), Some(key)) => {
                             inner
                                 .index
-                                .upsert(key, RowId { segment, row: *row }, key_at)
+                                .upsert(key.as_bytes(), RowId { segment, row: *row }, key_at)
                         }
-                        None => continue,
+                        _ => continue,
                     },
-                    Change::Delete { key } => inner.index.remove(key, key_at),
+                    Change::Delete { key } => match parse_key(&key_type, key) {
+                        Some(key) => inner.index.remove(&key, key_at),
+                        None => None,
+                    },
                 }
             };
             if let (Change::Upsert { row }, Some(id)) = (change, new_segment) {
@@ -204,15 +212,20 @@ impl ColumnarTable {
         compact(inner, self.key_column, &self.schema)
     }
 
-    /// The current rows of `keys` (each key once; missing keys are skipped).
+    /// The current rows of `keys` (each key once; missing keys are skipped). Keys are
+    /// given as text whatever the key column's type: an INT or BIGINT key in decimal
+    /// (text that is not such a number matches no row).
     pub fn lookup(&self, keys: &[&str]) -> Result<RecordBatch, ArrowError> {
+        let key_type = self.schema.field(self.key_column).data_type();
+        let encoded: Vec<Cow<'_, [u8]>> =
+            keys.iter().filter_map(|k| parse_key(key_type, k)).collect();
         let inner = self.inner.read();
         let mut batches: Vec<&RecordBatch> = Vec::new();
         let mut positions: HashMap<u64, usize> = HashMap::new();
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(keys.len());
         let mut seen = HashSet::with_capacity(keys.len());
-        for key in keys {
-            if !seen.insert(*key) {
+        for key in &encoded {
+            if !seen.insert(key.as_ref()) {
                 continue;
             }
             let Some(at) = inner
@@ -326,13 +339,15 @@ fn rewrite(
     }
     let id = inner.next_segment;
     inner.next_segment += 1;
-    let keys = merged.column(key_column).as_string::<i32>();
+    let keys = merged.column(key_column);
     for (row, from) in origins.into_iter().enumerate() {
         let to = RowId {
             segment: id,
             row: row as u32,
         };
-        inner.index.relocate(keys.value(row), from, to);
+        if let Some(key) = key_in(keys, row) {
+            inner.index.relocate(key.as_bytes(), from, to);
+        }
     }
     inner.segments.insert(
         id,
@@ -347,13 +362,58 @@ fn rewrite(
 }
 
 /// The key of the row at `at`, if that row exists.
-fn key_at(segments: &BTreeMap<u64, Segment>, key_column: usize, at: RowId) -> Option<&str> {
-    let keys = segments
-        .get(&at.segment)?
-        .batch
-        .column(key_column)
-        .as_string_opt::<i32>()?;
-    ((at.row as usize) < keys.len()).then(|| keys.value(at.row as usize))
+fn key_at(segments: &BTreeMap<u64, Segment>, key_column: usize, at: RowId) -> Option<KeyRef<'_>> {
+    key_in(
+        segments.get(&at.segment)?.batch.column(key_column),
+        at.row as usize,
+    )
+}
+
+/// Whether a column of this type can be a table's key.
+pub fn is_key_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::Int32 | DataType::Int64
+    )
+}
+
+/// The key in row `row` of a key column.
+fn key_in(keys: &ArrayRef, row: usize) -> Option<KeyRef<'_>> {
+    if row >= keys.len() || keys.is_null(row) {
+        return None;
+    }
+    match keys.data_type() {
+        DataType::Utf8 => Some(KeyRef::Bytes(keys.as_string::<i32>().value(row).as_bytes())),
+        DataType::Int32 => Some(int_key(
+            keys.as_primitive::<Int32Type>().value(row) as i64,
+            4,
+        )),
+        DataType::Int64 => Some(int_key(keys.as_primitive::<Int64Type>().value(row), 8)),
+        _ => None,
+    }
+}
+
+fn int_key(value: i64, len: u8) -> KeyRef<'static> {
+    KeyRef::Int(value.to_be_bytes(), len)
+}
+
+/// A key given as text, encoded as the index compares keys of `data_type`; None when
+/// the text is not a key of that type.
+fn parse_key<'a>(data_type: &DataType, text: &'a str) -> Option<Cow<'a, [u8]>> {
+    match data_type {
+        DataType::Utf8 => Some(Cow::Borrowed(text.as_bytes())),
+        DataType::Int32 => text
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .map(|v| Cow::Owned(int_key(v as i64, 4).as_bytes().to_vec())),
+        DataType::Int64 => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .map(|v| Cow::Owned(int_key(v, 8).as_bytes().to_vec())),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
