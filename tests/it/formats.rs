@@ -722,3 +722,342 @@ async fn integer_keys_are_read_in_their_format() {
         );
     }
 }
+
+/// Values serialized by Confluent's Python `AvroSerializer` (which registers `schema`
+/// under `<topic>-value` as producers do); None when `confluent-kafka` is not installed
+/// and `KTABLE_REQUIRE_SERIALIZERS=1` does not demand it.
+fn reference_serialized(
+    registry: &Registry,
+    topic: &str,
+    schema: &str,
+    values: &[serde_json::Value],
+) -> Option<Vec<Vec<u8>>> {
+    use std::io::Write;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/reference_serializer.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let request =
+        json!({"registry": registry.url(), "topic": topic, "schema": schema, "values": values});
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("write request");
+    let output = child.wait_with_output().expect("serializer output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("No module named 'confluent_kafka'") {
+        assert!(
+            std::env::var("KTABLE_REQUIRE_SERIALIZERS").as_deref() != Ok("1"),
+            "KTABLE_REQUIRE_SERIALIZERS=1 but confluent-kafka is not installed: {stderr}"
+        );
+        eprintln!(
+            "SKIPPED: pip install 'confluent-kafka[avro,schemaregistry]' to test with the reference serializer"
+        );
+        return None;
+    }
+    assert!(output.status.success(), "serializer failed: {stderr}");
+    let hex = String::from_utf8(output.stdout).expect("hex");
+    Some(
+        hex.lines()
+            .map(|line| {
+                (0..line.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&line[i..i + 2], 16).expect("hex byte"))
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_written_by_confluents_serializer_are_read() {
+    let broker = Broker::start();
+    let registry = Registry::start(0);
+    let topic = broker.topic("avro-reference", 1, &[]).await;
+    let Some(old) = reference_serialized(
+        &registry,
+        &topic,
+        USER_V1,
+        &[
+            json!({"name": "ann", "score": 1}),
+            json!({"name": "cy", "score": 3}),
+        ],
+    ) else {
+        return;
+    };
+    let new = reference_serialized(
+        &registry,
+        &topic,
+        USER_V2,
+        &[json!({"name": "bob", "score": 1u64 << 40, "email": "bob@example.com"})],
+    )
+    .expect("serialized");
+    assert_eq!(
+        old[0][0], 0,
+        "Confluent's framing starts with the magic byte"
+    );
+    assert_ne!(old[0][1..5], new[0][1..5], "two schema ids");
+    let records = vec![
+        keyed("a", old[0].clone()),
+        keyed("c", old[1].clone()),
+        keyed("b", new[0].clone()),
+        tombstone("c"),
+    ];
+    produce_all(&broker.raw_producer(), &topic, &records).await;
+    let engine = engine(&broker, &registry.url());
+    engine
+        .sql(&format!(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, score BIGINT, email TEXT) \
+             WITH (topic = '{topic}', format = 'avro')"
+        ))
+        .await
+        .expect("create");
+    engine.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    eventually_text(
+        &engine,
+        "SELECT id, name, score, email FROM users ORDER BY id",
+        "
++----+------+---------------+-----------------+
+| id | name | score         | email           |
++----+------+---------------+-----------------+
+| a  | ann  | 1             | none            |
+| b  | bob  | 1099511627776 | bob@example.com |
++----+------+---------------+-----------------+",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn randomized_avro_upserts_and_deletes_match_a_model() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("KTABLE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("KTABLE_SEED={seed}");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let broker = Broker::start();
+    let registry = Registry::start(0);
+    let topic = broker.topic("avro-random", 3, &[]).await;
+    let subject = format!("{topic}-value");
+    let v1 = registry.register(&subject, USER_V1);
+    let v2 = registry.register(&subject, USER_V2);
+    let (s1, s2) = (
+        Schema::parse_str(USER_V1).unwrap(),
+        Schema::parse_str(USER_V2).unwrap(),
+    );
+    // key -> (name, score, email)
+    let mut model: std::collections::BTreeMap<String, (String, i64, String)> = Default::default();
+    let mut records = Vec::new();
+    let mut bad = 0;
+    for n in 0..2_000 {
+        let key = format!("k{}", rng.random_range(0..60));
+        match rng.random_range(0..10) {
+            0 => {
+                records.push(tombstone(&key));
+                model.remove(&key);
+            }
+            1 => {
+                // Not Avro of its schema: skipped, the key keeps its row.
+                records.push(keyed(&key, vec![0, 0, 0, 0, v1 as u8, 0xff]));
+                bad += 1;
+            }
+            2..=5 => {
+                let score = rng.random_range(-1000..1000);
+                let name = format!("n{n}");
+                records.push(keyed(
+                    &key,
+                    framed(
+                        v1,
+                        &s1,
+                        record(&[
+                            ("name", Value::String(name.clone())),
+                            ("score", Value::Int(score)),
+                        ]),
+                    ),
+                ));
+                model.insert(key, (name, score as i64, "none".into()));
+            }
+            _ => {
+                let score = rng.random_range(-(1i64 << 40)..(1i64 << 40));
+                let (name, email) = (format!("n{n}"), format!("e{n}"));
+                records.push(keyed(
+                    &key,
+                    framed(
+                        v2,
+                        &s2,
+                        record(&[
+                            ("name", Value::String(name.clone())),
+                            ("score", Value::Long(score)),
+                            ("email", Value::String(email.clone())),
+                        ]),
+                    ),
+                ));
+                model.insert(key, (name, score, email));
+            }
+        }
+    }
+    // One producer, keys hashed to partitions: each key's records stay in order.
+    produce_all(&broker.raw_producer(), &topic, &records).await;
+    let engine = engine(&broker, &registry.url());
+    engine
+        .sql(&format!(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, score BIGINT, email TEXT) \
+             WITH (topic = '{topic}', format = 'avro')"
+        ))
+        .await
+        .expect("create");
+    engine.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    let expected: Vec<String> = model
+        .iter()
+        .map(|(k, (name, score, email))| format!("| {k} | {name} | {score} | {email} |"))
+        .collect();
+    let squeeze = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| k"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let got = squeeze(
+            &text(
+                &engine,
+                "SELECT id, name, score, email FROM users ORDER BY id",
+            )
+            .await,
+        );
+        if got == expected {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seed {seed}: table differs from the model\n{got:?}\n{expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Lookups and IN give what the scan gives, for present and missing keys.
+    for k in 0..60 {
+        let key = format!("k{k}");
+        let lookup = squeeze(
+            &text(
+                &engine,
+                &format!("SELECT id, name, score, email FROM users WHERE id = '{key}'"),
+            )
+            .await,
+        );
+        let scan = squeeze(
+            &text(
+                &engine,
+                &format!("SELECT id, name, score, email FROM users WHERE id || '' = '{key}'"),
+            )
+            .await,
+        );
+        assert_eq!(lookup, scan, "seed {seed}: {key}");
+    }
+    let stats = text(
+        &engine,
+        "SELECT bad_records FROM ktable_tables WHERE name = 'users'",
+    )
+    .await;
+    assert!(
+        stats.contains(&format!("| {bad} ")),
+        "seed {seed}: {bad} bad records in {stats}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_error_null_and_fail_apply_to_avro_records() {
+    let broker = Broker::start();
+    let registry = Registry::start(0);
+    let topic = broker.topic("avro-on-error", 1, &[]).await;
+    let v2 = registry.register(&format!("{topic}-value"), USER_V2);
+    let s2 = Schema::parse_str(USER_V2).unwrap();
+    let user = |score: i64| {
+        framed(
+            v2,
+            &s2,
+            record(&[
+                ("name", Value::String("x".into())),
+                ("score", Value::Long(score)),
+                ("email", Value::String("e".into())),
+            ]),
+        )
+    };
+    let records = vec![
+        keyed("a", user(1)),
+        keyed("b", user(1 << 40)), // does not fit INT
+        keyed("c", vec![0, 1, 2]), // not in the wire format
+        keyed("d", user(4)),
+    ];
+    produce_all(&broker.raw_producer(), &topic, &records).await;
+    let engine = engine(&broker, &registry.url());
+    for policy in ["skip", "null", "fail"] {
+        engine
+            .sql(&format!(
+                "CREATE TABLE t_{policy} (id TEXT PRIMARY KEY, score INT) \
+                 WITH (topic = '{topic}', format = 'avro', on_error = '{policy}')"
+            ))
+            .await
+            .expect("create");
+    }
+    let rows = |policy: &str| format!("SELECT id, score FROM t_{policy} ORDER BY id");
+    eventually_text(
+        &engine,
+        &rows("skip"),
+        "
++----+-------+
+| id | score |
++----+-------+
+| a  | 1     |
+| d  | 4     |
++----+-------+",
+    )
+    .await;
+    eventually_text(
+        &engine,
+        &rows("null"),
+        "
++----+-------+
+| id | score |
++----+-------+
+| a  | 1     |
+| b  |       |
+| d  | 4     |
++----+-------+",
+    )
+    .await;
+    eventually_text(
+        &engine,
+        &rows("fail"),
+        "
++----+-------+
+| id | score |
++----+-------+
+| a  | 1     |
++----+-------+",
+    )
+    .await;
+    eventually_text(
+        &engine,
+        "SELECT name, running, bad_records FROM ktable_tables ORDER BY name",
+        "
++--------+---------+-------------+
+| name   | running | bad_records |
++--------+---------+-------------+
+| t_fail | false   | 1           |
+| t_null | true    | 1           |
+| t_skip | true    | 2           |
++--------+---------+-------------+",
+    )
+    .await;
+}
