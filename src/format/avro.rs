@@ -184,12 +184,11 @@ impl RecordDecoder for AvroDecoder {
         let mut accepted = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         let mut deletes = Vec::new();
-        let key_type = self
-            .schema
-            .key_index()
-            .map(|k| self.schema.arrow().field(k).data_type().clone());
+        let key_types = self.schema.key_types();
+        let key_type = (!key_types.is_empty()).then_some(key_types.as_slice());
+        let mut key_part = 0;
         for (i, record) in records.iter().enumerate() {
-            if let Some(key_type) = &key_type {
+            if let Some(key_type) = key_type {
                 let key = record.key.map(std::str::from_utf8);
                 let fits = match key {
                     Some(Ok(key)) => super::key::key_fits(key_type, key),
@@ -252,7 +251,10 @@ impl RecordDecoder for AvroDecoder {
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
         for ((source, f), cells) in sources.iter().zip(&fields).zip(columns) {
             let array = match source {
-                ColumnSource::Key => super::key::key_column(f.data_type(), records, &accepted),
+                ColumnSource::Key => {
+                    key_part += 1;
+                    super::key::key_column(&key_types, key_part - 1, records, &accepted)
+                }
                 ColumnSource::Metadata(meta) => {
                     super::json::metadata_column(*meta, records, &accepted)
                 }

@@ -83,12 +83,11 @@ impl JsonDecoder {
     pub fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<DecodeOutcome, ArrowError> {
         let mut rejected = Vec::new();
         let mut candidates = Vec::with_capacity(records.len());
-        let key_type = self
-            .schema
-            .key_index()
-            .map(|k| self.schema.arrow().field(k).data_type().clone());
+        let key_types = self.schema.key_types();
+        let key_type = (!key_types.is_empty()).then_some(key_types.as_slice());
+        let mut key_part = 0;
         for (i, record) in records.iter().enumerate() {
-            let Some(key_type) = &key_type else {
+            let Some(key_type) = key_type else {
                 candidates.push(i);
                 continue;
             };
@@ -123,7 +122,10 @@ impl JsonDecoder {
         {
             let column: ArrayRef = match source {
                 // Checked above: accepted records have keys that fit the column.
-                ColumnSource::Key => super::key::key_column(field.data_type(), records, &accepted),
+                ColumnSource::Key => {
+                    key_part += 1;
+                    super::key::key_column(&key_types, key_part - 1, records, &accepted)
+                }
                 ColumnSource::Field => {
                     let column = match &fields {
                         Some(batch) => Arc::clone(batch.column(field_column)),

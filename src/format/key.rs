@@ -6,6 +6,11 @@
 //! JSON object such as Debezium's `{"id": 42}`, or an Avro record) gives the field named
 //! like the key column, or its only field. The same rendering is used for upserts and
 //! for tombstones and Debezium deletes, so a delete always finds the row it removes.
+//!
+//! A composite key (`PRIMARY KEY (tenant, id)`) is read from a struct key, one field per
+//! key column, and travels as the JSON array of its parts' texts (`["acme","42"]`):
+//! [`key_parts`] splits it again where the key columns are built and where the store
+//! encodes it.
 
 use super::registry::{blocking, split_framing, RegistryError, SchemaRegistry};
 use super::KeyFormat;
@@ -26,27 +31,97 @@ pub enum KeyError {
 #[derive(Debug, Clone)]
 pub struct KeyDecoder {
     format: KeyFormat,
-    /// The key column's name: the field taken from a struct key.
-    column: String,
+    /// The key columns' names: the fields taken from a struct key.
+    columns: Vec<String>,
     registry: Option<Arc<SchemaRegistry>>,
 }
 
 impl KeyDecoder {
-    /// A decoder of `format` keys for the key column `column`.
+    /// A decoder of `format` keys for the key columns `columns` (one, or the parts of
+    /// a composite key, read from a struct key).
     pub fn new(
         format: KeyFormat,
-        column: impl Into<String>,
+        columns: Vec<String>,
         registry: Option<Arc<SchemaRegistry>>,
     ) -> Self {
         Self {
             format,
-            column: column.into(),
+            columns,
             registry,
         }
     }
 
     /// The key as the table's key text.
     pub fn decode(&self, key: &[u8]) -> Result<String, KeyError> {
+        match self.columns.as_slice() {
+            [column] => self.decode_part(key, column),
+            _ => self.decode_composite(key),
+        }
+    }
+
+    fn decode_composite(&self, key: &[u8]) -> Result<String, KeyError> {
+        let bad = |reason: String| KeyError::Bad(reason);
+        let parts: Vec<String> = match self.format {
+            KeyFormat::Json => {
+                let value: serde_json::Value = serde_json::from_slice(key)
+                    .map_err(|e| bad(format!("key is not JSON: {e}")))?;
+                let serde_json::Value::Object(object) = unwrap_converter(value) else {
+                    return Err(bad("a composite key is read from a JSON object".into()));
+                };
+                self.columns
+                    .iter()
+                    .map(|c| match object.get(c) {
+                        Some(v) => json_key(v.clone(), c),
+                        None => Err(format!("struct key has no field '{c}'")),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(bad)?
+            }
+            KeyFormat::Avro => {
+                let value = self.avro_value(key)?;
+                let apache_avro::types::Value::Record(fields) = value else {
+                    return Err(bad("a composite key is read from an Avro record".into()));
+                };
+                self.columns
+                    .iter()
+                    .map(|c| match fields.iter().find(|(n, _)| n == c) {
+                        Some((_, v)) => avro_key(v.clone(), c),
+                        None => Err(format!("record key has no field '{c}'")),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(bad)?
+            }
+            _ => {
+                return Err(bad(
+                    "a composite key needs key_format = 'json' or 'avro'".into()
+                ))
+            }
+        };
+        Ok(composite_text(&parts))
+    }
+
+    fn avro_value(&self, key: &[u8]) -> Result<apache_avro::types::Value, KeyError> {
+        let bad = |reason: String| KeyError::Bad(reason);
+        let registry = self
+            .registry
+            .as_ref()
+            .ok_or_else(|| bad("an Avro key needs a schema registry (schema_registry)".into()))?;
+        let (id, payload) = split_framing(key).map_err(bad)?;
+        let schema = blocking(|| registry.schema_by_id(id)).map_err(|e| {
+            if e.is_transient() {
+                KeyError::Registry(e)
+            } else {
+                bad(e.to_string())
+            }
+        })?;
+        let avro = schema
+            .avro
+            .as_ref()
+            .ok_or_else(|| bad(format!("key schema {id} is not an Avro schema")))?;
+        super::avro::read_datum(avro, payload, None).map_err(bad)
+    }
+
+    fn decode_part(&self, key: &[u8], column: &str) -> Result<String, KeyError> {
         let bad = |reason: String| KeyError::Bad(reason);
         match self.format {
             KeyFormat::Text => std::str::from_utf8(key)
@@ -69,27 +144,9 @@ impl KeyDecoder {
             KeyFormat::Json => {
                 let value: serde_json::Value = serde_json::from_slice(key)
                     .map_err(|e| bad(format!("key is not JSON: {e}")))?;
-                json_key(unwrap_converter(value), &self.column).map_err(bad)
+                json_key(unwrap_converter(value), column).map_err(bad)
             }
-            KeyFormat::Avro => {
-                let registry = self.registry.as_ref().ok_or_else(|| {
-                    bad("an Avro key needs a schema registry (schema_registry)".into())
-                })?;
-                let (id, payload) = split_framing(key).map_err(bad)?;
-                let schema = blocking(|| registry.schema_by_id(id)).map_err(|e| {
-                    if e.is_transient() {
-                        KeyError::Registry(e)
-                    } else {
-                        bad(e.to_string())
-                    }
-                })?;
-                let avro = schema
-                    .avro
-                    .as_ref()
-                    .ok_or_else(|| bad(format!("key schema {id} is not an Avro schema")))?;
-                let value = super::avro::read_datum(avro, payload, None).map_err(bad)?;
-                avro_key(value, &self.column).map_err(bad)
-            }
+            KeyFormat::Avro => avro_key(self.avro_value(key)?, column).map_err(bad),
         }
     }
 }
@@ -177,7 +234,7 @@ mod tests {
     use super::*;
 
     fn key(format: KeyFormat, bytes: &[u8]) -> Result<String, KeyError> {
-        KeyDecoder::new(format, "id", None).decode(bytes)
+        KeyDecoder::new(format, vec!["id".into()], None).decode(bytes)
     }
 
     #[test]
@@ -219,40 +276,67 @@ mod tests {
     }
 }
 
-/// Checks that a key's text fits the key column: any text for TEXT, a number in range
-/// for INT and BIGINT.
-pub(crate) fn key_fits(data_type: &arrow::datatypes::DataType, text: &str) -> Result<(), String> {
-    use arrow::datatypes::DataType as D;
-    let fits = match data_type {
-        D::Int32 => text.parse::<i32>().is_ok(),
-        D::Int64 => text.parse::<i64>().is_ok(),
-        _ => true,
-    };
-    if fits {
-        Ok(())
-    } else {
-        Err(format!("key '{text}' is not a {data_type} key"))
-    }
+/// The text of a composite key: the JSON array of its parts' texts.
+pub fn composite_text(parts: &[String]) -> String {
+    serde_json::to_string(parts).unwrap_or_default()
 }
 
-/// The key column of the rows `rows` of `records`, whose keys are text that
-/// [`key_fits`] the column.
+/// The parts of a key's text for `n` key columns: the text itself for one, the
+/// elements of its JSON array for more (None if it is not such an array).
+pub fn key_parts(text: &str, n: usize) -> Option<Vec<String>> {
+    if n == 1 {
+        return Some(vec![text.to_string()]);
+    }
+    let parts: Vec<String> = serde_json::from_str(text).ok()?;
+    (parts.len() == n).then_some(parts)
+}
+
+/// Checks that a key's text fits the key columns of types `types`: any text for TEXT,
+/// a number in range for INT and BIGINT.
+pub(crate) fn key_fits(types: &[arrow::datatypes::DataType], text: &str) -> Result<(), String> {
+    use arrow::datatypes::DataType as D;
+    let parts = key_parts(text, types.len())
+        .ok_or_else(|| format!("key '{text}' does not have {} parts", types.len()))?;
+    for (data_type, part) in types.iter().zip(&parts) {
+        let fits = match data_type {
+            D::Int32 => part.parse::<i32>().is_ok(),
+            D::Int64 => part.parse::<i64>().is_ok(),
+            _ => true,
+        };
+        if !fits {
+            return Err(format!("key '{part}' is not a {data_type} key"));
+        }
+    }
+    Ok(())
+}
+
+/// Key part `part` (of `types.len()`) of the rows `rows` of `records`, whose keys are
+/// text that [`key_fits`] the key columns.
 pub(crate) fn key_column(
-    data_type: &arrow::datatypes::DataType,
+    types: &[arrow::datatypes::DataType],
+    part: usize,
     records: &[super::RawRecord<'_>],
     rows: &[usize],
 ) -> arrow::array::ArrayRef {
     use arrow::array::{Int32Array, Int64Array, StringArray};
     use arrow::datatypes::DataType as D;
-    let texts = rows
+    let texts: Vec<Option<String>> = rows
         .iter()
-        .map(|&i| records[i].key.and_then(|k| std::str::from_utf8(k).ok()));
-    match data_type {
+        .map(|&i| {
+            let text = records[i].key.and_then(|k| std::str::from_utf8(k).ok())?;
+            key_parts(text, types.len())?.into_iter().nth(part)
+        })
+        .collect();
+    match &types[part] {
         D::Int32 => Arc::new(Int32Array::from_iter(
-            texts.map(|t| t.and_then(|t| t.parse::<i32>().ok())),
+            texts
+                .iter()
+                .map(|t| t.as_ref().and_then(|t| t.parse::<i32>().ok())),
         )),
         D::Int64 => Arc::new(Int64Array::from_iter(
-            texts.map(|t| t.and_then(|t| t.parse::<i64>().ok())),
+            texts
+                .iter()
+                .map(|t| t.as_ref().and_then(|t| t.parse::<i64>().ok())),
         )),
         _ => Arc::new(StringArray::from_iter(texts)),
     }

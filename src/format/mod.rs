@@ -23,7 +23,7 @@ mod schema;
 pub use avro::{columns_of as avro_columns, AvroDecoder};
 pub use debezium::DebeziumJsonDecoder;
 pub use json::{DecodeOutcome, JsonDecoder, RawRecord};
-pub use key::{KeyDecoder, KeyError};
+pub use key::{composite_text, key_parts, KeyDecoder, KeyError};
 pub use registry::{
     blocking, split_framing, RegisteredSchema, RegistryError, SchemaKind, SchemaRegistry,
 };
@@ -75,9 +75,8 @@ pub fn decoder_for(schema: &Arc<SourceSchema>) -> Box<dyn RecordDecoder> {
 /// The key decoder of a table's schema (None for a source without a key column).
 pub fn key_decoder_for(schema: &SourceSchema) -> Option<KeyDecoder> {
     let format = schema.format();
-    schema
-        .key_name()
-        .map(|name| KeyDecoder::new(format.key, name, format.registry.clone()))
+    let names = schema.key_names();
+    (!names.is_empty()).then(|| KeyDecoder::new(format.key, names, format.registry.clone()))
 }
 
 /// A registry format whose schema was never prepared: every record is rejected.

@@ -229,10 +229,12 @@ impl SourceSchema {
         &self.format
     }
 
-    /// The name of the key column, if the source has one.
-    pub fn key_name(&self) -> Option<&str> {
-        self.key_index()
-            .map(|i| self.arrow.field(i).name().as_str())
+    /// The names of the key columns, in schema order.
+    pub fn key_names(&self) -> Vec<String> {
+        self.key_indices()
+            .into_iter()
+            .map(|i| self.arrow.field(i).name().clone())
+            .collect()
     }
 
     /// The Arrow schema of the source's rows.
@@ -245,9 +247,25 @@ impl SourceSchema {
         &self.sources
     }
 
-    /// The index of the key column, if the source has one.
+    /// The index of the (first) key column, if the source has one.
     pub fn key_index(&self) -> Option<usize> {
         self.sources.iter().position(|s| *s == ColumnSource::Key)
+    }
+
+    /// The indices of the key columns in schema order: one, or the parts of a
+    /// composite key.
+    pub fn key_indices(&self) -> Vec<usize> {
+        (0..self.sources.len())
+            .filter(|&i| self.sources[i] == ColumnSource::Key)
+            .collect()
+    }
+
+    /// The types of the key columns, in schema order.
+    pub fn key_types(&self) -> Vec<DataType> {
+        self.key_indices()
+            .into_iter()
+            .map(|i| self.arrow.field(i).data_type().clone())
+            .collect()
     }
 
     /// The columns decoded from JSON fields, as their own schema.

@@ -306,11 +306,13 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
                 "table {name} needs a PRIMARY KEY column: it holds the Kafka message key"
             )))
         }
-        (SourceKind::Table, _) => {
+        (SourceKind::Table, _) if !matches!(format_spec.key, KeyFormat::Json | KeyFormat::Avro) => {
             return Err(DdlError::Invalid(format!(
-                "table {name}: the PRIMARY KEY is one column, the Kafka message key"
+                "table {name}: a PRIMARY KEY of several columns is read from a struct key: \
+                 key_format = 'json' or 'avro'"
             )))
         }
+        (SourceKind::Table, _) => {}
         (SourceKind::Stream, 0) => {}
         (SourceKind::Stream, _) => {
             return Err(DdlError::Invalid(format!(
@@ -324,7 +326,7 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
         let column_name = ident(&column.name);
         let storage = column_type(&column.data_type)
             .map_err(|e| DdlError::Invalid(format!("{kind} {name}, column {column_name}: {e}")))?;
-        let is_key = primary_keys.first() == Some(&column_name);
+        let is_key = primary_keys.contains(&column_name);
         let (data_type, source) = match (storage, is_key) {
             (ColumnType::Arrow(t), true) if crate::table::columnar::is_key_type(&t) => {
                 (t, ColumnSource::Key)
@@ -342,9 +344,13 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
         };
         columns.push((column_name, data_type, source));
     }
-    if columns.iter().all(|(_, _, s)| *s != ColumnSource::Key) && kind == SourceKind::Table {
+    let declared_keys = columns
+        .iter()
+        .filter(|(_, _, s)| *s == ColumnSource::Key)
+        .count();
+    if declared_keys != primary_keys.len() && kind == SourceKind::Table {
         return Err(DdlError::Invalid(format!(
-            "table {name}: PRIMARY KEY {} is not a declared column",
+            "table {name}: PRIMARY KEY ({}) names a column that is not declared",
             primary_keys.join(", ")
         )));
     }
@@ -684,6 +690,23 @@ mod tests {
         assert!(bare.schema.format().columns_from_registry);
         assert!(bare.schema.format().keyed);
         assert_eq!(bare.schema.arrow().fields().len(), 0);
+    }
+
+    #[test]
+    fn composite_keys_need_a_struct_key_format() {
+        let def = create(
+            "CREATE TABLE t (tenant TEXT, id INT, v INT, PRIMARY KEY (tenant, id)) \
+             WITH (topic = 't', key_format = 'json')",
+        );
+        assert_eq!(def.schema.key_indices(), vec![0, 1]);
+        assert!(
+            error("CREATE TABLE t (a TEXT, b INT, PRIMARY KEY (a, b)) WITH (topic = 't')")
+                .contains("struct key")
+        );
+        assert!(error(
+            "CREATE TABLE t (a TEXT, PRIMARY KEY (a, b)) WITH (topic = 't', key_format = 'json')"
+        )
+        .contains("not declared"));
     }
 
     #[test]

@@ -419,10 +419,13 @@ impl Engine {
         let consumer = self.config.consumer(&def.name);
         let handle = match def.kind {
             SourceKind::Table => {
-                let key = def.schema.key_index().ok_or_else(|| {
+                def.schema.key_index().ok_or_else(|| {
                     ddl::DdlError::Invalid(format!("table {} has no key column", def.name))
                 })?;
-                let table = Arc::new(ColumnarTable::new(Arc::clone(def.schema.arrow()), key));
+                let table = Arc::new(ColumnarTable::with_key_columns(
+                    Arc::clone(def.schema.arrow()),
+                    def.schema.key_indices(),
+                ));
                 let sink = ColumnarSink::new(Arc::clone(&def.schema), Arc::clone(&table));
                 let source = Source::new(consumer, def.topic.as_str(), sink)?;
                 source.start().await?;

@@ -1061,3 +1061,97 @@ async fn on_error_null_and_fail_apply_to_avro_records() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_keys_from_struct_keys_answer_lookups_like_scans() {
+    let broker = Broker::start();
+    let topic = broker.topic("composite", 2, &[]).await;
+    let key = |tenant: &str, id: i32| {
+        serde_json::to_vec(
+            &json!({"schema": {"type": "struct"}, "payload": {"tenant": tenant, "id": id}}),
+        )
+        .unwrap()
+    };
+    let event = |op: &str, tenant: &str, id: i32, name: &str| {
+        let after = if op == "d" {
+            serde_json::Value::Null
+        } else {
+            json!({"tenant": tenant, "id": id, "name": name})
+        };
+        serde_json::to_vec(&json!({"before": null, "after": after, "op": op})).unwrap()
+    };
+    let mut records: Vec<RawRecord> = Vec::new();
+    for tenant in ["a", "b", "c"] {
+        for id in 1..=3 {
+            records.push((
+                Some(key(tenant, id)),
+                Some(event("c", tenant, id, &format!("{tenant}{id}"))),
+            ));
+        }
+    }
+    records.push((Some(key("a", 2)), Some(event("d", "a", 2, ""))));
+    records.push((Some(key("a", 2)), None));
+    records.push((Some(key("b", 3)), Some(event("u", "b", 3, "b3-new"))));
+    records.push((Some(key("c", 1)), None));
+    produce_all(&broker.raw_producer(), &topic, &records).await;
+
+    let engine = Engine::new(EngineConfig::new(broker.brokers()));
+    engine
+        .sql(&format!(
+            "CREATE TABLE accounts (tenant TEXT, id INT, name TEXT, PRIMARY KEY (tenant, id)) \
+             WITH (topic = '{topic}', key_format = 'json', envelope = 'debezium')"
+        ))
+        .await
+        .expect("create");
+    engine.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    eventually_text(
+        &engine,
+        "SELECT count(*) AS n FROM accounts",
+        "
++---+
+| n |
++---+
+| 7 |
++---+",
+    )
+    .await;
+    for (lookup, scan) in [
+        (
+            "tenant = 'a' AND id = 1",
+            "tenant || '' = 'a' AND id + 0 = 1",
+        ),
+        (
+            "tenant = 'a' AND id = 2",
+            "tenant || '' = 'a' AND id + 0 = 2",
+        ),
+        (
+            "tenant = 'c' AND id = 1",
+            "tenant || '' = 'c' AND id + 0 = 1",
+        ),
+        (
+            "tenant IN ('a', 'b') AND id IN (2, 3)",
+            "tenant || '' IN ('a', 'b') AND id + 0 IN (2, 3)",
+        ),
+        ("tenant = 'b'", "tenant || '' = 'b'"),
+        ("id = 3", "id + 0 = 3"),
+        (
+            "tenant = 'b' AND id = 3 AND name = 'x'",
+            "tenant || '' = 'b' AND id + 0 = 3 AND name = 'x'",
+        ),
+    ] {
+        let sql = |filter: &str| {
+            format!("SELECT tenant, id, name FROM accounts WHERE {filter} ORDER BY tenant, id")
+        };
+        let (looked_up, scanned) = (
+            text(&engine, &sql(lookup)).await,
+            text(&engine, &sql(scan)).await,
+        );
+        assert_eq!(looked_up, scanned, "{lookup}");
+    }
+    assert!(text(
+        &engine,
+        "SELECT name FROM accounts WHERE tenant = 'b' AND id = 3"
+    )
+    .await
+    .contains("b3-new"));
+}

@@ -23,12 +23,14 @@ type Map<K> = HashMap<K, RowId, foldhash::fast::RandomState>;
 
 /// A key as the index compares it: borrowed bytes, or a fixed-width integer inline (no
 /// allocation per probe).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum KeyRef<'a> {
     /// The bytes of a TEXT (or BYTEA) key.
     Bytes(&'a [u8]),
     /// The big-endian bytes of an integer key: `len` of the last bytes of the array.
     Int([u8; 8], u8),
+    /// A composite key: each part's bytes after its 4-byte big-endian length.
+    Composite(Vec<u8>),
 }
 
 impl KeyRef<'_> {
@@ -36,6 +38,7 @@ impl KeyRef<'_> {
         match self {
             KeyRef::Bytes(bytes) => bytes,
             KeyRef::Int(bytes, len) => &bytes[8 - *len as usize..],
+            KeyRef::Composite(bytes) => bytes,
         }
     }
 }
