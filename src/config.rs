@@ -65,6 +65,8 @@ pub struct FileConfig {
     pub idle_session_timeout: Option<Duration>,
     /// Prefix of the sources' consumer group ids.
     pub group_id: Option<String>,
+    /// Schema registry URL for sources whose format needs one (Avro).
+    pub schema_registry_url: Option<String>,
     /// How often each source's statistics are logged, in seconds.
     pub stats_interval_secs: Option<u64>,
     /// The longest one statement may run ("30s", "2m").

@@ -65,6 +65,10 @@ struct ServeArgs {
     /// Prefix of the consumer group ids sources identify themselves with [default: ktable]
     #[arg(long, env = "KTABLE_GROUP_ID")]
     group_id: Option<String>,
+    /// Schema registry URL for Avro sources, e.g. "http://registry:8081" (basic auth as
+    /// user:password@ in the URL); a source may name its own
+    #[arg(long, env = "KTABLE_SCHEMA_REGISTRY")]
+    schema_registry: Option<String>,
     /// How often to log each table's statistics, in seconds [default: 30]
     #[arg(long, env = "KTABLE_STATS_INTERVAL_SECS")]
     stats_interval_secs: Option<u64>,
@@ -122,6 +126,7 @@ struct Settings {
     sql: PathBuf,
     server: ServerConfig,
     group_id: String,
+    schema_registry: Option<String>,
     stats_interval: Duration,
     kafka: Vec<(String, String)>,
     memory_limit: usize,
@@ -201,6 +206,7 @@ impl ServeArgs {
                 .group_id
                 .or(file.group_id)
                 .unwrap_or_else(|| "ktable".into()),
+            schema_registry: self.schema_registry.or(file.schema_registry_url),
             stats_interval: Duration::from_secs(
                 self.stats_interval_secs
                     .or(file.stats_interval_secs)
@@ -291,6 +297,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(interval) = settings.checkpoint_interval {
         config = config.checkpoint_interval(interval);
+    }
+    if let Some(url) = &settings.schema_registry {
+        config = config.schema_registry(url);
     }
     for (key, value) in &settings.kafka {
         config = config.property(key, value);

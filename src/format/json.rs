@@ -44,6 +44,9 @@ pub struct DecodeOutcome {
     pub accepted: Vec<usize>,
     /// The input index of each rejected record and why it was rejected.
     pub rejected: Vec<(usize, String)>,
+    /// The input index of each record whose envelope says it deletes its key
+    /// (a Debezium `d` event); these have no row.
+    pub deletes: Vec<usize>,
 }
 
 /// Decodes JSON records into rows of a [`SourceSchema`].
@@ -51,6 +54,12 @@ pub struct JsonDecoder {
     schema: Arc<SourceSchema>,
     /// Reused across batches on the fast path.
     decoder: Option<Decoder>,
+}
+
+impl super::RecordDecoder for JsonDecoder {
+    fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<DecodeOutcome, super::DecodeError> {
+        JsonDecoder::decode(self, records).map_err(super::DecodeError::from)
+    }
 }
 
 impl JsonDecoder {
@@ -74,12 +83,21 @@ impl JsonDecoder {
     pub fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<DecodeOutcome, ArrowError> {
         let mut rejected = Vec::new();
         let mut candidates = Vec::with_capacity(records.len());
-        let key_needed = self.schema.key_index().is_some();
+        let key_types = self.schema.key_types();
+        let key_type = (!key_types.is_empty()).then_some(key_types.as_slice());
+        let mut key_part = 0;
         for (i, record) in records.iter().enumerate() {
+            let Some(key_type) = key_type else {
+                candidates.push(i);
+                continue;
+            };
             match record.key.map(std::str::from_utf8) {
-                Some(Err(e)) if key_needed => rejected.push((i, format!("key is not UTF-8: {e}"))),
-                None if key_needed => rejected.push((i, "record has no key".to_string())),
-                _ => candidates.push(i),
+                Some(Err(e)) => rejected.push((i, format!("key is not UTF-8: {e}"))),
+                None => rejected.push((i, "record has no key".to_string())),
+                Some(Ok(key)) => match super::key::key_fits(key_type, key) {
+                    Ok(()) => candidates.push(i),
+                    Err(reason) => rejected.push((i, reason)),
+                },
             }
         }
 
@@ -103,16 +121,10 @@ impl JsonDecoder {
             .zip(self.schema.arrow().fields())
         {
             let column: ArrayRef = match source {
+                // Checked above: accepted records have keys that fit the column.
                 ColumnSource::Key => {
-                    let mut keys =
-                        StringBuilder::with_capacity(accepted.len(), accepted.len() * 16);
-                    for &i in &accepted {
-                        // Checked above: accepted records have UTF-8 keys.
-                        keys.append_option(
-                            records[i].key.and_then(|k| std::str::from_utf8(k).ok()),
-                        );
-                    }
-                    Arc::new(keys.finish())
+                    key_part += 1;
+                    super::key::key_column(&key_types, key_part - 1, records, &accepted)
                 }
                 ColumnSource::Field => {
                     let column = match &fields {
@@ -141,6 +153,7 @@ impl JsonDecoder {
             batch,
             accepted,
             rejected,
+            deletes: Vec::new(),
         })
     }
 
@@ -282,7 +295,11 @@ fn keep_rows(batch: &RecordBatch, rows: &[usize]) -> Result<RecordBatch, ArrowEr
     arrow::compute::take_record_batch(batch, &indices)
 }
 
-fn metadata_column(meta: MetadataField, records: &[RawRecord<'_>], rows: &[usize]) -> ArrayRef {
+pub(super) fn metadata_column(
+    meta: MetadataField,
+    records: &[RawRecord<'_>],
+    rows: &[usize],
+) -> ArrayRef {
     match meta {
         MetadataField::Key => {
             let mut b = StringBuilder::new();

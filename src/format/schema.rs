@@ -83,6 +83,79 @@ impl ErrorPolicy {
     }
 }
 
+/// How record values are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueFormat {
+    /// One JSON object per value (`format = 'json'`).
+    #[default]
+    Json,
+    /// Avro in Confluent's wire format, schemas from a registry (`format = 'avro'`).
+    Avro,
+    /// JSON in Confluent's wire format for JSON Schema (`format = 'json_sr'`): read as
+    /// JSON once the framing is removed; the declared columns say what is kept.
+    JsonSr,
+}
+
+/// How record keys are encoded; a table's key column holds the key as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyFormat {
+    /// UTF-8 text (the default).
+    #[default]
+    Text,
+    /// JSON: a string or number, or an object (a struct key such as Debezium's
+    /// `{"id": 42}`, with or without the converter's `schema`/`payload` wrapper) whose
+    /// field named like the key column (or whose only field) is the key.
+    Json,
+    /// Avro in Confluent's wire format: a primitive, or a record read like a JSON object.
+    Avro,
+    /// A 4-byte big-endian integer (Kafka's `IntegerSerializer`).
+    Int,
+    /// An 8-byte big-endian integer (Kafka's `LongSerializer`).
+    BigInt,
+    /// Any bytes, shown as `\x` and lower-case hex.
+    Bytes,
+}
+
+/// What a value is wrapped in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Envelope {
+    /// The value is the row.
+    #[default]
+    None,
+    /// A Debezium change event: `after` is the row for `c`, `r` and `u`; `d` deletes
+    /// the key.
+    Debezium,
+}
+
+/// The encodings of a source's records, and where their schemas come from.
+#[derive(Debug, Clone, Default)]
+pub struct FormatSpec {
+    /// The value format.
+    pub value: ValueFormat,
+    /// The key format.
+    pub key: KeyFormat,
+    /// The value envelope.
+    pub envelope: Envelope,
+    /// The registry URL given for this source (`schema_registry = '...'`).
+    pub registry_url: Option<String>,
+    /// No columns were declared: they come from the registry's latest schemas.
+    pub columns_from_registry: bool,
+    /// The source is a table: its rows have a key column.
+    pub keyed: bool,
+    /// The registry client, once the source is prepared (see [`super::prepare`]).
+    pub registry: Option<Arc<super::SchemaRegistry>>,
+    /// The value schema records are read as (the latest at preparation): records
+    /// written with other schemas are resolved to it (Avro schema evolution).
+    pub value_reader: Option<Arc<super::RegisteredSchema>>,
+}
+
+impl FormatSpec {
+    /// True when records cannot be read without a schema registry.
+    pub fn needs_registry(&self) -> bool {
+        self.value == ValueFormat::Avro || self.key == KeyFormat::Avro
+    }
+}
+
 /// A declared schema that does not make sense.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
@@ -107,6 +180,7 @@ pub struct SourceSchema {
     /// The columns decoded by arrow-json, as a schema of their own.
     field_schema: SchemaRef,
     on_error: ErrorPolicy,
+    format: FormatSpec,
 }
 
 impl SourceSchema {
@@ -143,7 +217,27 @@ impl SourceSchema {
             sources,
             field_schema: Arc::new(Schema::new(field_fields)),
             on_error,
+            format: FormatSpec::default(),
         })
+    }
+
+    /// The same columns with records encoded as `format` says.
+    pub fn with_format(mut self, format: FormatSpec) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// How records are encoded.
+    pub fn format(&self) -> &FormatSpec {
+        &self.format
+    }
+
+    /// The names of the key columns, in schema order.
+    pub fn key_names(&self) -> Vec<String> {
+        self.key_indices()
+            .into_iter()
+            .map(|i| self.arrow.field(i).name().clone())
+            .collect()
     }
 
     /// The Arrow schema of the source's rows.
@@ -156,9 +250,25 @@ impl SourceSchema {
         &self.sources
     }
 
-    /// The index of the key column, if the source has one.
+    /// The index of the (first) key column, if the source has one.
     pub fn key_index(&self) -> Option<usize> {
         self.sources.iter().position(|s| *s == ColumnSource::Key)
+    }
+
+    /// The indices of the key columns in schema order: one, or the parts of a
+    /// composite key.
+    pub fn key_indices(&self) -> Vec<usize> {
+        (0..self.sources.len())
+            .filter(|&i| self.sources[i] == ColumnSource::Key)
+            .collect()
+    }
+
+    /// The types of the key columns, in schema order.
+    pub fn key_types(&self) -> Vec<DataType> {
+        self.key_indices()
+            .into_iter()
+            .map(|i| self.arrow.field(i).data_type().clone())
+            .collect()
     }
 
     /// The columns decoded from JSON fields, as their own schema.

@@ -1,9 +1,8 @@
 //! Where a source's records go, and the counters of what became of them.
 
 use super::bad_record_log::{BadRecordLine, BadRecordLog, LINE_INTERVAL};
+use crate::kafka::FetchedRecord;
 use parking_lot::Mutex;
-use rdkafka::message::BorrowedMessage;
-use rdkafka::Message as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -16,7 +15,7 @@ use std::time::Instant;
 pub trait RecordSink: Send + Sync + 'static {
     /// Applies `records`, in order. An error stops the source (the sink keeps what it
     /// applied); bad records are not errors, they are counted and skipped.
-    fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError>;
+    fn apply(&self, records: &[FetchedRecord<'_>], counters: &Counters) -> Result<(), SinkError>;
 
     /// Does the part of applying `records` that needs the records themselves
     /// (decoding), and returns the rest, which the source runs on another task while
@@ -24,7 +23,7 @@ pub trait RecordSink: Send + Sync + 'static {
     /// applies at once.
     fn prepare(
         &self,
-        records: &[BorrowedMessage<'_>],
+        records: &[FetchedRecord<'_>],
         counters: &Counters,
     ) -> Result<Prepared<Self>, SinkError>
     where
@@ -36,6 +35,13 @@ pub trait RecordSink: Send + Sync + 'static {
 
     /// Rows the sink holds now: the keys of a table, the retained records of a stream.
     fn rows(&self) -> usize;
+
+    /// After `apply` failed: if the failure passes (a schema registry that does not
+    /// answer), how long to wait before the same batch is applied again. `apply` must
+    /// then have changed nothing. None (the default) stops the source.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The rest of applying a batch, made by [`RecordSink::prepare`] and run on the sink.
@@ -76,7 +82,7 @@ impl Counters {
     /// Counts a record that cannot be applied and logs it, the first few of a source in
     /// full and then at most one a while (see `bad_record_log`); `part` says what was
     /// wrong with it ("key", "value", ...).
-    pub fn reject(&self, record: &BorrowedMessage<'_>, part: &str, error: &dyn std::fmt::Display) {
+    pub fn reject(&self, record: &FetchedRecord<'_>, part: &str, error: &dyn std::fmt::Display) {
         self.bad_records.fetch_add(1, Ordering::Relaxed);
         let BadRecordLine::Log {
             unlogged_before,

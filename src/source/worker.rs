@@ -16,12 +16,11 @@
 
 use super::state::SourceState;
 use super::{Prepared, RecordSink, SinkError};
-use crate::kafka::KafkaContext;
+use crate::kafka::{FetchedRecord, KafkaContext};
 use futures::FutureExt;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::Message as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,7 +80,7 @@ impl<S: RecordSink> Worker<S> {
         let mut applier_ended = None;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut ended = Vec::new();
-        loop {
+        'records: loop {
             tokio::select! {
                 biased;
                 _ = &mut self.shutdown => break,
@@ -102,7 +101,23 @@ impl<S: RecordSink> Worker<S> {
                     let apply = if batch.is_empty() {
                         None
                     } else {
-                        match self.sink.prepare(&batch, &state.counters) {
+                        let mut prepared = self.sink.prepare(&batch, &state.counters);
+                        // A sink failing for a passing reason (an unreachable schema
+                        // registry) keeps the batch: wait, then prepare it again.
+                        while let (Err(error), Some(wait)) = (&prepared, self.sink.retry_after()) {
+                            tracing::warn!(topic = %state.topic, %error, retry_in_ms = wait.as_millis() as u64, "batch not applied; retrying");
+                            *state.last_error.lock() = Some(error.to_string());
+                            tokio::select! {
+                                biased;
+                                _ = &mut self.shutdown => break 'records,
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                            prepared = self.sink.prepare(&batch, &state.counters);
+                            if prepared.is_ok() {
+                                *state.last_error.lock() = None;
+                            }
+                        }
+                        match prepared {
                             Ok(apply) => Some(apply),
                             Err(error) => {
                                 stopped_by(&state, &error);
@@ -149,11 +164,11 @@ impl<S: RecordSink> Worker<S> {
     fn collect<'c>(
         &self,
         next: Result<BorrowedMessage<'c>, RdKafkaError>,
-        batch: &mut Vec<BorrowedMessage<'c>>,
+        batch: &mut Vec<FetchedRecord<'c>>,
         ended: &mut Vec<i32>,
     ) {
         match next {
-            Ok(record) => batch.push(record),
+            Ok(record) => batch.push(FetchedRecord::new(record)),
             Err(RdKafkaError::PartitionEOF(partition)) => ended.push(partition),
             Err(error) => {
                 // librdkafka retries broker and network failures by itself; the error

@@ -6,7 +6,10 @@
 //! source: it is left to DataFusion (memory tables, `CREATE TABLE ... AS SELECT`).
 
 use super::types::{column_type, ColumnType};
-use crate::format::{ColumnSource, ErrorPolicy, MetadataField, SourceSchema};
+use crate::format::{
+    ColumnSource, Envelope, ErrorPolicy, FormatSpec, KeyFormat, MetadataField, SourceSchema,
+    ValueFormat,
+};
 use crate::stream::Retention;
 use arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast::{
@@ -48,7 +51,7 @@ pub struct SourceDef {
     pub kind: SourceKind,
     /// The Kafka topic.
     pub topic: String,
-    /// The value format (`json`).
+    /// The value format (`json`, `avro`).
     pub format: String,
     /// Columns and where they come from.
     pub schema: Arc<SourceSchema>,
@@ -92,6 +95,9 @@ const OPTIONS: &[&str] = &[
     "retention",
     "retention_rows",
     "retention_bytes",
+    "key_format",
+    "schema_registry",
+    "envelope",
 ];
 
 /// Parses `sql` if it is a source statement; `Ok(None)` for anything else.
@@ -239,11 +245,8 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
         .get("format")
         .cloned()
         .unwrap_or_else(|| "json".into());
-    if !format.eq_ignore_ascii_case("json") {
-        return Err(DdlError::Invalid(format!(
-            "{kind} {name}: format '{format}' is not supported (supported: json)"
-        )));
-    }
+    let format_spec = format_spec(&options, &format, kind, create.columns.is_empty())
+        .map_err(|e| DdlError::Invalid(format!("{kind} {name}: {e}")))?;
     let on_error = match options.get("on_error") {
         None => ErrorPolicy::default(),
         Some(policy) => ErrorPolicy::parse(policy).ok_or_else(|| {
@@ -277,6 +280,25 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
             primary_keys.push(ident(&column.name));
         }
     }
+    if format_spec.columns_from_registry {
+        if !primary_keys.is_empty() {
+            return Err(DdlError::Invalid(format!(
+                "{kind} {name}: a PRIMARY KEY needs declared columns"
+            )));
+        }
+        let schema = SourceSchema::new(Vec::new(), on_error)
+            .map_err(|e| DdlError::Invalid(format!("{kind} {name}: {e}")))?
+            .with_format(format_spec);
+        return Ok(SourceDef {
+            name,
+            kind,
+            topic,
+            format: format.to_ascii_lowercase(),
+            schema: Arc::new(schema),
+            retention,
+            if_not_exists: create.if_not_exists,
+        });
+    }
     match (kind, primary_keys.len()) {
         (SourceKind::Table, 1) => {}
         (SourceKind::Table, 0) => {
@@ -284,11 +306,13 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
                 "table {name} needs a PRIMARY KEY column: it holds the Kafka message key"
             )))
         }
-        (SourceKind::Table, _) => {
+        (SourceKind::Table, _) if !matches!(format_spec.key, KeyFormat::Json | KeyFormat::Avro) => {
             return Err(DdlError::Invalid(format!(
-                "table {name}: the PRIMARY KEY is one column, the Kafka message key"
+                "table {name}: a PRIMARY KEY of several columns is read from a struct key: \
+                 key_format = 'json' or 'avro'"
             )))
         }
+        (SourceKind::Table, _) => {}
         (SourceKind::Stream, 0) => {}
         (SourceKind::Stream, _) => {
             return Err(DdlError::Invalid(format!(
@@ -302,12 +326,14 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
         let column_name = ident(&column.name);
         let storage = column_type(&column.data_type)
             .map_err(|e| DdlError::Invalid(format!("{kind} {name}, column {column_name}: {e}")))?;
-        let is_key = primary_keys.first() == Some(&column_name);
+        let is_key = primary_keys.contains(&column_name);
         let (data_type, source) = match (storage, is_key) {
-            (ColumnType::Arrow(DataType::Utf8), true) => (DataType::Utf8, ColumnSource::Key),
+            (ColumnType::Arrow(t), true) if crate::table::columnar::is_key_type(&t) => {
+                (t, ColumnSource::Key)
+            }
             (_, true) => {
                 return Err(DdlError::Invalid(format!(
-                    "table {name}: PRIMARY KEY column {column_name} must be TEXT (the message key as UTF-8)"
+                    "table {name}: PRIMARY KEY column {column_name} must be TEXT, INT or BIGINT"
                 )))
             }
             (ColumnType::Json, false) => (DataType::Utf8, ColumnSource::RawJson),
@@ -318,14 +344,19 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
         };
         columns.push((column_name, data_type, source));
     }
-    if columns.iter().all(|(_, _, s)| *s != ColumnSource::Key) && kind == SourceKind::Table {
+    let declared_keys = columns
+        .iter()
+        .filter(|(_, _, s)| *s == ColumnSource::Key)
+        .count();
+    if declared_keys != primary_keys.len() && kind == SourceKind::Table {
         return Err(DdlError::Invalid(format!(
-            "table {name}: PRIMARY KEY {} is not a declared column",
+            "table {name}: PRIMARY KEY ({}) names a column that is not declared",
             primary_keys.join(", ")
         )));
     }
     let schema = SourceSchema::new(columns, on_error)
-        .map_err(|e| DdlError::Invalid(format!("{kind} {name}: {e}")))?;
+        .map_err(|e| DdlError::Invalid(format!("{kind} {name}: {e}")))?
+        .with_format(format_spec);
     Ok(SourceDef {
         name,
         kind,
@@ -334,6 +365,72 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
         schema: Arc::new(schema),
         retention,
         if_not_exists: create.if_not_exists,
+    })
+}
+
+/// The `format`, `key_format`, `envelope` and `schema_registry` options.
+fn format_spec(
+    options: &BTreeMap<String, String>,
+    format: &str,
+    kind: SourceKind,
+    no_columns: bool,
+) -> Result<FormatSpec, String> {
+    let value = match format.to_ascii_lowercase().as_str() {
+        "json" => ValueFormat::Json,
+        "avro" => ValueFormat::Avro,
+        "json_sr" => ValueFormat::JsonSr,
+        _ => {
+            return Err(format!(
+                "format '{format}' is not supported (supported: json, json_sr, avro)"
+            ))
+        }
+    };
+    let key = match options.get("key_format").map(|k| k.to_ascii_lowercase()) {
+        None => KeyFormat::Text,
+        Some(k) => match k.as_str() {
+            "text" | "string" => KeyFormat::Text,
+            "json" => KeyFormat::Json,
+            "avro" => KeyFormat::Avro,
+            "int" | "integer" => KeyFormat::Int,
+            "bigint" | "long" => KeyFormat::BigInt,
+            "bytes" | "bytea" => KeyFormat::Bytes,
+            other => {
+                return Err(format!(
+                    "key_format '{other}' is not supported (supported: text, json, avro, int, bigint, bytes)"
+                ))
+            }
+        },
+    };
+    if key != KeyFormat::Text && kind == SourceKind::Stream {
+        return Err(
+            "key_format applies to tables; a stream's _key column is the key as text".into(),
+        );
+    }
+    let envelope = match options.get("envelope").map(|e| e.to_ascii_lowercase()) {
+        None => Envelope::None,
+        Some(e) => match e.as_str() {
+            "none" => Envelope::None,
+            "debezium" => Envelope::Debezium,
+            other => {
+                return Err(format!(
+                    "envelope '{other}' is not supported (supported: none, debezium)"
+                ))
+            }
+        },
+    };
+    if no_columns && value != ValueFormat::Avro {
+        return Err(
+            "columns are needed (only Avro sources take them from the schema registry)".into(),
+        );
+    }
+    Ok(FormatSpec {
+        value,
+        key,
+        envelope,
+        registry_url: options.get("schema_registry").cloned(),
+        columns_from_registry: no_columns,
+        keyed: kind == SourceKind::Table,
+        ..FormatSpec::default()
     })
 }
 
@@ -536,8 +633,8 @@ mod tests {
     fn errors_say_what_is_wrong() {
         assert!(error("CREATE TABLE t (id TEXT, v INT) WITH (topic = 't')").contains("PRIMARY KEY"));
         assert!(
-            error("CREATE TABLE t (id INT PRIMARY KEY) WITH (topic = 't')")
-                .contains("must be TEXT")
+            error("CREATE TABLE t (id DOUBLE PRECISION PRIMARY KEY) WITH (topic = 't')")
+                .contains("must be TEXT, INT or BIGINT")
         );
         assert!(
             error("CREATE TABLE t (id TEXT PRIMARY KEY) WITH (topik = 't')")
@@ -547,9 +644,14 @@ mod tests {
             error("CREATE TABLE t (id TEXT PRIMARY KEY) WITH (format = 'json')").contains("topic")
         );
         assert!(
-            error("CREATE TABLE t (id TEXT PRIMARY KEY) WITH (topic = 't', format = 'avro')")
-                .contains("avro")
+            error("CREATE TABLE t (id TEXT PRIMARY KEY) WITH (topic = 't', format = 'xml')")
+                .contains("xml")
         );
+        assert!(error(
+            "CREATE TABLE t (id TEXT PRIMARY KEY) WITH (topic = 't', key_format = 'u8')"
+        )
+        .contains("key_format"));
+        assert!(error("CREATE TABLE t WITH (topic = 't')").contains("columns are needed"));
         assert!(
             error("CREATE TABLE t (id TEXT PRIMARY KEY, b BYTEA) WITH (topic = 't')")
                 .contains("not supported")
@@ -570,6 +672,42 @@ mod tests {
             error("CREATE TABLE t (id TEXT PRIMARY KEY WITH (topic = 't')")
                 .starts_with("syntax error")
         );
+    }
+
+    #[test]
+    fn formats_keys_envelopes_and_registries() {
+        let def = create(
+            "CREATE TABLE t (id TEXT PRIMARY KEY, v INT) WITH (topic = 't', format = 'avro', \
+             key_format = 'json', envelope = 'debezium', schema_registry = 'http://r:8081')",
+        );
+        let format = def.schema.format();
+        assert_eq!(format.value, ValueFormat::Avro);
+        assert_eq!(format.key, KeyFormat::Json);
+        assert_eq!(format.envelope, Envelope::Debezium);
+        assert_eq!(format.registry_url.as_deref(), Some("http://r:8081"));
+        assert!(!format.columns_from_registry);
+        let bare =
+            create("CREATE TABLE t WITH (topic = 't', format = 'avro', key_format = 'avro')");
+        assert!(bare.schema.format().columns_from_registry);
+        assert!(bare.schema.format().keyed);
+        assert_eq!(bare.schema.arrow().fields().len(), 0);
+    }
+
+    #[test]
+    fn composite_keys_need_a_struct_key_format() {
+        let def = create(
+            "CREATE TABLE t (tenant TEXT, id INT, v INT, PRIMARY KEY (tenant, id)) \
+             WITH (topic = 't', key_format = 'json')",
+        );
+        assert_eq!(def.schema.key_indices(), vec![0, 1]);
+        assert!(
+            error("CREATE TABLE t (a TEXT, b INT, PRIMARY KEY (a, b)) WITH (topic = 't')")
+                .contains("struct key")
+        );
+        assert!(error(
+            "CREATE TABLE t (a TEXT, PRIMARY KEY (a, b)) WITH (topic = 't', key_format = 'json')"
+        )
+        .contains("not declared"));
     }
 
     #[test]

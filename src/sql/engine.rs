@@ -39,6 +39,7 @@ pub struct EngineConfig {
     state_dir: Option<std::path::PathBuf>,
     checkpoint_interval: Duration,
     table_memory_limit: Option<usize>,
+    schema_registry: Option<String>,
 }
 
 /// How many tables and views users may create in memory, by default.
@@ -64,7 +65,15 @@ impl EngineConfig {
             state_dir: None,
             checkpoint_interval: crate::state::DEFAULT_CHECKPOINT_INTERVAL,
             table_memory_limit: None,
+            schema_registry: None,
         }
+    }
+
+    /// The schema registry (`http(s)://[user:password@]host:port`) of sources whose
+    /// format needs one and that name none (`WITH (schema_registry = ...)`).
+    pub fn schema_registry(mut self, url: impl Into<String>) -> Self {
+        self.schema_registry = Some(url.into());
+        self
     }
 
     /// How many tables, views and schemas users may create in memory with `CREATE
@@ -477,7 +486,14 @@ impl Engine {
         }
     }
 
-    async fn create(&self, ctx: &SessionContext, def: SourceDef) -> Result<(), SqlError> {
+    async fn create(&self, ctx: &SessionContext, mut def: SourceDef) -> Result<(), SqlError> {
+        def.schema = crate::format::prepare(
+            Arc::clone(&def.schema),
+            &def.topic,
+            self.config.schema_registry.as_deref(),
+        )
+        .await
+        .map_err(|e| ddl::DdlError::Invalid(format!("{} {}: {e}", def.kind, def.name)))?;
         if let Some(existing) = self.registry.get(&def.name) {
             if def.if_not_exists {
                 return Ok(());
@@ -498,10 +514,13 @@ impl Engine {
         let consumer = self.config.consumer(&def.name);
         let handle = match def.kind {
             SourceKind::Table => {
-                let key = def.schema.key_index().ok_or_else(|| {
+                def.schema.key_index().ok_or_else(|| {
                     ddl::DdlError::Invalid(format!("table {} has no key column", def.name))
                 })?;
-                let table = Arc::new(ColumnarTable::new(Arc::clone(def.schema.arrow()), key));
+                let table = Arc::new(ColumnarTable::with_key_columns(
+                    Arc::clone(def.schema.arrow()),
+                    def.schema.key_indices(),
+                ));
                 let sink = ColumnarSink::new(Arc::clone(&def.schema), Arc::clone(&table))
                     .memory_limit(self.config.table_memory_limit);
                 let source = Source::new(consumer, def.topic.as_str(), sink)?;

@@ -4,6 +4,10 @@
 //! index (DataFusion then does not filter again), and everything else by handing the
 //! snapshot's Arrow segments to DataFusion's in-memory scan, spread over the session's
 //! target partitions. A stream hands over its retained window.
+//!
+//! A table with a composite key (`PRIMARY KEY (tenant, id)`) pushes `part = literal` and
+//! `part IN (...)` filters down as inexact: when every part is bound, the scan reads the
+//! combinations from the index, and DataFusion applies the filters again on top.
 
 use crate::stream::StreamStore;
 use crate::table::columnar::ColumnarTable;
@@ -38,7 +42,7 @@ impl KafkaTableProvider {
     /// A provider over `table`.
     pub fn new(table: Arc<ColumnarTable>) -> Self {
         let constraints =
-            Constraints::new_unverified(vec![Constraint::PrimaryKey(vec![table.key_column()])]);
+            Constraints::new_unverified(vec![Constraint::PrimaryKey(table.key_columns().to_vec())]);
         Self { table, constraints }
     }
 
@@ -51,9 +55,71 @@ impl KafkaTableProvider {
         self.table.schema().field(self.table.key_column()).name()
     }
 
+    fn is_composite(&self) -> bool {
+        self.table.key_columns().len() > 1
+    }
+
+    /// For a composite key: the key part a filter binds and the values it allows.
+    fn part_values(&self, filter: &Expr) -> Option<(usize, Vec<String>)> {
+        self.table
+            .key_columns()
+            .iter()
+            .enumerate()
+            .find_map(|(part, &column)| {
+                let name = self.table.schema().field(column).name();
+                values_of(filter, name).map(|values| (part, values))
+            })
+    }
+
     /// The keys a filter selects, if it is `key = 'v'` or `key IN ('v', ...)`.
     fn keys_of(&self, filter: &Expr) -> Option<Vec<String>> {
-        let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == self.key_name());
+        values_of(filter, self.key_name())
+    }
+
+    /// The composite keys that `filters` bind every part of (at most
+    /// `MAX_KEY_COMBINATIONS`), as the text the table's lookup takes.
+    fn composite_keys(&self, filters: &[Expr]) -> Option<Vec<String>> {
+        const MAX_KEY_COMBINATIONS: usize = 10_000;
+        let parts = self.table.key_columns().len();
+        let mut bound: Vec<Option<BTreeSet<String>>> = vec![None; parts];
+        for filter in filters {
+            if let Some((part, values)) = self.part_values(filter) {
+                let values: BTreeSet<String> = values.into_iter().collect();
+                bound[part] = Some(match bound[part].take() {
+                    None => values,
+                    Some(previous) => previous.intersection(&values).cloned().collect(),
+                });
+            }
+        }
+        let mut keys: Vec<Vec<String>> = vec![Vec::new()];
+        for values in bound {
+            let values = values?;
+            if keys.len() * values.len().max(1) > MAX_KEY_COMBINATIONS {
+                return None;
+            }
+            keys = keys
+                .into_iter()
+                .flat_map(|prefix| {
+                    values.iter().map(move |v| {
+                        let mut key = prefix.clone();
+                        key.push(v.clone());
+                        key
+                    })
+                })
+                .collect();
+        }
+        Some(
+            keys.iter()
+                .map(|parts| crate::format::composite_text(parts))
+                .collect(),
+        )
+    }
+}
+
+/// The values `filter` allows column `name`, if it is `name = 'v'` or `name IN (...)`.
+fn values_of(filter: &Expr, name: &str) -> Option<Vec<String>> {
+    {
+        let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == name);
         match filter {
             Expr::BinaryExpr(BinaryExpr {
                 left,
@@ -76,6 +142,8 @@ impl KafkaTableProvider {
     }
 }
 
+/// A key literal as the text [`ColumnarTable::lookup`] takes: strings as they are,
+/// integers (INT and BIGINT keys) in decimal.
 fn text_literal(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Literal(
@@ -84,6 +152,9 @@ fn text_literal(expr: &Expr) -> Option<String> {
             | ScalarValue::LargeUtf8(Some(s)),
             _,
         ) => Some(s.clone()),
+        Expr::Literal(ScalarValue::Int16(Some(i)), _) => Some(i.to_string()),
+        Expr::Literal(ScalarValue::Int32(Some(i)), _) => Some(i.to_string()),
+        Expr::Literal(ScalarValue::Int64(Some(i)), _) => Some(i.to_string()),
         _ => None,
     }
 }
@@ -135,6 +206,15 @@ impl TableProvider for KafkaTableProvider {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
+        if self.is_composite() {
+            return Ok(filters
+                .iter()
+                .map(|f| match self.part_values(f) {
+                    Some(_) => TableProviderFilterPushDown::Inexact,
+                    None => TableProviderFilterPushDown::Unsupported,
+                })
+                .collect());
+        }
         Ok(filters
             .iter()
             .map(|f| match self.keys_of(f) {
@@ -151,6 +231,22 @@ impl TableProvider for KafkaTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        if self.is_composite() {
+            if let Some(keys) = self.composite_keys(filters) {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let rows = self.table.lookup(&keys)?;
+                return memory_scan(&[vec![rows]], schema, projection, None);
+            }
+            let batches = self
+                .table
+                .snapshot()
+                .batches()
+                .map_err(DataFusionError::Execution)?;
+            let partitions = spread(batches, state.config().target_partitions());
+            // Filters are applied again above this scan: no limit below them.
+            return memory_scan(&partitions, schema, projection, None);
+        }
         // Key filters are ANDed: the rows are those whose key every filter selects.
         let mut selected: Option<BTreeSet<String>> = None;
         for filter in filters {
@@ -162,7 +258,6 @@ impl TableProvider for KafkaTableProvider {
                 });
             }
         }
-        let schema = self.schema();
         if let Some(keys) = selected {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let rows = self.table.lookup(&keys)?;

@@ -46,8 +46,14 @@ pub fn describe_schema(schema: &SourceSchema, format: &str) -> String {
             )
         })
         .collect();
+    // Everything that decides what a record becomes: a checkpoint made under another
+    // key format, envelope or primary key holds rows this declaration would not.
+    let spec = schema.format();
     format!(
-        "format={format}; on_error={:?}; {}",
+        "format={format}; key_format={:?}; envelope={:?}; primary_key=({}); on_error={:?}; {}",
+        spec.key,
+        spec.envelope,
+        schema.key_names().join(", "),
         schema.on_error(),
         columns.join(", ")
     )

@@ -1,29 +1,31 @@
 //! [`StreamSink`]: a source's records appended to a [`StreamStore`].
 
 use super::StreamStore;
-use crate::format::{ErrorPolicy, JsonDecoder, SourceSchema};
+use crate::format::{decoder_for, ErrorPolicy, RecordDecoder, SourceSchema};
+use crate::kafka::FetchedRecord;
 use crate::source::{Counters, RecordSink, SinkError};
-use crate::table::columnar::decode_values;
+use crate::table::columnar::{decode_values, RetryState};
 use parking_lot::Mutex;
-use rdkafka::message::BorrowedMessage;
-use rdkafka::Message as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Decodes records into rows and appends them to a stream's window. A record without a
 /// value has nothing to append: it is counted as a tombstone and skipped.
 pub struct StreamSink {
     schema: Arc<SourceSchema>,
     store: Arc<StreamStore>,
-    decoder: Mutex<JsonDecoder>,
+    decoder: Mutex<Box<dyn RecordDecoder>>,
     needs_headers: bool,
+    retry: RetryState,
 }
 
 impl StreamSink {
     /// A sink appending to `store`, whose rows follow `schema`.
     pub fn new(schema: Arc<SourceSchema>, store: Arc<StreamStore>) -> Self {
         Self {
-            decoder: Mutex::new(JsonDecoder::new(Arc::clone(&schema))),
+            decoder: Mutex::new(decoder_for(&schema)),
             needs_headers: crate::table::columnar::needs_headers(&schema),
+            retry: RetryState::default(),
             schema,
             store,
         }
@@ -36,18 +38,21 @@ impl StreamSink {
 }
 
 impl RecordSink for StreamSink {
-    fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError> {
-        let with_values: Vec<&BorrowedMessage<'_>> =
-            records.iter().filter(|r| r.payload().is_some()).collect();
-        counters.deleted((records.len() - with_values.len()) as u64);
-        let outcome = decode_values(&self.decoder, self.needs_headers, &with_values)?;
+    fn apply(&self, records: &[FetchedRecord<'_>], counters: &Counters) -> Result<(), SinkError> {
+        self.retry.start();
+        let with_values: Vec<&FetchedRecord<'_>> =
+            records.iter().filter(|r| r.value().is_some()).collect();
+        let outcome = decode_values(&self.decoder, self.needs_headers, &with_values, None)
+            .map_err(|e| self.retry.fail(e))?;
+        // Debezium deletes have nothing to append either.
+        counters.deleted((records.len() - with_values.len() + outcome.deletes.len()) as u64);
         for (input, reason) in &outcome.rejected {
             counters.reject(with_values[*input], "value", reason);
         }
         let newest = outcome
             .accepted
             .iter()
-            .filter_map(|&i| with_values[i].timestamp().to_millis())
+            .filter_map(|&i| with_values[i].timestamp())
             .max();
         let first_rejected = outcome
             .rejected
@@ -74,5 +79,10 @@ impl RecordSink for StreamSink {
 
     fn rows(&self) -> usize {
         self.store.len()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry
+            .retry_after(self.schema.format().registry.as_deref())
     }
 }

@@ -12,10 +12,9 @@
 //! cannot without locking every shard.
 
 use crate::kafka::Deserializer;
+use crate::kafka::FetchedRecord;
 use crate::source::{Counters, Prepared, RecordSink, SinkError};
 use parking_lot::RwLock;
-use rdkafka::message::BorrowedMessage;
-use rdkafka::Message as _;
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -45,7 +44,7 @@ where
     K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError> {
+    fn apply(&self, records: &[FetchedRecord<'_>], counters: &Counters) -> Result<(), SinkError> {
         self.prepare(records, counters)?(self)
     }
 
@@ -53,7 +52,7 @@ where
     /// step, each under the write lock alone.
     fn prepare(
         &self,
-        records: &[BorrowedMessage<'_>],
+        records: &[FetchedRecord<'_>],
         counters: &Counters,
     ) -> Result<Prepared<Self>, SinkError> {
         let mut changes: Vec<(K, Option<V>)> = Vec::with_capacity(records.len());
@@ -69,7 +68,7 @@ where
                     continue;
                 }
             };
-            match record.payload() {
+            match record.value() {
                 None => {
                     changes.push((key, None));
                     counters.deleted(1);

@@ -244,7 +244,7 @@ async fn tokio_postgres_queries_prepared_lookups_ddl_and_errors() {
         "{duplicate:?}"
     );
     let invalid = client
-        .simple_query("CREATE TABLE t (id INT PRIMARY KEY) WITH (topic = 'x')")
+        .simple_query("CREATE TABLE t (id DOUBLE PRECISION PRIMARY KEY) WITH (topic = 'x')")
         .await
         .expect_err("an invalid table");
     assert_eq!(invalid.code().map(|c| c.code()), Some("42P16"));

@@ -567,7 +567,7 @@ async fn a_bad_statement_in_a_sql_file_names_the_file_and_line() {
     .expect("write");
     std::fs::write(
         dir.join("02-bad.sql"),
-        format!("CREATE STREAM fine (v INT) WITH (topic = '{topic}');\n\nCREATE TABLE broken (id INT PRIMARY KEY)\n  WITH (topic = '{topic}');\n"),
+        format!("CREATE STREAM fine (v INT) WITH (topic = '{topic}');\n\nCREATE TABLE broken (id DOUBLE PRECISION PRIMARY KEY)\n  WITH (topic = '{topic}');\n"),
     )
     .expect("write");
     let engine = engine(&broker);

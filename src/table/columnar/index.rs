@@ -5,6 +5,9 @@
 //! A key whose hash is held by a different key goes to a small overflow map keyed by
 //! the key itself. A hash-keyed entry takes 24 bytes against ~100 for a map owning a
 //! copy of each key, which is most of a table's memory beside its Arrow data.
+//!
+//! Keys are compared as bytes ([`KeyRef`]): the UTF-8 of a TEXT key, the big-endian
+//! bytes of an INT or BIGINT key, so one index serves every key column type.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -18,19 +21,47 @@ pub(super) struct RowId {
 
 type Map<K> = HashMap<K, RowId, foldhash::fast::RandomState>;
 
+/// A key as the index compares it: borrowed bytes, or a fixed-width integer inline (no
+/// allocation per probe).
+#[derive(Debug, Clone)]
+pub(crate) enum KeyRef<'a> {
+    /// The bytes of a TEXT (or BYTEA) key.
+    Bytes(&'a [u8]),
+    /// The big-endian bytes of an integer key: `len` of the last bytes of the array.
+    Int([u8; 8], u8),
+    /// A composite key: each part's bytes after its 4-byte big-endian length.
+    Composite(Vec<u8>),
+}
+
+impl KeyRef<'_> {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyRef::Bytes(bytes) => bytes,
+            KeyRef::Int(bytes, len) => &bytes[8 - *len as usize..],
+            KeyRef::Composite(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for KeyRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
 #[derive(Default)]
 pub(super) struct KeyIndex {
     hasher: foldhash::fast::RandomState,
     by_hash: Map<u64>,
     /// Keys whose hash another key holds in `by_hash`; almost always empty.
-    collided: Map<Box<str>>,
+    collided: Map<Box<[u8]>>,
     /// Tests make every key collide to exercise the overflow map.
     #[cfg(test)]
     pub(super) all_collide: bool,
 }
 
 impl KeyIndex {
-    fn hash(&self, key: &str) -> u64 {
+    fn hash(&self, key: &[u8]) -> u64 {
         #[cfg(test)]
         if self.all_collide {
             return 0;
@@ -56,11 +87,11 @@ impl KeyIndex {
     /// The row of `key`; `key_at` reads the key of a row.
     pub(super) fn get<'a>(
         &self,
-        key: &str,
-        key_at: impl Fn(RowId) -> Option<&'a str>,
+        key: &[u8],
+        key_at: impl Fn(RowId) -> Option<KeyRef<'a>>,
     ) -> Option<RowId> {
         if let Some(&at) = self.by_hash.get(&self.hash(key)) {
-            if key_at(at) == Some(key) {
+            if key_at(at).is_some_and(|k| k.as_bytes() == key) {
                 return Some(at);
             }
         }
@@ -73,9 +104,9 @@ impl KeyIndex {
     /// Points `key` at `at`; returns the row it pointed at before.
     pub(super) fn upsert<'a>(
         &mut self,
-        key: &str,
+        key: &[u8],
         at: RowId,
-        key_at: impl Fn(RowId) -> Option<&'a str>,
+        key_at: impl Fn(RowId) -> Option<KeyRef<'a>>,
     ) -> Option<RowId> {
         if let Some(slot) = self.collided.get_mut(key) {
             return Some(std::mem::replace(slot, at));
@@ -86,7 +117,9 @@ impl KeyIndex {
                 self.by_hash.insert(hash, at);
                 None
             }
-            Some(slot) if key_at(*slot) == Some(key) => Some(std::mem::replace(slot, at)),
+            Some(slot) if key_at(*slot).is_some_and(|k| k.as_bytes() == key) => {
+                Some(std::mem::replace(slot, at))
+            }
             Some(_) => self.collided.insert(key.into(), at),
         }
     }
@@ -94,12 +127,12 @@ impl KeyIndex {
     /// Forgets `key`; returns the row it pointed at.
     pub(super) fn remove<'a>(
         &mut self,
-        key: &str,
-        key_at: impl Fn(RowId) -> Option<&'a str>,
+        key: &[u8],
+        key_at: impl Fn(RowId) -> Option<KeyRef<'a>>,
     ) -> Option<RowId> {
         let hash = self.hash(key);
         if let Some(&at) = self.by_hash.get(&hash) {
-            if key_at(at) == Some(key) {
+            if key_at(at).is_some_and(|k| k.as_bytes() == key) {
                 return self.by_hash.remove(&hash);
             }
         }
@@ -107,7 +140,7 @@ impl KeyIndex {
     }
 
     /// Moves `key` from row `from` to row `to` (compaction); no-op if it is elsewhere.
-    pub(super) fn relocate(&mut self, key: &str, from: RowId, to: RowId) {
+    pub(super) fn relocate(&mut self, key: &[u8], from: RowId, to: RowId) {
         let hash = self.hash(key);
         if let Some(slot) = self.by_hash.get_mut(&hash) {
             if *slot == from {

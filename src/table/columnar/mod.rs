@@ -17,5 +17,5 @@ mod sink;
 mod store;
 
 pub use sink::ColumnarSink;
-pub(crate) use sink::{decode_values, needs_headers};
-pub use store::{Change, ColumnarTable, TableSnapshot};
+pub(crate) use sink::{decode_values, needs_headers, RetryState};
+pub use store::{is_key_type, Change, ColumnarTable, TableSnapshot};

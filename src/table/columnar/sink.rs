@@ -1,29 +1,36 @@
 //! [`ColumnarSink`]: a source's records into a [`ColumnarTable`].
 
 use super::store::{Change, ColumnarTable};
-use crate::format::{DecodeOutcome, ErrorPolicy, JsonDecoder, RawRecord, SourceSchema};
+use crate::format::{
+    decoder_for, key_decoder_for, DecodeError, DecodeOutcome, ErrorPolicy, KeyDecoder, KeyError,
+    RawRecord, RecordDecoder, SourceSchema,
+};
+use crate::kafka::FetchedRecord;
 use crate::source::{Counters, Prepared, RecordSink, SinkError};
 use parking_lot::Mutex;
-use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::Message as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Decodes each batch of records into one segment of rows and applies upserts and
 /// tombstones to the table in record order.
 pub struct ColumnarSink {
     schema: Arc<SourceSchema>,
     table: Arc<ColumnarTable>,
-    decoder: Mutex<JsonDecoder>,
+    decoder: Mutex<Box<dyn RecordDecoder>>,
+    keys: Option<KeyDecoder>,
     needs_headers: bool,
     memory_limit: Option<usize>,
+    retry: RetryState,
 }
 
 impl ColumnarSink {
     /// A sink into `table`, whose rows follow `schema` (which must have a key column).
     pub fn new(schema: Arc<SourceSchema>, table: Arc<ColumnarTable>) -> Self {
         Self {
-            decoder: Mutex::new(JsonDecoder::new(Arc::clone(&schema))),
+            decoder: Mutex::new(decoder_for(&schema)),
+            keys: key_decoder_for(&schema),
             needs_headers: needs_headers(&schema),
+            retry: RetryState::default(),
             schema,
             table,
             memory_limit: None,
@@ -54,69 +61,100 @@ pub(crate) fn needs_headers(schema: &SourceSchema) -> bool {
         ))
 }
 
-/// Renders a record's headers as a JSON object (values as UTF-8, lossy; null kept).
-fn headers_json(record: &BorrowedMessage<'_>) -> Option<String> {
-    let headers = record.headers()?;
-    let object: serde_json::Map<String, serde_json::Value> = headers
-        .iter()
-        .map(|h| {
-            let value = h
-                .value
-                .map(|v| serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))
-                .unwrap_or(serde_json::Value::Null);
-            (h.key.to_string(), value)
-        })
-        .collect();
-    Some(serde_json::Value::Object(object).to_string())
+/// Whether the last batch failed for a passing reason (an unreachable schema registry)
+/// and should be applied again; shared by the table and stream sinks.
+#[derive(Default)]
+pub(crate) struct RetryState {
+    pending: Mutex<Option<Duration>>,
+}
+
+impl RetryState {
+    /// Turns a decode failure into the sink's error, remembering a passing one.
+    pub(crate) fn fail(&self, error: DecodeError) -> SinkError {
+        if let DecodeError::Registry(registry) = &error {
+            if registry.is_transient() {
+                *self.pending.lock() = Some(Duration::from_millis(100));
+            }
+        }
+        SinkError(error.to_string())
+    }
+
+    /// Remembers a passing key failure.
+    pub(crate) fn fail_key(&self, error: &KeyError) -> SinkError {
+        *self.pending.lock() = Some(Duration::from_millis(100));
+        SinkError(error.to_string())
+    }
+
+    /// Clears the state at the start of an attempt.
+    pub(crate) fn start(&self) {
+        *self.pending.lock() = None;
+    }
+
+    /// How long to wait before applying the failed batch again, if it may succeed.
+    pub(crate) fn retry_after(
+        &self,
+        registry: Option<&crate::format::SchemaRegistry>,
+    ) -> Option<Duration> {
+        let pending = (*self.pending.lock())?;
+        Some(
+            registry
+                .and_then(|r| r.retry_after())
+                .unwrap_or(pending)
+                .max(Duration::from_millis(10)),
+        )
+    }
 }
 
 /// Decodes the values of `records` (no tombstones among them) into rows, rendering
-/// headers only when the schema has a `_headers` column. Shared by the table and
-/// stream sinks.
+/// headers only when the schema has a `_headers` column. `keys`, when given, are the
+/// records' decoded keys (see `format::KeyDecoder`), used instead of the raw ones.
+/// Shared by the table and stream sinks.
 pub(crate) fn decode_values(
-    decoder: &Mutex<JsonDecoder>,
+    decoder: &Mutex<Box<dyn RecordDecoder>>,
     needs_headers: bool,
-    records: &[&BorrowedMessage<'_>],
-) -> Result<DecodeOutcome, SinkError> {
+    records: &[&FetchedRecord<'_>],
+    keys: Option<&[String]>,
+) -> Result<DecodeOutcome, DecodeError> {
     let headers: Vec<Option<String>> = if needs_headers {
-        records.iter().map(|r| headers_json(r)).collect()
+        records.iter().map(|r| r.headers_json()).collect()
     } else {
         Vec::new()
     };
-    let inputs = raw_records(records.iter().copied(), &headers);
-    decoder
-        .lock()
-        .decode(&inputs)
-        .map_err(|e| SinkError(format!("decoding into Arrow failed: {e}")))
+    let inputs = raw_records(records.iter().copied(), &headers, keys);
+    decoder.lock().decode(&inputs)
 }
 
 /// Turns rdkafka records into decoder input.
 fn raw_records<'a>(
-    records: impl Iterator<Item = &'a BorrowedMessage<'a>>,
+    records: impl Iterator<Item = &'a FetchedRecord<'a>>,
     headers: &'a [Option<String>],
+    keys: Option<&'a [String]>,
 ) -> Vec<RawRecord<'a>> {
     records
         .enumerate()
         .map(|(i, record)| RawRecord {
-            key: record.key(),
-            value: record.payload().unwrap_or_default(),
+            key: match keys {
+                Some(keys) => keys.get(i).map(String::as_bytes),
+                None => record.key(),
+            },
+            value: record.value().unwrap_or_default(),
             partition: record.partition(),
             offset: record.offset(),
-            timestamp: record.timestamp().to_millis(),
+            timestamp: record.timestamp(),
             headers: headers.get(i).and_then(|h| h.as_deref()),
         })
         .collect()
 }
 
 impl RecordSink for ColumnarSink {
-    fn apply(&self, records: &[BorrowedMessage<'_>], counters: &Counters) -> Result<(), SinkError> {
+    fn apply(&self, records: &[FetchedRecord<'_>], counters: &Counters) -> Result<(), SinkError> {
         self.prepare(records, counters)?(self)
     }
 
     /// Decodes and plans here; the store's index updates run in the returned step.
     fn prepare(
         &self,
-        records: &[BorrowedMessage<'_>],
+        records: &[FetchedRecord<'_>],
         counters: &Counters,
     ) -> Result<Prepared<Self>, SinkError> {
         // Record order decides: `plan` holds, per record, a tombstone's key or the index
@@ -125,25 +163,68 @@ impl RecordSink for ColumnarSink {
             Decode(usize),
             Delete(String),
         }
+        self.retry.start();
+        // Keys first: a key whose schema cannot be fetched yet fails the batch before
+        // anything is counted, so that it can be applied again.
+        let mut decoded_keys = Vec::with_capacity(records.len());
+        for record in records {
+            decoded_keys.push(match (record.key(), &self.keys) {
+                (None, _) => None,
+                (Some(key), Some(keys)) => match keys.decode(key) {
+                    Err(KeyError::Registry(e)) if e.is_transient() => {
+                        return Err(self.retry.fail_key(&KeyError::Registry(e)))
+                    }
+                    other => Some(other),
+                },
+                (Some(key), None) => Some(
+                    std::str::from_utf8(key)
+                        .map(str::to_string)
+                        .map_err(|e| KeyError::Bad(format!("key is not UTF-8: {e}"))),
+                ),
+            });
+        }
         let mut plan = Vec::with_capacity(records.len());
         let mut to_decode = Vec::with_capacity(records.len());
-        for record in records {
-            let Some(key) = record.key() else {
-                counters.null_key(1);
-                continue;
-            };
-            if record.payload().is_none() {
-                match std::str::from_utf8(key) {
-                    Ok(key) => plan.push((record, Planned::Delete(key.to_string()))),
-                    Err(e) => counters.reject(record, "key", &e),
+        let mut keys_to_decode = Vec::with_capacity(records.len());
+        let mut rejected_keys = Vec::new();
+        let mut null_keys = 0;
+        for (record, key) in records.iter().zip(decoded_keys) {
+            let key = match key {
+                None => {
+                    null_keys += 1;
+                    continue;
                 }
+                Some(Err(e)) => {
+                    rejected_keys.push((record, e));
+                    continue;
+                }
+                Some(Ok(key)) => key,
+            };
+            if record.value().is_none() {
+                plan.push((record, Planned::Delete(key)));
                 continue;
             }
             plan.push((record, Planned::Decode(to_decode.len())));
             to_decode.push(record);
+            keys_to_decode.push(key);
         }
 
-        let outcome = decode_values(&self.decoder, self.needs_headers, &to_decode)?;
+        let outcome = decode_values(
+            &self.decoder,
+            self.needs_headers,
+            &to_decode,
+            Some(&keys_to_decode),
+        )
+        .map_err(|e| self.retry.fail(e))?;
+        // Counted only now: a batch that failed to decode above is prepared again.
+        counters.null_key(null_keys);
+        for (record, e) in rejected_keys {
+            counters.reject(record, "key", &e);
+        }
+        let mut deletes = vec![false; to_decode.len()];
+        for &input in &outcome.deletes {
+            deletes[input] = true;
+        }
         // Row of each decoded record, or None if it was rejected.
         let mut row_of = vec![None; to_decode.len()];
         for (row, &input) in outcome.accepted.iter().enumerate() {
@@ -158,6 +239,12 @@ impl RecordSink for ColumnarSink {
                 Planned::Delete(key) => {
                     counters.deleted(1);
                     changes.push(Change::Delete { key });
+                }
+                Planned::Decode(input) if deletes[input] => {
+                    counters.deleted(1);
+                    changes.push(Change::Delete {
+                        key: keys_to_decode[input].clone(),
+                    });
                 }
                 Planned::Decode(input) => match row_of[input] {
                     Some(row) => {
@@ -207,5 +294,10 @@ impl RecordSink for ColumnarSink {
 
     fn rows(&self) -> usize {
         self.table.len()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry
+            .retry_after(self.schema.format().registry.as_deref())
     }
 }

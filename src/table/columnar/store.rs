@@ -28,7 +28,10 @@ pub const TARGET_SEGMENT_ROWS: usize = 64 * 1024;
 /// How many small segments may accumulate before they are merged.
 pub const MAX_SMALL_SEGMENTS: usize = 8;
 
-use super::index::{KeyIndex, RowId};
+use super::index::{KeyIndex, KeyRef, RowId};
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use std::borrow::Cow;
 
 /// One change, in record order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +43,7 @@ pub enum Change {
     },
     /// The key is deleted.
     Delete {
-        /// The deleted key.
+        /// The deleted key, as text (an integer key in decimal).
         key: String,
     },
 }
@@ -105,16 +108,23 @@ struct Inner {
 /// Keyed rows of one table in Arrow segments.
 pub struct ColumnarTable {
     schema: SchemaRef,
-    key_column: usize,
+    /// The key column, or the parts of a composite key in schema order.
+    key_columns: Vec<usize>,
     inner: RwLock<Inner>,
 }
 
 impl ColumnarTable {
-    /// An empty table of `schema`, keyed by the UTF-8 column `key_column`.
+    /// An empty table of `schema`, keyed by column `key_column` (TEXT, INT or BIGINT).
     pub fn new(schema: SchemaRef, key_column: usize) -> Self {
+        Self::with_key_columns(schema, vec![key_column])
+    }
+
+    /// An empty table of `schema` keyed by the columns `key_columns` together (a
+    /// composite key when more than one; each TEXT, INT or BIGINT).
+    pub fn with_key_columns(schema: SchemaRef, key_columns: Vec<usize>) -> Self {
         Self {
             schema,
-            key_column,
+            key_columns,
             inner: RwLock::new(Inner {
                 index: KeyIndex::default(),
                 segments: BTreeMap::new(),
@@ -131,7 +141,19 @@ impl ColumnarTable {
 
     /// The key column's index in the schema.
     pub fn key_column(&self) -> usize {
-        self.key_column
+        self.key_columns[0]
+    }
+
+    /// The key columns: one, or the parts of a composite key in schema order.
+    pub fn key_columns(&self) -> &[usize] {
+        &self.key_columns
+    }
+
+    fn key_types(&self) -> Vec<DataType> {
+        self.key_columns
+            .iter()
+            .map(|&c| self.schema.field(c).data_type().clone())
+            .collect()
     }
 
     /// How many keys have a value.
@@ -146,11 +168,13 @@ impl ColumnarTable {
 
     /// Applies `changes` in order; `Upsert` rows refer to `rows` (in the table's schema).
     pub fn apply(&self, rows: RecordBatch, changes: &[Change]) -> Result<(), ArrowError> {
-        let keys = rows
-            .column(self.key_column)
-            .as_string_opt::<i32>()
-            .ok_or_else(|| ArrowError::SchemaError("the key column is not UTF-8".to_string()))?;
-        let keys = keys.clone();
+        let key_types = self.key_types();
+        if let Some(unfit) = key_types.iter().find(|t| !is_key_type(t)) {
+            return Err(ArrowError::SchemaError(format!(
+                "a key column of type {unfit} is not supported"
+            )));
+        }
+        let keys = rows.clone();
         let mut inner = self.inner.write();
         let inner = &mut *inner;
         let new_segment = (rows.num_rows() > 0).then(|| {
@@ -172,18 +196,22 @@ impl ColumnarTable {
         for change in changes {
             let replaced = {
                 let segments = &inner.segments;
-                let key_at = |at: RowId| key_at(segments, self.key_column, at);
+                let key_at = |at: RowId| key_at(segments, &self.key_columns, at);
                 match change {
-                    Change::Upsert { row } => match new_segment {
-                        Some(segment) => {
-                            let key = keys.value(*row as usize);
-                            inner
-                                .index
-                                .upsert(key, RowId { segment, row: *row }, key_at)
+                    Change::Upsert { row } => {
+                        match (new_segment, key_in(&keys, &self.key_columns, *row as usize)) {
+                            (Some(segment), Some(key)) => inner.index.upsert(
+                                key.as_bytes(),
+                                RowId { segment, row: *row },
+                                key_at,
+                            ),
+                            _ => continue,
                         }
-                        None => continue,
+                    }
+                    Change::Delete { key } => match parse_key(&key_types, key) {
+                        Some(key) => inner.index.remove(&key, key_at),
+                        None => None,
                     },
-                    Change::Delete { key } => inner.index.remove(key, key_at),
                 }
             };
             if let (Change::Upsert { row }, Some(id)) = (change, new_segment) {
@@ -201,7 +229,7 @@ impl ColumnarTable {
             }
         }
         inner.snapshot = None;
-        compact(inner, self.key_column, &self.schema)
+        compact(inner, &self.key_columns, &self.schema)
     }
 
     /// Adds `rows` as live rows: each row's key once, none of them in the table yet
@@ -232,20 +260,30 @@ impl ColumnarTable {
         inner.snapshot = None;
     }
 
-    /// The current rows of `keys` (each key once; missing keys are skipped).
+    /// The current rows of `keys` (each key once; missing keys are skipped). Keys are
+    /// given as text whatever the key column's type: an INT or BIGINT key in decimal
+    /// (text that is not such a number matches no row).
     pub fn lookup(&self, keys: &[&str]) -> Result<RecordBatch, ArrowError> {
+        let key_types = self.key_types();
+        let encoded: Vec<Cow<'_, [u8]>> = keys
+            .iter()
+            .filter_map(|k| parse_key(&key_types, k))
+            .collect();
+        if encoded.is_empty() && self.key_columns.len() > 1 && !keys.is_empty() {
+            return self.rows_with_first_key_part(keys);
+        }
         let inner = self.inner.read();
         let mut batches: Vec<&RecordBatch> = Vec::new();
         let mut positions: HashMap<u64, usize> = HashMap::new();
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(keys.len());
         let mut seen = HashSet::with_capacity(keys.len());
-        for key in keys {
-            if !seen.insert(*key) {
+        for key in &encoded {
+            if !seen.insert(key.as_ref()) {
                 continue;
             }
             let Some(at) = inner
                 .index
-                .get(key, |at| key_at(&inner.segments, self.key_column, at))
+                .get(key, |at| key_at(&inner.segments, &self.key_columns, at))
             else {
                 continue;
             };
@@ -262,6 +300,26 @@ impl ColumnarTable {
             return Ok(RecordBatch::new_empty(Arc::clone(&self.schema)));
         }
         interleave_record_batch(&batches, &picks)
+    }
+
+    /// A composite-key table asked for keys that are not composite keys: the rows
+    /// whose first key part is one of `texts` (what `first = 'v'` selects), by a scan.
+    fn rows_with_first_key_part(&self, texts: &[&str]) -> Result<RecordBatch, ArrowError> {
+        let wanted: HashSet<&str> = texts.iter().copied().collect();
+        let mut kept = Vec::new();
+        for batch in self
+            .snapshot()
+            .batches()
+            .map_err(ArrowError::ComputeError)?
+        {
+            let first = arrow::compute::cast(batch.column(self.key_columns[0]), &DataType::Utf8)?;
+            let first = first.as_string::<i32>();
+            let mask: BooleanArray = (0..first.len())
+                .map(|i| Some(first.is_valid(i) && wanted.contains(first.value(i))))
+                .collect();
+            kept.push(filter_record_batch(&batch, &mask)?);
+        }
+        concat_batches(&self.schema, &kept)
     }
 
     /// The rows as of now, for a scan.
@@ -299,7 +357,7 @@ impl ColumnarTable {
 }
 
 /// Drops empty segments, merges small ones, rewrites sparse large ones.
-fn compact(inner: &mut Inner, key_column: usize, schema: &SchemaRef) -> Result<(), ArrowError> {
+fn compact(inner: &mut Inner, key_columns: &[usize], schema: &SchemaRef) -> Result<(), ArrowError> {
     inner.segments.retain(|_, s| s.live_rows > 0);
     let small: Vec<u64> = inner
         .segments
@@ -308,7 +366,7 @@ fn compact(inner: &mut Inner, key_column: usize, schema: &SchemaRef) -> Result<(
         .map(|(id, _)| *id)
         .collect();
     if small.len() > MAX_SMALL_SEGMENTS {
-        rewrite(inner, &small, key_column, schema)?;
+        rewrite(inner, &small, key_columns, schema)?;
     }
     let sparse: Vec<u64> = inner
         .segments
@@ -319,7 +377,7 @@ fn compact(inner: &mut Inner, key_column: usize, schema: &SchemaRef) -> Result<(
         .map(|(id, _)| *id)
         .collect();
     for id in sparse {
-        rewrite(inner, &[id], key_column, schema)?;
+        rewrite(inner, &[id], key_columns, schema)?;
     }
     Ok(())
 }
@@ -328,7 +386,7 @@ fn compact(inner: &mut Inner, key_column: usize, schema: &SchemaRef) -> Result<(
 fn rewrite(
     inner: &mut Inner,
     ids: &[u64],
-    key_column: usize,
+    key_columns: &[usize],
     schema: &SchemaRef,
 ) -> Result<(), ArrowError> {
     let mut live = Vec::with_capacity(ids.len());
@@ -354,13 +412,14 @@ fn rewrite(
     }
     let id = inner.next_segment;
     inner.next_segment += 1;
-    let keys = merged.column(key_column).as_string::<i32>();
     for (row, from) in origins.into_iter().enumerate() {
         let to = RowId {
             segment: id,
             row: row as u32,
         };
-        inner.index.relocate(keys.value(row), from, to);
+        if let Some(key) = key_in(&merged, key_columns, row) {
+            inner.index.relocate(key.as_bytes(), from, to);
+        }
     }
     inner.segments.insert(
         id,
@@ -375,13 +434,97 @@ fn rewrite(
 }
 
 /// The key of the row at `at`, if that row exists.
-fn key_at(segments: &BTreeMap<u64, Segment>, key_column: usize, at: RowId) -> Option<&str> {
-    let keys = segments
-        .get(&at.segment)?
-        .batch
-        .column(key_column)
-        .as_string_opt::<i32>()?;
-    ((at.row as usize) < keys.len()).then(|| keys.value(at.row as usize))
+fn key_at<'a>(
+    segments: &'a BTreeMap<u64, Segment>,
+    key_columns: &[usize],
+    at: RowId,
+) -> Option<KeyRef<'a>> {
+    key_in(
+        &segments.get(&at.segment)?.batch,
+        key_columns,
+        at.row as usize,
+    )
+}
+
+/// Whether a column of this type can be a table's key (or a part of it).
+pub fn is_key_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::Int32 | DataType::Int64
+    )
+}
+
+/// The key in row `row` of `batch`, whose key columns are `key_columns`.
+fn key_in<'a>(batch: &'a RecordBatch, key_columns: &[usize], row: usize) -> Option<KeyRef<'a>> {
+    match key_columns {
+        [column] => part_in(batch.column(*column), row),
+        parts => {
+            let mut bytes = Vec::with_capacity(parts.len() * 12);
+            for &column in parts {
+                push_part(&mut bytes, part_in(batch.column(column), row)?.as_bytes());
+            }
+            Some(KeyRef::Composite(bytes))
+        }
+    }
+}
+
+fn push_part(bytes: &mut Vec<u8>, part: &[u8]) {
+    bytes.extend_from_slice(&(part.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(part);
+}
+
+/// One key column's value in row `row`.
+fn part_in(keys: &ArrayRef, row: usize) -> Option<KeyRef<'_>> {
+    if row >= keys.len() || keys.is_null(row) {
+        return None;
+    }
+    match keys.data_type() {
+        DataType::Utf8 => Some(KeyRef::Bytes(keys.as_string::<i32>().value(row).as_bytes())),
+        DataType::Int32 => Some(int_key(
+            keys.as_primitive::<Int32Type>().value(row) as i64,
+            4,
+        )),
+        DataType::Int64 => Some(int_key(keys.as_primitive::<Int64Type>().value(row), 8)),
+        _ => None,
+    }
+}
+
+fn int_key(value: i64, len: u8) -> KeyRef<'static> {
+    KeyRef::Int(value.to_be_bytes(), len)
+}
+
+/// A key given as text (a composite key as the JSON array of its parts, see
+/// `format::key_parts`), encoded as the index compares keys of `types`; None when the
+/// text is not such a key.
+fn parse_key<'a>(types: &[DataType], text: &'a str) -> Option<Cow<'a, [u8]>> {
+    match types {
+        [one] => parse_part(one, text),
+        parts => {
+            let texts = crate::format::key_parts(text, parts.len())?;
+            let mut bytes = Vec::new();
+            for (data_type, part) in parts.iter().zip(&texts) {
+                push_part(&mut bytes, &parse_part(data_type, part)?);
+            }
+            Some(Cow::Owned(bytes))
+        }
+    }
+}
+
+fn parse_part<'a>(data_type: &DataType, text: &'a str) -> Option<Cow<'a, [u8]>> {
+    match data_type {
+        DataType::Utf8 => Some(Cow::Borrowed(text.as_bytes())),
+        DataType::Int32 => text
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .map(|v| Cow::Owned(int_key(v as i64, 4).as_bytes().to_vec())),
+        DataType::Int64 => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .map(|v| Cow::Owned(int_key(v, 8).as_bytes().to_vec())),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

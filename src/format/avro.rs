@@ -1,0 +1,647 @@
+//! Avro values in Confluent's wire format into Arrow rows of a declared schema.
+//!
+//! Each record names its writer schema by registry id. The decoder reads it with that
+//! schema and resolves it to the reader schema (the subject's latest at preparation),
+//! which is Avro's own schema evolution: a field added with a default gets the default,
+//! a removed field is dropped, an `int` widens to `long`. The resolved record's fields
+//! then fill the declared columns by name. Decoding is record at a time with
+//! `apache-avro` because each record may carry a different writer schema and a bad one
+//! must cost only itself; the cells of a record are converted first and appended only
+//! when all fit, so a rejected record leaves no half row.
+//!
+//! Nested records, arrays and maps become JSON text (as JSON columns do for JSON
+//! values): every PostgreSQL client can show and filter them with the JSON functions,
+//! where Arrow structs have no wire type most drivers understand.
+
+use super::registry::{blocking, split_framing, RegisteredSchema, SchemaRegistry};
+use super::{
+    ColumnSource, DecodeError, DecodeOutcome, Envelope, RawRecord, RecordDecoder, SourceSchema,
+};
+use apache_avro::schema::{Schema, UnionSchema};
+use apache_avro::types::Value;
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int16Array, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+    TimestampMicrosecondArray, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::error::ArrowError;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Reads one Avro datum with `writer`, resolved to `reader` if given; the payload must
+/// be read to its end.
+pub(crate) fn read_datum(
+    writer: &Schema,
+    payload: &[u8],
+    reader: Option<&Schema>,
+) -> Result<Value, String> {
+    let mut cursor = payload;
+    let value = apache_avro::from_avro_datum(writer, &mut cursor, reader)
+        .map_err(|e| format!("not Avro of its schema: {e}"))?;
+    if !cursor.is_empty() {
+        return Err(format!(
+            "{} bytes left after the Avro value: not Avro of its schema",
+            cursor.len()
+        ));
+    }
+    Ok(value)
+}
+
+/// One converted cell.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Decimal(i128),
+    Bytes(Vec<u8>),
+}
+
+/// What a record is once its envelope is opened.
+enum Opened {
+    Row(Vec<(String, Value)>),
+    Delete,
+}
+
+/// Decodes Avro records into rows of a [`SourceSchema`].
+pub struct AvroDecoder {
+    schema: Arc<SourceSchema>,
+    registry: Arc<SchemaRegistry>,
+    reader: Option<Arc<RegisteredSchema>>,
+    /// Decimal scales of the declared columns, per writer schema id.
+    scales: HashMap<u32, Arc<Vec<Option<i64>>>>,
+}
+
+impl AvroDecoder {
+    /// A decoder for `schema`, whose format has been prepared (it holds its registry).
+    pub fn new(schema: Arc<SourceSchema>, registry: Arc<SchemaRegistry>) -> Self {
+        Self {
+            reader: schema.format().value_reader.clone(),
+            schema,
+            registry,
+            scales: HashMap::new(),
+        }
+    }
+
+    fn envelope(&self) -> Envelope {
+        self.schema.format().envelope
+    }
+
+    /// Opens one record: the row's fields (or a delete) and the decimal scales of its
+    /// schema. `Err(Ok(reason))` rejects the record; `Err(Err(e))` is a passing
+    /// registry failure.
+    #[allow(clippy::type_complexity)]
+    fn open(
+        &mut self,
+        value: &[u8],
+    ) -> Result<(Opened, Arc<Vec<Option<i64>>>), Result<String, DecodeError>> {
+        let (id, payload) = split_framing(value).map_err(Ok)?;
+        let writer = blocking(|| self.registry.schema_by_id(id)).map_err(|e| {
+            if e.is_transient() {
+                Err(DecodeError::Registry(e))
+            } else {
+                Ok(e.to_string())
+            }
+        })?;
+        let Some(writer_avro) = writer.avro.as_ref() else {
+            return Err(Ok(format!("schema {id} is not an Avro schema")));
+        };
+        let reader = self
+            .reader
+            .as_ref()
+            .filter(|r| r.id != id)
+            .and_then(|r| r.avro.as_ref());
+        let datum = read_datum(writer_avro, payload, reader).map_err(Ok)?;
+        let scales = match self.scales.get(&id) {
+            Some(scales) => Arc::clone(scales),
+            None => {
+                let effective = reader.unwrap_or(writer_avro);
+                let scales = Arc::new(decimal_scales(effective, &self.schema, self.envelope()));
+                self.scales.insert(id, Arc::clone(&scales));
+                scales
+            }
+        };
+        let opened = match self.envelope() {
+            Envelope::None => match datum {
+                Value::Record(fields) => Opened::Row(fields),
+                other => return Err(Ok(format!("value is not an Avro record: {other:?}"))),
+            },
+            Envelope::Debezium => open_debezium(datum).map_err(Ok)?,
+        };
+        Ok((opened, scales))
+    }
+}
+
+fn open_debezium(datum: Value) -> Result<Opened, String> {
+    let Value::Record(mut fields) = datum else {
+        return Err("a Debezium event is an Avro record".into());
+    };
+    let op = match field(&fields, "op") {
+        Some(Value::String(op)) => op.clone(),
+        _ => return Err("a Debezium event has an 'op' string".into()),
+    };
+    match op.as_str() {
+        "d" => Ok(Opened::Delete),
+        "c" | "r" | "u" => {
+            let at = fields
+                .iter()
+                .position(|(name, _)| name == "after")
+                .ok_or("a Debezium event has an 'after' field")?;
+            match unwrap_union(fields.swap_remove(at).1) {
+                Value::Record(row) => Ok(Opened::Row(row)),
+                other => Err(format!("Debezium 'after' is not a record: {other:?}")),
+            }
+        }
+        other => Err(format!("Debezium op '{other}' is not a row change")),
+    }
+}
+
+fn field<'a>(fields: &'a [(String, Value)], name: &str) -> Option<&'a Value> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| match v {
+            Value::Union(_, inner) => inner.as_ref(),
+            v => v,
+        })
+}
+
+fn unwrap_union(value: Value) -> Value {
+    match value {
+        Value::Union(_, inner) => unwrap_union(*inner),
+        other => other,
+    }
+}
+
+impl RecordDecoder for AvroDecoder {
+    fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<DecodeOutcome, DecodeError> {
+        let sources = self.schema.sources().to_vec();
+        let fields: Vec<_> = self.schema.arrow().fields().iter().cloned().collect();
+        let mut columns: Vec<Vec<Cell>> = vec![Vec::with_capacity(records.len()); fields.len()];
+        let mut accepted = Vec::with_capacity(records.len());
+        let mut rejected = Vec::new();
+        let mut deletes = Vec::new();
+        let key_types = self.schema.key_types();
+        let key_type = (!key_types.is_empty()).then_some(key_types.as_slice());
+        let mut key_part = 0;
+        for (i, record) in records.iter().enumerate() {
+            if let Some(key_type) = key_type {
+                let key = record.key.map(std::str::from_utf8);
+                let fits = match key {
+                    Some(Ok(key)) => super::key::key_fits(key_type, key),
+                    _ => Err("record has no key as text".to_string()),
+                };
+                if let Err(reason) = fits {
+                    rejected.push((i, reason));
+                    continue;
+                }
+            }
+            let (row, scales) = match self.open(record.value) {
+                Ok((Opened::Row(row), scales)) => (row, scales),
+                Ok((Opened::Delete, _)) => {
+                    deletes.push(i);
+                    continue;
+                }
+                Err(Ok(reason)) => {
+                    rejected.push((i, reason));
+                    continue;
+                }
+                Err(Err(e)) => return Err(e),
+            };
+            let mut cells = Vec::with_capacity(fields.len());
+            let mut failure = None;
+            for (c, (source, f)) in sources.iter().zip(&fields).enumerate() {
+                let cell = match source {
+                    ColumnSource::Field => match field(&row, f.name()) {
+                        None => Ok(Cell::Null),
+                        Some(v) => to_cell(v, f.data_type(), scales[c]),
+                    },
+                    ColumnSource::RawJson => match field(&row, f.name()) {
+                        None | Some(Value::Null) => Ok(Cell::Null),
+                        Some(v) => json_text(v).map(Cell::Text),
+                    },
+                    ColumnSource::Key | ColumnSource::Metadata(_) => Ok(Cell::Null),
+                };
+                match cell {
+                    Ok(cell) => cells.push(cell),
+                    // on_error = 'null': a field that does not fit is NULL.
+                    Err(_) if self.schema.on_error() == super::ErrorPolicy::Null => {
+                        cells.push(Cell::Null)
+                    }
+                    Err(reason) => {
+                        failure = Some(format!("column {}: {reason}", f.name()));
+                        break;
+                    }
+                }
+            }
+            match failure {
+                Some(reason) => rejected.push((i, reason)),
+                None => {
+                    for (column, cell) in columns.iter_mut().zip(cells) {
+                        column.push(cell);
+                    }
+                    accepted.push(i);
+                }
+            }
+        }
+
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
+        for ((source, f), cells) in sources.iter().zip(&fields).zip(columns) {
+            let array = match source {
+                ColumnSource::Key => {
+                    key_part += 1;
+                    super::key::key_column(&key_types, key_part - 1, records, &accepted)
+                }
+                ColumnSource::Metadata(meta) => {
+                    super::json::metadata_column(*meta, records, &accepted)
+                }
+                _ => build(f.data_type(), cells)?,
+            };
+            arrays.push(array);
+        }
+        let batch = RecordBatch::try_new_with_options(
+            Arc::clone(self.schema.arrow()),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(accepted.len())),
+        )?;
+        Ok(DecodeOutcome {
+            batch,
+            accepted,
+            rejected,
+            deletes,
+        })
+    }
+}
+
+/// The decimal scale of each declared column in the row schema of `schema`.
+fn decimal_scales(schema: &Schema, source: &SourceSchema, envelope: Envelope) -> Vec<Option<i64>> {
+    let names = named_records(schema);
+    let row = row_record(schema, envelope, &names);
+    source
+        .arrow()
+        .fields()
+        .iter()
+        .map(|f| {
+            let record = row?;
+            let at = record.lookup.get(f.name())?;
+            match non_null(&record.fields[*at].schema) {
+                Schema::Decimal(d) => Some(d.scale as i64),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn named_records(schema: &Schema) -> HashMap<String, &apache_avro::schema::RecordSchema> {
+    fn walk<'a>(
+        schema: &'a Schema,
+        out: &mut HashMap<String, &'a apache_avro::schema::RecordSchema>,
+    ) {
+        match schema {
+            Schema::Record(record) => {
+                out.insert(record.name.fullname(None), record);
+                for f in &record.fields {
+                    walk(&f.schema, out);
+                }
+            }
+            Schema::Union(union) => union.variants().iter().for_each(|v| walk(v, out)),
+            Schema::Array(array) => walk(&array.items, out),
+            Schema::Map(map) => walk(&map.types, out),
+            _ => {}
+        }
+    }
+    let mut out = HashMap::new();
+    walk(schema, &mut out);
+    out
+}
+
+/// The record schema whose fields are the row: the value itself, or Debezium's `after`.
+fn row_record<'a>(
+    schema: &'a Schema,
+    envelope: Envelope,
+    names: &HashMap<String, &'a apache_avro::schema::RecordSchema>,
+) -> Option<&'a apache_avro::schema::RecordSchema> {
+    let resolve = |s: &'a Schema| match s {
+        Schema::Record(r) => Some(r),
+        Schema::Ref { name } => names.get(&name.fullname(None)).copied(),
+        _ => None,
+    };
+    let top = resolve(schema)?;
+    match envelope {
+        Envelope::None => Some(top),
+        Envelope::Debezium => {
+            let at = top.lookup.get("after")?;
+            resolve(non_null(&top.fields[*at].schema))
+        }
+    }
+}
+
+/// The schema of a nullable union's non-null branch (the schema itself otherwise).
+fn non_null(schema: &Schema) -> &Schema {
+    match schema {
+        Schema::Union(union) => single_non_null(union).unwrap_or(schema),
+        other => other,
+    }
+}
+
+fn single_non_null(union: &UnionSchema) -> Option<&Schema> {
+    let mut branches = union.variants().iter().filter(|v| **v != Schema::Null);
+    let first = branches.next()?;
+    branches.next().is_none().then_some(first)
+}
+
+/// The columns of a source read from an Avro schema: `(name, type, source)` for each
+/// field of the row record, nested values as JSON text.
+pub fn columns_of(
+    schema: &Schema,
+    envelope: Envelope,
+) -> Result<Vec<(String, DataType, ColumnSource)>, String> {
+    let names = named_records(schema);
+    let record = row_record(schema, envelope, &names).ok_or_else(|| match envelope {
+        Envelope::None => "the value schema is not an Avro record".to_string(),
+        Envelope::Debezium => "the value schema has no Debezium 'after' record".to_string(),
+    })?;
+    Ok(record
+        .fields
+        .iter()
+        .map(|f| {
+            let (data_type, source) = column_type(non_null(&f.schema));
+            (f.name.clone(), data_type, source)
+        })
+        .collect())
+}
+
+/// The key column a key schema gives: its only field (a record key) or the whole key
+/// (named `_key`); INT and BIGINT for `int` and `long`, TEXT otherwise.
+pub fn key_column_of(schema: &Schema) -> Option<(String, DataType)> {
+    let data_type = |schema: &Schema| match non_null(schema) {
+        Schema::Int => DataType::Int32,
+        Schema::Long => DataType::Int64,
+        _ => DataType::Utf8,
+    };
+    match non_null(schema) {
+        Schema::Record(record) if record.fields.len() == 1 => Some((
+            record.fields[0].name.clone(),
+            data_type(&record.fields[0].schema),
+        )),
+        Schema::Record(_) => None,
+        other => Some(("_key".to_string(), data_type(other))),
+    }
+}
+
+fn column_type(schema: &Schema) -> (DataType, ColumnSource) {
+    let arrow = match schema {
+        Schema::Boolean => DataType::Boolean,
+        Schema::Int | Schema::TimeMillis => DataType::Int32,
+        Schema::Long | Schema::TimeMicros => DataType::Int64,
+        Schema::Float => DataType::Float32,
+        Schema::Double => DataType::Float64,
+        Schema::String | Schema::Enum(_) | Schema::Uuid => DataType::Utf8,
+        Schema::Bytes | Schema::Fixed(_) => DataType::Binary,
+        Schema::Decimal(d) if d.precision <= 38 => {
+            DataType::Decimal128(d.precision as u8, d.scale as i8)
+        }
+        Schema::Date => DataType::Date32,
+        Schema::TimestampMillis => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        Schema::TimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Schema::LocalTimestampMillis => DataType::Timestamp(TimeUnit::Millisecond, None),
+        Schema::LocalTimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, None),
+        _ => return (DataType::Utf8, ColumnSource::RawJson),
+    };
+    (arrow, ColumnSource::Field)
+}
+
+fn json_text(value: &Value) -> Result<String, String> {
+    serde_json::Value::try_from(value.clone())
+        .map(|j| j.to_string())
+        .map_err(|e| e.to_string())
+}
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Cell, String> {
+    use DataType as D;
+    use Value as V;
+    let misfit = || format!("Avro {value:?} does not fit {data_type}");
+    let int_in = |i: i64, min: i64, max: i64| {
+        (min..=max)
+            .contains(&i)
+            .then_some(Cell::Int(i))
+            .ok_or_else(|| format!("{i} is out of range for {data_type}"))
+    };
+    Ok(match (value, data_type) {
+        (V::Union(_, inner), _) => return to_cell(inner, data_type, scale),
+        (V::Null, _) => Cell::Null,
+        (V::Boolean(b), D::Boolean) => Cell::Bool(*b),
+        (V::Int(i) | V::Date(i) | V::TimeMillis(i), D::Int16) => {
+            int_in(*i as i64, i16::MIN as i64, i16::MAX as i64)?
+        }
+        (V::Long(i), D::Int16) => int_in(*i, i16::MIN as i64, i16::MAX as i64)?,
+        (V::Int(i) | V::Date(i) | V::TimeMillis(i), D::Int32 | D::Int64 | D::Date32) => {
+            Cell::Int(*i as i64)
+        }
+        (V::Long(i), D::Int32 | D::Date32) => int_in(*i, i32::MIN as i64, i32::MAX as i64)?,
+        (
+            V::Long(i)
+            | V::TimeMicros(i)
+            | V::TimestampMillis(i)
+            | V::TimestampMicros(i)
+            | V::LocalTimestampMillis(i)
+            | V::LocalTimestampMicros(i),
+            D::Int64,
+        ) => Cell::Int(*i),
+        (V::Int(i), D::Float32 | D::Float64) => Cell::Float(*i as f64),
+        (V::Long(i), D::Float32 | D::Float64) => Cell::Float(*i as f64),
+        (V::Float(f), D::Float32 | D::Float64) => Cell::Float(*f as f64),
+        (V::Double(f), D::Float32 | D::Float64) => Cell::Float(*f),
+        (V::String(s) | V::Enum(_, s), D::Utf8) => Cell::Text(s.clone()),
+        (V::Uuid(u), D::Utf8) => Cell::Text(u.to_string()),
+        (V::Int(i), D::Utf8) => Cell::Text(i.to_string()),
+        (V::Long(i), D::Utf8) => Cell::Text(i.to_string()),
+        (V::Boolean(b), D::Utf8) => Cell::Text(b.to_string()),
+        (V::Record(_) | V::Array(_) | V::Map(_), D::Utf8) => Cell::Text(json_text(value)?),
+        (V::Bytes(b) | V::Fixed(_, b), D::Binary) => Cell::Bytes(b.clone()),
+        (V::String(s), D::Binary) => Cell::Bytes(s.as_bytes().to_vec()),
+        (V::Decimal(d), D::Decimal128(_, to)) => {
+            let bytes = <Vec<u8>>::try_from(d).map_err(|e| e.to_string())?;
+            let unscaled = i128_of_be(&bytes).ok_or_else(misfit)?;
+            Cell::Decimal(rescale(unscaled, scale.unwrap_or(0), *to as i64).ok_or_else(misfit)?)
+        }
+        (V::Int(i), D::Decimal128(_, to)) => {
+            Cell::Decimal(rescale(*i as i128, 0, *to as i64).ok_or_else(misfit)?)
+        }
+        (V::Long(i), D::Decimal128(_, to)) => {
+            Cell::Decimal(rescale(*i as i128, 0, *to as i64).ok_or_else(misfit)?)
+        }
+        (V::Date(d), D::Timestamp(unit, _)) => Cell::Int(in_unit(
+            *d as i64 * MILLIS_PER_DAY,
+            TimeUnit::Millisecond,
+            unit,
+        )),
+        (V::TimestampMillis(t) | V::LocalTimestampMillis(t), D::Timestamp(unit, _)) => {
+            Cell::Int(in_unit(*t, TimeUnit::Millisecond, unit))
+        }
+        (V::TimestampMicros(t) | V::LocalTimestampMicros(t), D::Timestamp(unit, _)) => {
+            Cell::Int(in_unit(*t, TimeUnit::Microsecond, unit))
+        }
+        (V::TimestampNanos(t) | V::LocalTimestampNanos(t), D::Timestamp(unit, _)) => {
+            Cell::Int(in_unit(*t, TimeUnit::Nanosecond, unit))
+        }
+        (V::Long(t), D::Timestamp(_, _)) => Cell::Int(*t),
+        (V::TimestampMillis(t), D::Date32) => Cell::Int(t.div_euclid(MILLIS_PER_DAY)),
+        _ => return Err(misfit()),
+    })
+}
+
+fn in_unit(value: i64, from: TimeUnit, to: &TimeUnit) -> i64 {
+    let per_second = |u: &TimeUnit| match u {
+        TimeUnit::Second => 1i64,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    };
+    let (f, t) = (per_second(&from), per_second(to));
+    if t >= f {
+        value.saturating_mul(t / f)
+    } else {
+        value.div_euclid(f / t)
+    }
+}
+
+fn i128_of_be(bytes: &[u8]) -> Option<i128> {
+    if bytes.len() > 16 {
+        return None;
+    }
+    let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        0xff
+    } else {
+        0
+    };
+    let mut full = [fill; 16];
+    full[16 - bytes.len()..].copy_from_slice(bytes);
+    Some(i128::from_be_bytes(full))
+}
+
+/// `unscaled` at scale `from` as an unscaled value at scale `to`, if exact.
+fn rescale(unscaled: i128, from: i64, to: i64) -> Option<i128> {
+    if to >= from {
+        unscaled.checked_mul(10i128.checked_pow((to - from) as u32)?)
+    } else {
+        let divisor = 10i128.checked_pow((from - to) as u32)?;
+        (unscaled % divisor == 0).then(|| unscaled / divisor)
+    }
+}
+
+fn build(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, ArrowError> {
+    let ints = |cells: &[Cell]| -> Vec<Option<i64>> {
+        cells
+            .iter()
+            .map(|c| match c {
+                Cell::Int(i) => Some(*i),
+                _ => None,
+            })
+            .collect()
+    };
+    Ok(match data_type {
+        DataType::Boolean => Arc::new(BooleanArray::from_iter(cells.iter().map(|c| match c {
+            Cell::Bool(b) => Some(*b),
+            _ => None,
+        }))),
+        DataType::Int16 => Arc::new(Int16Array::from_iter(
+            ints(&cells).into_iter().map(|i| i.map(|i| i as i16)),
+        )),
+        DataType::Int32 => Arc::new(Int32Array::from_iter(
+            ints(&cells).into_iter().map(|i| i.map(|i| i as i32)),
+        )),
+        DataType::Int64 => Arc::new(Int64Array::from_iter(ints(&cells))),
+        DataType::Date32 => Arc::new(Date32Array::from_iter(
+            ints(&cells).into_iter().map(|i| i.map(|i| i as i32)),
+        )),
+        DataType::Float32 => Arc::new(Float32Array::from_iter(cells.iter().map(|c| match c {
+            Cell::Float(f) => Some(*f as f32),
+            _ => None,
+        }))),
+        DataType::Float64 => Arc::new(Float64Array::from_iter(cells.iter().map(|c| match c {
+            Cell::Float(f) => Some(*f),
+            _ => None,
+        }))),
+        DataType::Utf8 => Arc::new(StringArray::from_iter(cells.into_iter().map(|c| match c {
+            Cell::Text(s) => Some(s),
+            _ => None,
+        }))),
+        DataType::Binary => Arc::new(BinaryArray::from_iter(cells.iter().map(|c| match c {
+            Cell::Bytes(b) => Some(b.as_slice()),
+            _ => None,
+        }))),
+        DataType::Decimal128(p, s) => Arc::new(
+            Decimal128Array::from_iter(cells.iter().map(|c| match c {
+                Cell::Decimal(d) => Some(*d),
+                _ => None,
+            }))
+            .with_precision_and_scale(*p, *s)?,
+        ),
+        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+            Arc::new(TimestampMillisecondArray::from(ints(&cells)).with_timezone_opt(tz.clone()))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            Arc::new(TimestampMicrosecondArray::from(ints(&cells)).with_timezone_opt(tz.clone()))
+        }
+        other => {
+            return Err(ArrowError::NotYetImplemented(format!(
+                "Avro values in a {other} column"
+            )))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_rescale_exactly() {
+        assert_eq!(rescale(1234, 2, 4), Some(123_400));
+        assert_eq!(rescale(123_400, 4, 2), Some(1234));
+        assert_eq!(rescale(123_401, 4, 2), None);
+        assert_eq!(i128_of_be(&[0xff, 0x38]), Some(-200));
+        assert_eq!(i128_of_be(&[0x04, 0xd2]), Some(1234));
+    }
+
+    #[test]
+    fn registry_schemas_map_to_columns() {
+        let schema = Schema::parse_str(
+            r#"{"type": "record", "name": "R", "fields": [
+                {"name": "id", "type": "long"},
+                {"name": "name", "type": ["null", "string"], "default": null},
+                {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+                {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+                {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+                {"name": "uid", "type": {"type": "string", "logicalType": "uuid"}},
+                {"name": "address", "type": {"type": "record", "name": "A", "fields": [{"name": "city", "type": "string"}]}}
+            ]}"#,
+        )
+        .unwrap();
+        let columns = columns_of(&schema, Envelope::None).unwrap();
+        let types: Vec<(&str, &DataType, &ColumnSource)> =
+            columns.iter().map(|(n, t, s)| (n.as_str(), t, s)).collect();
+        assert_eq!(
+            types,
+            vec![
+                ("id", &DataType::Int64, &ColumnSource::Field),
+                ("name", &DataType::Utf8, &ColumnSource::Field),
+                ("price", &DataType::Decimal128(10, 2), &ColumnSource::Field),
+                (
+                    "at",
+                    &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    &ColumnSource::Field
+                ),
+                ("day", &DataType::Date32, &ColumnSource::Field),
+                ("uid", &DataType::Utf8, &ColumnSource::Field),
+                ("address", &DataType::Utf8, &ColumnSource::RawJson),
+            ]
+        );
+    }
+}
