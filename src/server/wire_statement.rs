@@ -65,9 +65,11 @@ impl WireStatement {
                 }
             })
             .collect::<PgWireResult<Vec<_>>>()?;
+        // The key's type as the client will send it: declared, else the key column's.
         let text_key = prepared.kind() == StatementKind::PointLookup
             && declared.len() <= 1
-            && is_text(declared.first());
+            && parameter_types.len() == 1
+            && is_text(&parameter_types[0]);
         Ok(Self {
             prepared,
             session_plan,
@@ -106,18 +108,13 @@ fn same_format(a: &Format, b: &Format) -> bool {
 }
 
 /// Parameter types with which a lookup's key arrives as UTF-8 text, whatever the
-/// format: declared as a string type, or left for the server to choose (it says TEXT).
-fn is_text(declared: Option<&Option<Type>>) -> bool {
-    match declared {
-        None | Some(None) => true,
-        Some(Some(t)) => {
-            *t == Type::TEXT
-                || *t == Type::VARCHAR
-                || *t == Type::BPCHAR
-                || *t == Type::NAME
-                || *t == Type::UNKNOWN
-        }
-    }
+/// format: a string type, declared by the client or the key column's own.
+fn is_text(t: &Type) -> bool {
+    *t == Type::TEXT
+        || *t == Type::VARCHAR
+        || *t == Type::BPCHAR
+        || *t == Type::NAME
+        || *t == Type::UNKNOWN
 }
 
 /// Parameters compared with an oid column of the catalog (`pg_type.oid = $1`): their

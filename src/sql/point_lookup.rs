@@ -8,9 +8,11 @@
 //! no physical plan, no task. The same recognition serves the wire protocols and
 //! embedders (`Engine::prepare` / `Engine::lookup`).
 //!
-//! Anything else (another shape, a stream, a non-text parameter, a table that is not
-//! a Kafka table) stays on DataFusion's path, so the answer never differs between the
-//! two: both read the same index.
+//! The key may be TEXT, INT or BIGINT; a table with a composite primary key is not
+//! served here (`a = $1` names only part of its key). Anything else (another shape, a
+//! stream, a parameter of another type than the key's, a table that is not a Kafka
+//! table) stays on DataFusion's path, so the answer never differs between the two:
+//! both read the same index.
 
 use super::{Engine, KafkaTableProvider, SqlError};
 use crate::table::columnar::ColumnarTable;
@@ -32,6 +34,8 @@ pub struct PointLookup {
     planned: Arc<ColumnarTable>,
     /// Table column of each result column.
     projection: Vec<usize>,
+    /// The key column's type: the type of the statement's parameter.
+    key_type: DataType,
     /// The result's schema (with the statement's aliases).
     schema: SchemaRef,
 }
@@ -68,8 +72,11 @@ impl PointLookup {
         let provider = source_as_provider(&scan.source).ok()?;
         let table = Arc::clone(provider.downcast_ref::<KafkaTableProvider>()?.table());
         let table_schema = Arc::clone(table.schema());
-        let key_name = table_schema.field(table.key_column()).name();
-        if !is_key_equals_first_parameter(&filter.predicate, key_name) {
+        let [key_column] = table.key_columns() else {
+            return None;
+        };
+        let key_field = table_schema.field(*key_column);
+        if !is_key_equals_first_parameter(&filter.predicate, key_field) {
             return None;
         }
         let columns = projection
@@ -96,6 +103,7 @@ impl PointLookup {
         }
         Some(PointLookup {
             table_name: scan.table_name.table().to_string(),
+            key_type: key_field.data_type().clone(),
             planned: table,
             projection: columns,
             schema,
@@ -107,8 +115,14 @@ impl PointLookup {
         &self.schema
     }
 
+    /// The type of the key, and so of the statement's parameter.
+    pub fn key_type(&self) -> &DataType {
+        &self.key_type
+    }
+
     /// The row of `key` (none for a missing key or a NULL key: `key = NULL` is never
-    /// true), with the statement's columns.
+    /// true), with the statement's columns. The key is given as text whatever its
+    /// type: an INT or BIGINT key in decimal (other text matches no row).
     pub(crate) fn read(&self, engine: &Engine, key: Option<&str>) -> Result<RecordBatch, SqlError> {
         let Some(key) = key else {
             return Ok(RecordBatch::new_empty(Arc::clone(&self.schema)));
@@ -135,8 +149,9 @@ impl PointLookup {
     }
 }
 
-/// Whether `predicate` is `key = $1` (either way round).
-fn is_key_equals_first_parameter(predicate: &Expr, key_name: &str) -> bool {
+/// Whether `predicate` is `key = $1` (either way round), the parameter of the key's
+/// own type (or of a type yet to be inferred).
+fn is_key_equals_first_parameter(predicate: &Expr, key: &arrow::datatypes::Field) -> bool {
     let Expr::BinaryExpr(BinaryExpr {
         left,
         op: Operator::Eq,
@@ -145,19 +160,26 @@ fn is_key_equals_first_parameter(predicate: &Expr, key_name: &str) -> bool {
     else {
         return false;
     };
-    let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == key_name);
+    let is_text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+    let key_type = key.data_type();
+    let servable = match key_type {
+        DataType::Int32 | DataType::Int64 => true,
+        other => is_text(other),
+    };
+    let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == *key.name());
     let is_first_parameter = |e: &Expr| match e {
         Expr::Placeholder(p) => {
             p.id == "$1"
                 && p.field.as_ref().is_none_or(|f| {
-                    matches!(
-                        f.data_type(),
-                        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-                    )
+                    f.data_type() == key_type || (is_text(f.data_type()) && is_text(key_type))
                 })
         }
         _ => false,
     };
+    if !servable {
+        return false;
+    }
     (is_key(left) && is_first_parameter(right)) || (is_key(right) && is_first_parameter(left))
 }
 

@@ -11,8 +11,9 @@
 //! if that is a point lookup, every later statement of the shape is served from the
 //! cache with its literal as the key, with no parse and no plan.
 //!
-//! Only one string literal, compared with `=`, is ever taken out, and only a shape
-//! that plans to exactly `key = $1` (a text key, the columns as they are) is served:
+//! Only one literal compared with `=` is ever taken out (a string, or digits alone),
+//! and only a shape that plans to exactly `key = $1` (a string literal for a text key,
+//! digits for an INT or BIGINT key, the columns as they are) is served:
 //! every other statement is planned as written, so a cached answer is the answer
 //! DataFusion would give (tested against it). The cache is emptied whenever any
 //! relation is created or dropped.
@@ -37,12 +38,15 @@ pub(crate) struct Shape {
     pub(crate) text: String,
     /// The literal's value, if one was taken out.
     pub(crate) literal: Option<String>,
+    /// Whether that literal was a number (digits alone) rather than a string.
+    pub(crate) literal_is_number: bool,
 }
 
 impl Shape {
     /// The shape of `sql`, if it is one statement that tokenizes. A statement with
-    /// parameters of its own keeps its literals; otherwise the one string literal that
-    /// follows `=` in a `SELECT` is taken out (none when there are several).
+    /// parameters of its own keeps its literals; otherwise the one literal (a string,
+    /// or digits alone) that follows `=` in a `SELECT` is taken out (none when there
+    /// are several).
     pub(crate) fn of(sql: &str) -> Option<Shape> {
         let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
         let mut words = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_)));
@@ -56,6 +60,7 @@ impl Shape {
         };
         let mut text = String::with_capacity(sql.len() + 8);
         let mut literal = None;
+        let mut literal_is_number = false;
         let mut previous_semicolon = false;
         for (i, token) in tokens.iter().enumerate() {
             if previous_semicolon && !matches!(token, Token::Whitespace(_)) {
@@ -77,6 +82,11 @@ impl Shape {
                     text.push_str("$1");
                     literal = Some(value.clone());
                 }
+                (Token::Number(value, false), Some(at)) if at == i => {
+                    text.push_str("$1");
+                    literal = Some(value.clone());
+                    literal_is_number = true;
+                }
                 // Keywords compare without case; identifiers and literals keep theirs.
                 (Token::Word(word), _) if word.quote_style.is_none() => {
                     let _ = write!(text, "{}", word.value.to_ascii_lowercase());
@@ -86,13 +96,20 @@ impl Shape {
                 }
             }
         }
-        Some(Shape { text, literal })
+        Some(Shape {
+            text,
+            literal,
+            literal_is_number,
+        })
     }
 }
 
-/// The index of the only string literal of `tokens`, if it directly follows `=`.
+/// The index of the only string literal of `tokens`, if it directly follows `=`, or
+/// else of the only number of digits alone that directly follows `=` (numbers
+/// elsewhere, `LIMIT 10`, stay in the shape).
 fn the_literal_compared(tokens: &[Token]) -> Option<usize> {
     let mut found = None;
+    let mut numbers = Vec::new();
     let mut previous: Option<&Token> = None;
     for (i, token) in tokens.iter().enumerate() {
         match token {
@@ -103,6 +120,12 @@ fn the_literal_compared(tokens: &[Token]) -> Option<usize> {
                 }
                 found = Some(i);
             }
+            Token::Number(digits, false)
+                if matches!(previous, Some(Token::Eq))
+                    && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                numbers.push(i);
+            }
             Token::NationalStringLiteral(_)
             | Token::EscapedStringLiteral(_)
             | Token::UnicodeStringLiteral(_)
@@ -111,7 +134,11 @@ fn the_literal_compared(tokens: &[Token]) -> Option<usize> {
         }
         previous = Some(token);
     }
-    found
+    match (found, numbers.as_slice()) {
+        (Some(string), []) => Some(string),
+        (None, [number]) => Some(*number),
+        _ => None,
+    }
 }
 
 /// What a shape was classified as: a statement to serve without planning, or `None`
@@ -174,6 +201,29 @@ mod tests {
             "SELECT name FROM users WHERE id = E'a'",
             "SELECT name FROM users WHERE id = $1",
             "UPDATE users SET name = 'x'",
+        ] {
+            assert_eq!(shape(sql).and_then(|s| s.1), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_compared_number_of_digits_becomes_the_first_parameter() {
+        let found = Shape::of("SELECT name FROM users WHERE id = 42 LIMIT 5").expect("a shape");
+        assert_eq!(found.text, "select name from users where id = $1 limit 5");
+        assert_eq!(found.literal.as_deref(), Some("42"));
+        assert!(found.literal_is_number);
+        assert!(
+            !Shape::of("SELECT name FROM users WHERE id = '42'")
+                .unwrap()
+                .literal_is_number
+        );
+        // Signs, decimals, exponents, two numbers, a number beside a string: all stay.
+        for sql in [
+            "SELECT name FROM users WHERE id = -42",
+            "SELECT name FROM users WHERE id = 4.2",
+            "SELECT name FROM users WHERE id = 1e3",
+            "SELECT name FROM users WHERE id = 1 AND age = 2",
+            "SELECT name FROM users WHERE id = 1 AND name = 'a'",
         ] {
             assert_eq!(shape(sql).and_then(|s| s.1), None, "{sql}");
         }

@@ -174,10 +174,10 @@ impl Prepared {
     }
 
     /// The types of the parameters `$1, $2, ...` in order, as far as the plan tells
-    /// them (`None`: any type; a lookup's key is text).
+    /// them (`None`: any type; a lookup's is its key's type).
     pub fn parameter_types(&self) -> Result<Vec<Option<DataType>>, SqlError> {
         match &self.body {
-            Body::PointLookup { .. } => Ok(vec![Some(DataType::Utf8)]),
+            Body::PointLookup { lookup, .. } => Ok(vec![Some(lookup.key_type().clone())]),
             Body::Query { plan, .. } => {
                 let types = plan.get_parameter_types()?;
                 let mut ordered: Vec<(usize, Option<DataType>)> = types
@@ -340,6 +340,7 @@ impl Engine {
         if let Some(Shape {
             text,
             literal: None,
+            ..
         }) = &shape
         {
             if let Some(Some(known)) = self.shapes.get(text) {
@@ -351,12 +352,14 @@ impl Engine {
             Some(Shape {
                 text,
                 literal: None,
+                ..
             }) if prepared.kind() == StatementKind::PointLookup => {
                 self.shapes.insert(text, Some(Arc::clone(&prepared)));
             }
             Some(Shape {
                 text,
                 literal: Some(_),
+                ..
             }) if self.shapes.get(&text).is_none() => {
                 // Plan the shape itself once: if it is a lookup, the next statement of
                 // this shape is served without planning.
@@ -379,6 +382,16 @@ impl Engine {
     pub fn prepare_cached(&self, sql: &str) -> Option<(Arc<Prepared>, Option<String>)> {
         let shape = Shape::of(sql)?;
         let prepared = self.shapes.get(&shape.text)??;
+        if shape.literal.is_some() {
+            // The literal must be what the key is, as DataFusion would read it: a
+            // string for a text key (a number would be compared as a number), digits
+            // for an integer key (a string would be cast, and may fail to).
+            let key_type = prepared.point_lookup()?.key_type();
+            let integer_key = matches!(key_type, DataType::Int32 | DataType::Int64);
+            if shape.literal_is_number != integer_key {
+                return None;
+            }
+        }
         Some((prepared, shape.literal))
     }
 
@@ -500,6 +513,10 @@ impl Engine {
                         | ScalarValue::LargeUtf8(key),
                     ) => key,
                     Some(other) if other.is_null() => None,
+                    // An integer key is read by its decimal text (see `PointLookup::read`).
+                    Some(ScalarValue::Int64(Some(key))) => Some(key.to_string()),
+                    Some(ScalarValue::Int32(Some(key))) => Some(key.to_string()),
+                    Some(ScalarValue::Int16(Some(key))) => Some(key.to_string()),
                     // A key of another type compares as DataFusion compares it.
                     _ => {
                         let plan = plan.clone().replace_params_with_values(&params)?;

@@ -218,3 +218,140 @@ async fn require_tls_needs_a_certificate() {
         "require_tls without a certificate: {refused:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_and_composite_keys_are_looked_up_like_a_scan() {
+    let broker = Broker::start();
+    let server = start_with(&broker, ServerConfig::default()).await;
+    let client = connect_as(&server, "ktable", "").await.expect("connect");
+    let accounts = broker.topic("pg-accounts", 2, &[]).await;
+    let members = broker.topic("pg-members", 1, &[]).await;
+    produce_all(
+        &broker.raw_producer(),
+        &accounts,
+        &[
+            json_record("7", json!({"owner": "Ada"})),
+            json_record("42", json!({"owner": "Kid"})),
+            json_record("3000000000", json!({"owner": "Big"})),
+        ],
+    )
+    .await;
+    produce_all(
+        &broker.raw_producer(),
+        &members,
+        &[
+            json_record(r#"{"tenant": "acme", "id": 1}"#, json!({"name": "Ann"})),
+            json_record(r#"{"tenant": "acme", "id": 2}"#, json!({"name": "Bo"})),
+            json_record(r#"{"tenant": "zeta", "id": 1}"#, json!({"name": "Cy"})),
+        ],
+    )
+    .await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT) WITH (topic = '{accounts}');\n\
+             CREATE TABLE wide (id BIGINT PRIMARY KEY, owner TEXT) WITH (topic = '{accounts}');\n\
+             CREATE TABLE members (tenant TEXT, id INT, name TEXT, PRIMARY KEY (tenant, id)) \
+               WITH (topic = '{members}', key_format = 'json');"
+        ))
+        .await
+        .expect("declare");
+    server
+        .engine
+        .wait_until_ready(crate::READY_TIMEOUT)
+        .await
+        .expect("ready");
+
+    // Prepared lookups with an integer parameter (tokio-postgres binds it in binary),
+    // and literal lookups on the simple protocol, against a scan of the same rows.
+    let by_id = client
+        .prepare("SELECT owner FROM accounts WHERE id = $1")
+        .await
+        .expect("prepare");
+    assert_eq!(by_id.params(), &[tokio_postgres::types::Type::INT4]);
+    let by_wide_id = client
+        .prepare("SELECT owner FROM wide WHERE id = $1")
+        .await
+        .expect("prepare");
+    for round in 0..2 {
+        for key in [7i32, 42, 8, -1] {
+            let fast: Vec<String> = client
+                .query(&by_id, &[&key])
+                .await
+                .expect("lookup")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let scan = simple_rows(
+                &client,
+                &format!("SELECT owner FROM accounts WHERE id IN ({key}, -99)"),
+            )
+            .await;
+            let scanned: Vec<String> = scan.into_iter().filter_map(|r| r[0].clone()).collect();
+            assert_eq!(fast, scanned, "round {round}, key {key}");
+            let literal = simple_rows(
+                &client,
+                &format!("SELECT owner FROM accounts WHERE id = {key}"),
+            )
+            .await;
+            let literal: Vec<String> = literal.into_iter().filter_map(|r| r[0].clone()).collect();
+            assert_eq!(literal, scanned, "literal, round {round}, key {key}");
+        }
+        for key in [3_000_000_000i64, 7, 9] {
+            let fast: Vec<String> = client
+                .query(&by_wide_id, &[&key])
+                .await
+                .expect("lookup")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let scan = simple_rows(
+                &client,
+                &format!("SELECT owner FROM wide WHERE id IN ({key}, -99)"),
+            )
+            .await;
+            let scanned: Vec<String> = scan.into_iter().filter_map(|r| r[0].clone()).collect();
+            assert_eq!(fast, scanned, "bigint key {key}");
+        }
+    }
+    // A key that does not fit INT (the record is bad for `accounts`), and a string
+    // compared with an integer key: DataFusion's answers, whatever they are.
+    for (fast, planned) in [
+        (
+            "SELECT owner FROM accounts WHERE id = 3000000000",
+            "SELECT owner FROM accounts WHERE id IN (3000000000, -99)",
+        ),
+        (
+            "SELECT owner FROM accounts WHERE id = '42'",
+            "SELECT owner FROM accounts WHERE id IN ('42', '-99')",
+        ),
+    ] {
+        assert_eq!(
+            client.simple_query(fast).await.map(|m| m.len()).ok(),
+            client.simple_query(planned).await.map(|m| m.len()).ok(),
+            "{fast}"
+        );
+    }
+
+    // A composite key: `id = $1` names only part of it, so every tenant's row 1 comes
+    // back, as from a scan.
+    let part = client
+        .query(
+            "SELECT tenant, name FROM members WHERE id = $1 ORDER BY tenant",
+            &[&1i32],
+        )
+        .await
+        .expect("part of a composite key");
+    let names: Vec<String> = part.iter().map(|r| r.get(1)).collect();
+    assert_eq!(names, vec!["Ann".to_string(), "Cy".to_string()]);
+    let both = simple_rows(
+        &client,
+        "SELECT name FROM members WHERE tenant = 'acme' AND id = 2",
+    )
+    .await;
+    assert_eq!(both, vec![vec![Some("Bo".to_string())]]);
+    let unordered = client
+        .query("SELECT name FROM members WHERE id = $1", &[&2i32])
+        .await
+        .expect("part of a composite key, unordered");
+    assert_eq!(unordered.len(), 1);
+}
