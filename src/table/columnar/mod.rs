@@ -18,4 +18,6 @@ mod store;
 
 pub use sink::ColumnarSink;
 pub(crate) use sink::{decode_values, needs_headers};
-pub use store::{Change, ColumnarTable, TableSnapshot};
+pub use store::{
+    Change, ColumnarTable, SubscribeFrom, TableChanges, TableSnapshot, TableSubscription,
+};
