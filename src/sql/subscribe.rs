@@ -421,7 +421,11 @@ impl SubscribePlan {
                 let verdict = verdict.as_boolean_opt().ok_or_else(|| {
                     DataFusionError::Plan("the WHERE of a SUBSCRIBE is not a condition".into())
                 })?;
-                Some(prep_null_mask_filter(verdict))
+                Some(if verdict.null_count() > 0 {
+                    prep_null_mask_filter(verdict)
+                } else {
+                    verdict.clone()
+                })
             }
             None => None,
         };

@@ -674,4 +674,57 @@ mod tests {
         }
         assert!(table.segment_count() <= MAX_SMALL_SEGMENTS + 1);
     }
+
+    /// A subscription started while batches are applied gets each change once: in
+    /// its snapshot, or from its reader, never both, never neither.
+    #[test]
+    fn a_subscription_meets_its_snapshot_exactly() {
+        let table = Arc::new(ColumnarTable::new(schema(), 0));
+        let writer = {
+            let table = Arc::clone(&table);
+            std::thread::spawn(move || {
+                for version in 0..2000i64 {
+                    let key = format!("k{}", version % 50);
+                    table
+                        .apply_at(rows(&[(&key, version)]), &upserts(1), &[(0, version)])
+                        .unwrap();
+                }
+            })
+        };
+        while table.len() < 10 {
+            std::thread::yield_now();
+        }
+        let mut subscription = table.subscribe(SubscribeFrom::Snapshot).unwrap();
+        writer.join().unwrap();
+        let cut = subscription.offsets[&0];
+        let mut state: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        for batch in subscription.snapshot.take().unwrap().batches().unwrap() {
+            let ids = batch.column(0).as_string::<i32>();
+            let vs = batch
+                .column(1)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            for i in 0..batch.num_rows() {
+                assert!(
+                    vs.value(i) <= cut,
+                    "the snapshot holds no change after its cut"
+                );
+                state.insert(ids.value(i).to_string(), vs.value(i));
+            }
+        }
+        let mut next = cut + 1;
+        for batch in subscription.reader.ready().unwrap() {
+            for (change, &(_, offset)) in batch.changes.iter().zip(&batch.positions) {
+                assert_eq!(offset, next, "each change after the cut, once, in order");
+                next += 1;
+                if let Change::Upsert { row } = change {
+                    let ids = batch.rows.column(0).as_string::<i32>();
+                    state.insert(ids.value(*row as usize).to_string(), offset);
+                }
+            }
+        }
+        assert_eq!(next, 2000);
+        let expected: std::collections::BTreeMap<String, i64> =
+            contents(&table).into_iter().collect();
+        assert_eq!(state, expected);
+    }
 }
