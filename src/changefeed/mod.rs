@@ -121,6 +121,7 @@ pub struct ChangeLog<B> {
     head: watch::Sender<u64>,
     ended: AtomicU64,
     fell_behind: AtomicU64,
+    closed: AtomicBool,
 }
 
 impl<B> Default for ChangeLog<B> {
@@ -146,6 +147,7 @@ impl<B> ChangeLog<B> {
             head: watch::Sender::new(0),
             ended: AtomicU64::new(0),
             fell_behind: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -224,6 +226,14 @@ impl<B: ChangeBatch> ChangeLog<B> {
         self.head.send_replace(seq + 1);
     }
 
+    /// Ends every reader once it has read what the log holds (its source was
+    /// dropped: no change will come).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let next = *self.head.borrow();
+        self.head.send_replace(next);
+    }
+
     /// A reader of the changes applied from now on. Call under the store's lock
     /// (with [`start_capture`](Self::start_capture)) to pair it with a snapshot.
     pub fn reader_from_now(self: &Arc<Self>) -> LogReader<B> {
@@ -293,19 +303,25 @@ pub struct LogReader<B: ChangeBatch> {
     head: watch::Receiver<u64>,
 }
 
-/// The reader's position was evicted before it read it.
+/// Why a reader reads no more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the reader fell behind the change log")]
-pub struct Evicted {
-    /// The log's capacity in changes.
-    pub capacity: usize,
+pub enum ReadError {
+    /// The reader's position was evicted before it read it.
+    #[error("the reader fell behind the change log")]
+    Evicted {
+        /// The log's capacity in changes.
+        capacity: usize,
+    },
+    /// The log was closed (its table or stream dropped) and the reader read all of it.
+    #[error("the change log was closed")]
+    Closed,
 }
 
 impl<B: ChangeBatch> LogReader<B> {
     /// The batches ready now, oldest first (empty when there are none).
-    pub fn ready(&mut self) -> Result<Vec<Arc<B>>, Evicted> {
+    pub fn ready(&mut self) -> Result<Vec<Arc<B>>, ReadError> {
         self.head.borrow_and_update();
-        let evicted = Evicted {
+        let evicted = ReadError::Evicted {
             capacity: self.log.capacity(),
         };
         if self.cursor.fell_behind.load(Ordering::Acquire) {
@@ -324,11 +340,14 @@ impl<B: ChangeBatch> LogReader<B> {
             .map(|e| Arc::clone(&e.batch))
             .collect();
         self.cursor.next.store(inner.next_seq, Ordering::Release);
+        if batches.is_empty() && self.log.closed.load(Ordering::Acquire) {
+            return Err(ReadError::Closed);
+        }
         Ok(batches)
     }
 
     /// Waits for at least one batch, then returns every batch ready.
-    pub async fn next(&mut self) -> Result<Vec<Arc<B>>, Evicted> {
+    pub async fn next(&mut self) -> Result<Vec<Arc<B>>, ReadError> {
         loop {
             let batches = self.ready()?;
             if !batches.is_empty() {
@@ -432,6 +451,16 @@ mod tests {
             log.reader_from(&Offsets::new()).is_err(),
             "partition 1 from its start"
         );
+    }
+
+    #[test]
+    fn a_closed_log_ends_its_readers_after_what_it_holds() {
+        let log = log(10);
+        let mut reader = log.reader_from_now();
+        log.push(Batch(vec![(0, 1)]));
+        log.close();
+        assert_eq!(offsets(&reader.ready().unwrap()), vec![1]);
+        assert_eq!(reader.ready().err(), Some(ReadError::Closed));
     }
 
     #[tokio::test]

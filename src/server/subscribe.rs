@@ -4,7 +4,8 @@
 //!   '1s')]`, then `CLOSE c`: the subscription lives in the session (its extensions,
 //!   so it ends with the connection); a FETCH waits up to its timeout for a first row
 //!   (`0s`: takes what is ready; no timeout: until one comes), then takes whatever
-//!   else is ready, up to `n`. datafusion-postgres's cursor hook cannot hold an
+//!   else is ready, up to `n`. `COMMIT` and `ROLLBACK` close the cursors not
+//!   declared `WITH HOLD`, as in PostgreSQL. datafusion-postgres's cursor hook cannot hold an
 //!   unbounded stream (it plans the query again at every FETCH), so subscription
 //!   cursors are kept here and a FETCH or CLOSE naming one is answered here first.
 //! * `COPY (SUBSCRIBE ...) TO STDOUT`: CopyOutResponse, then one CopyData per row in
@@ -64,6 +65,12 @@ impl SubscriptionCursors {
             .get_or_insert_with(SubscriptionCursors::default)
     }
 
+    /// Closes the cursors a transaction's end closes: all but those declared `WITH
+    /// HOLD` (as PostgreSQL); with `all`, those too (`CLOSE ALL`, `DISCARD ALL`).
+    pub(crate) fn end_of_transaction(&self, all: bool) {
+        self.cursors.lock().retain(|_, cursor| cursor.hold && !all);
+    }
+
     /// The schema of cursor `name`, if the session has a subscription cursor so named.
     fn schema(&self, name: &str) -> Option<SchemaRef> {
         self.cursors.lock().get(name).map(|c| Arc::clone(&c.schema))
@@ -73,6 +80,7 @@ impl SubscriptionCursors {
 /// A subscription held by a cursor: its rows, and rows taken but not yet fetched.
 struct SubscriptionCursor {
     schema: SchemaRef,
+    hold: bool,
     rows: SendableRecordBatchStream,
     pending: VecDeque<RecordBatch>,
 }
@@ -122,7 +130,7 @@ where
             .map_err(|e| user_error(&e))
     };
     match statement {
-        SubscribeStatement::Declare { cursor, plan } => {
+        SubscribeStatement::Declare { cursor, hold, plan } => {
             if cursors.cursors.lock().contains_key(cursor) {
                 return Err(subscribe_error(SubscribeError::CursorExists(
                     cursor.clone(),
@@ -133,6 +141,7 @@ where
                 cursor.clone(),
                 SubscriptionCursor {
                     schema: Arc::clone(plan.schema()),
+                    hold: *hold,
                     rows,
                     pending: VecDeque::new(),
                 },

@@ -82,6 +82,8 @@ pub enum SubscribeStatement {
     Declare {
         /// The cursor's name.
         cursor: String,
+        /// `WITH HOLD`: the cursor outlives its transaction.
+        hold: bool,
         /// The subscription.
         plan: Arc<SubscribePlan>,
     },
@@ -472,8 +474,13 @@ impl Engine {
                 SubscribeForm::Copy(syntax) => {
                     SubscribeStatement::Copy(Arc::new(self.plan_subscription(ctx, syntax).await?))
                 }
-                SubscribeForm::Declare { cursor, subscribe } => SubscribeStatement::Declare {
+                SubscribeForm::Declare {
                     cursor,
+                    hold,
+                    subscribe,
+                } => SubscribeStatement::Declare {
+                    cursor,
+                    hold,
                     plan: Arc::new(self.plan_subscription(ctx, subscribe).await?),
                 },
             };

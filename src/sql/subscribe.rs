@@ -22,9 +22,11 @@
 //!   A table subscription must select the key column, so every change names its key;
 //! * `insert`: a stream's new record;
 //! * `progress` (with `PROGRESS = true`): every change of `ktable_partition` up to
-//!   `ktable_offset` was delivered; sent after the snapshot (the cut) and after each
-//!   batch of changes, also when the filter let none of them through. The selected
-//!   columns are NULL.
+//!   `ktable_offset` was delivered; sent after the snapshot (the cut), after each
+//!   batch of changes (also when the filter let none of them through), and again
+//!   after each second without changes, so an idle client knows the feed is alive
+//!   and a streaming server notices a client that left. The selected columns are
+//!   NULL.
 //!
 //! To resume, subscribe again `AS OF OFFSETS (p:o, ...)` with the last offset seen per
 //! partition; the changes after them follow, if the source's change log still holds
@@ -34,7 +36,7 @@ use super::engine::Engine;
 use super::registry::SourceHandle;
 use super::subscribe_syntax::SubscribeSyntax;
 use super::SqlError;
-use crate::changefeed::{FellBehind, LogReader, NotRetained, Offsets};
+use crate::changefeed::{FellBehind, LogReader, NotRetained, Offsets, ReadError};
 use crate::stream::StreamChanges;
 use crate::table::columnar::{Change, SubscribeFrom, TableChanges};
 use arrow::array::{
@@ -339,6 +341,21 @@ impl Engine {
     }
 }
 
+/// How long a subscription with `PROGRESS = true` stays silent before it repeats
+/// its progress rows.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `work`, or `None` if it takes longer than `limit`.
+async fn within<T>(
+    limit: Option<std::time::Duration>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
 enum Reader {
     Table(LogReader<TableChanges>),
     Stream(LogReader<StreamChanges>),
@@ -360,19 +377,35 @@ impl Subscription {
             if let Some(batch) = self.pending.pop_front() {
                 return Some(Ok(batch));
             }
+            let heartbeat = self.plan.progress.then_some(PROGRESS_INTERVAL);
             let read = match self.reader.as_mut()? {
-                Reader::Table(reader) => reader.next().await.map(|batches| {
-                    batches
-                        .iter()
-                        .map(|b| table_rows(&self.plan, b, &mut self.seen))
-                        .collect::<Result<Vec<_>, _>>()
+                Reader::Table(reader) => within(heartbeat, reader.next()).await.map(|read| {
+                    read.map(|batches| {
+                        batches
+                            .iter()
+                            .map(|b| table_rows(&self.plan, b, &mut self.seen))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
                 }),
-                Reader::Stream(reader) => reader.next().await.map(|batches| {
-                    batches
-                        .iter()
-                        .map(|b| stream_rows(&self.plan, b, &mut self.seen))
-                        .collect::<Result<Vec<_>, _>>()
+                Reader::Stream(reader) => within(heartbeat, reader.next()).await.map(|read| {
+                    read.map(|batches| {
+                        batches
+                            .iter()
+                            .map(|b| stream_rows(&self.plan, b, &mut self.seen))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
                 }),
+            };
+            let Some(read) = read else {
+                // Idle: say how far the feed is (and, over the wire, find out whether
+                // the client is still there).
+                if !self.seen.is_empty() {
+                    match progress_rows(&self.plan, &self.seen) {
+                        Ok(progress) => self.pending.push_back(progress),
+                        Err(error) => return Some(Err(error)),
+                    }
+                }
+                continue;
             };
             match read {
                 Ok(Ok(batches)) => {
@@ -392,10 +425,14 @@ impl Subscription {
                     self.reader = None;
                     return Some(Err(error));
                 }
-                Err(evicted) => {
+                Err(ReadError::Closed) => {
+                    tracing::debug!(source = %self.plan.source, "subscription ended: source dropped");
+                    return None;
+                }
+                Err(ReadError::Evicted { capacity }) => {
                     self.reader = None;
                     let error = SubscribeError::FellBehind(FellBehind {
-                        capacity: evicted.capacity,
+                        capacity,
                         resume_from: self.seen.clone(),
                     });
                     tracing::info!(source = %self.plan.source, %error, "subscription ended");

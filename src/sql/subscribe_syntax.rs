@@ -9,7 +9,7 @@
 //! SUBSCRIBE [TO] { name | ( SELECT ... ) }
 //!     [WITH ( SNAPSHOT [=] {true|false}, PROGRESS [=] {true|false} )]
 //!     [AS OF OFFSETS ( partition:offset [, ...] )]
-//! DECLARE name [NO SCROLL] CURSOR [WITHOUT HOLD] FOR SUBSCRIBE ...
+//! DECLARE name [NO SCROLL] CURSOR [WITH[OUT] HOLD] FOR SUBSCRIBE ...
 //! COPY ( SUBSCRIBE ... ) TO STDOUT [[WITH] ( FORMAT text )]
 //! FETCH [FORWARD] [n | ALL | NEXT] [FROM | IN] name [WITH ( timeout [=] '1s' )]
 //! CLOSE name
@@ -46,6 +46,8 @@ pub enum SubscribeForm {
     Declare {
         /// The cursor's name.
         cursor: String,
+        /// `WITH HOLD`: the cursor outlives the transaction.
+        hold: bool,
         /// The subscription.
         subscribe: SubscribeSyntax,
     },
@@ -322,15 +324,21 @@ pub fn recognize(sql: &str) -> Result<Option<SubscribeForm>, String> {
             tokens.expect("SCROLL")?;
         }
         tokens.expect("CURSOR")?;
+        let mut hold = false;
         if tokens.keyword("WITHOUT") {
             tokens.expect("HOLD")?;
         } else if tokens.keyword("WITH") {
             tokens.expect("HOLD")?;
+            hold = true;
         }
         tokens.expect("FOR")?;
         tokens.expect("SUBSCRIBE")?;
         let subscribe = subscribe(&mut tokens)?;
-        return Ok(Some(SubscribeForm::Declare { cursor, subscribe }));
+        return Ok(Some(SubscribeForm::Declare {
+            cursor,
+            hold,
+            subscribe,
+        }));
     }
     Ok(None)
 }
@@ -546,7 +554,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match recognize("DECLARE c NO SCROLL CURSOR WITHOUT HOLD FOR SUBSCRIBE users").unwrap() {
-            Some(SubscribeForm::Declare { cursor, .. }) => assert_eq!(cursor, "c"),
+            Some(SubscribeForm::Declare { cursor, hold, .. }) => {
+                assert_eq!((cursor.as_str(), hold), ("c", false))
+            }
             other => panic!("{other:?}"),
         }
     }

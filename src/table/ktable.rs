@@ -2,7 +2,7 @@
 
 use super::map_sink::{MapSink, TypedChanges};
 use super::{KTableError, KTableStats};
-use crate::changefeed::{FellBehind, LogReader, NotRetained, Offsets};
+use crate::changefeed::{FellBehind, LogReader, NotRetained, Offsets, ReadError};
 use crate::kafka::{ConsumerConfig, Deserializer, KafkaConsumer};
 use crate::source::Source;
 use futures::Stream;
@@ -226,7 +226,13 @@ where
     pub fn subscribe(
         &self,
     ) -> impl Stream<Item = Result<TableChange<K, V>, FellBehind>> + Send + 'static {
-        self.subscribe_with_snapshot().2
+        let sink = self.source.sink();
+        let applied = sink.apply_gate.lock();
+        sink.changes.start_capture(&applied, false);
+        let reader = sink.changes.reader_from_now();
+        let offsets = applied.clone();
+        drop(applied);
+        typed_changes(reader, offsets)
     }
 
     /// The table now (a consistent copy), the offsets it holds, and every change
@@ -326,11 +332,14 @@ where
                         }
                     }
                 }
-                Err(evicted) => {
+                // A typed table's log is never closed: its sink lives as long as the
+                // reader holds it.
+                Err(ReadError::Closed) => return None,
+                Err(ReadError::Evicted { capacity }) => {
                     // Deliver what was read, then the error, then end.
                     state.reader = None;
                     let error = FellBehind {
-                        capacity: evicted.capacity,
+                        capacity,
                         resume_from: state.seen.clone(),
                     };
                     return Some((Err(error), state));

@@ -224,6 +224,16 @@ async fn snapshot_then_changes_match_a_model_and_a_resume_misses_nothing() {
         (2, 1),
         "even and resumed active, all ended"
     );
+
+    // Dropping the table ends its subscriptions.
+    engine.sql("DROP TABLE t").await.expect("drop");
+    tokio::time::timeout(READY_TIMEOUT, async {
+        while let Some(batch) = resumed.next().await {
+            batch.expect("what was applied before the drop");
+        }
+    })
+    .await
+    .expect("the subscription ends with its table");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,10 +368,30 @@ async fn declare_fetch_and_copy_over_tokio_postgres() {
         changes.iter().all(|r| r[0].is_some() && r[1].is_some()),
         "positions set"
     );
+    client.batch_execute("CLOSE c").await.expect("close");
+    // Progress rows: the cut, then again after each idle second.
     client
-        .batch_execute("CLOSE c; COMMIT")
+        .batch_execute(
+            "DECLARE p CURSOR FOR SUBSCRIBE users WITH (SNAPSHOT = false, PROGRESS = true)",
+        )
         .await
-        .expect("close");
+        .expect("declare with progress");
+    let cut = client
+        .query("FETCH ALL p WITH (timeout = '0s')", &[])
+        .await
+        .expect("the cut");
+    assert!(!cut.is_empty(), "progress rows at the cut");
+    let started = std::time::Instant::now();
+    let idle = client
+        .query("FETCH ALL p WITH (timeout = '5s')", &[])
+        .await
+        .expect("idle progress");
+    assert!(!idle.is_empty() && started.elapsed() >= Duration::from_millis(900));
+    for row in cut.iter().chain(&idle) {
+        assert_eq!(row.get::<_, String>("ktable_op"), "progress");
+        assert!(row.get::<_, Option<String>>("id").is_none());
+    }
+    client.batch_execute("COMMIT").await.expect("commit");
     let gone = client.simple_query("FETCH ALL c").await;
     assert!(gone.is_err(), "the cursor is closed");
 
@@ -487,6 +517,20 @@ async fn cancel_close_disconnect_and_the_time_limit_end_subscriptions() {
         .expect("close");
     active_becomes(&watcher, 0).await;
 
+    // COMMIT closes a cursor, unless it was declared WITH HOLD; CLOSE ALL closes that.
+    client
+        .batch_execute("BEGIN; DECLARE e CURSOR FOR SUBSCRIBE users; COMMIT")
+        .await
+        .expect("declare and commit");
+    active_becomes(&watcher, 0).await;
+    client
+        .batch_execute("BEGIN; DECLARE h CURSOR WITH HOLD FOR SUBSCRIBE users; COMMIT")
+        .await
+        .expect("declare with hold");
+    active_becomes(&watcher, 1).await;
+    client.batch_execute("CLOSE ALL").await.expect("close all");
+    active_becomes(&watcher, 0).await;
+
     // Disconnect.
     let leaving = connect_as(&server, "ktable", "").await.expect("connect");
     leaving
@@ -505,7 +549,7 @@ async fn cancel_close_disconnect_and_the_time_limit_end_subscriptions() {
         .expect("a subscription past the time limit ends");
     assert_eq!(limited.code().map(|c| c.code()), Some("57014"), "{limited}");
     active_becomes(&watcher, 0).await;
-    assert_eq!(subscriptions(&watcher).await.1, 4, "four ended");
+    assert_eq!(subscriptions(&watcher).await.1, 6, "six ended");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
