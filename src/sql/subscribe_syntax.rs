@@ -276,8 +276,11 @@ pub fn recognize(sql: &str) -> Result<Option<SubscribeForm>, String> {
         };
         return Ok(Some(SubscribeForm::Stream(subscribe(&mut tokens)?)));
     }
+    // Other COPY and DECLARE statements are the PostgreSQL parser's, errors included.
     if starts_with_word(trimmed, "COPY") {
-        let tokens = tokenize(trimmed)?;
+        let Ok(tokens) = tokenize(trimmed) else {
+            return Ok(None);
+        };
         let Some(Token::Group(inner)) = tokens.get(1) else {
             return Ok(None);
         };
@@ -310,7 +313,9 @@ pub fn recognize(sql: &str) -> Result<Option<SubscribeForm>, String> {
         return Ok(Some(SubscribeForm::Copy(syntax)));
     }
     if starts_with_word(trimmed, "DECLARE") {
-        let tokens = tokenize(trimmed)?;
+        let Ok(tokens) = tokenize(trimmed) else {
+            return Ok(None);
+        };
         let for_subscribe = tokens.windows(2).any(|pair| {
             matches!(pair, [Token::Word(f), Token::Word(s)]
                 if f.eq_ignore_ascii_case("FOR") && s.eq_ignore_ascii_case("SUBSCRIBE"))
@@ -569,6 +574,8 @@ mod tests {
             "COPY (SELECT 1) TO STDOUT",
             "DECLARE c CURSOR FOR SELECT 1",
             "COPY t TO STDOUT",
+            "DECLARE c CURSOR FOR SELECT 'unterminated",
+            "COPY (SELECT ')') TO STDOUT",
         ] {
             assert_eq!(recognize(sql), Ok(None), "{sql}");
         }

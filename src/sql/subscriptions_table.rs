@@ -47,6 +47,9 @@ pub(super) fn register(ctx: &SessionContext, registry: &Arc<Registry>) {
     }
 }
 
+/// One source's row: name, kind, counts, buffer.
+type Row = (String, String, SubscriptionCounts, usize);
+
 struct SubscriptionsTable {
     registry: Arc<Registry>,
 }
@@ -61,7 +64,7 @@ impl SubscriptionsTable {
     fn batch(&self) -> Result<RecordBatch> {
         let mut sources = self.registry.all();
         sources.sort_by(|a, b| a.def.name.cmp(&b.def.name));
-        let rows: Vec<(String, String, SubscriptionCounts, usize)> = sources
+        let rows: Vec<Row> = sources
             .iter()
             .map(|source| {
                 let (counts, buffer) = match &source.handle {
@@ -80,7 +83,7 @@ impl SubscriptionsTable {
                 )
             })
             .collect();
-        let int = |f: &dyn Fn(&(String, String, SubscriptionCounts, usize)) -> u64| -> ArrayRef {
+        let int = |f: &dyn Fn(&Row) -> u64| -> ArrayRef {
             Arc::new(Int64Array::from_iter_values(
                 rows.iter().map(|r| f(r) as i64),
             ))

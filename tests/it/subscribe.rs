@@ -545,8 +545,7 @@ async fn cancel_close_disconnect_and_the_time_limit_end_subscriptions() {
     let limited = client
         .simple_query("SUBSCRIBE users WITH (SNAPSHOT = false)")
         .await
-        .err()
-        .expect("a subscription past the time limit ends");
+        .expect_err("a subscription past the time limit ends");
     assert_eq!(limited.code().map(|c| c.code()), Some("57014"), "{limited}");
     active_becomes(&watcher, 0).await;
     assert_eq!(subscriptions(&watcher).await.1, 6, "six ended");
@@ -595,8 +594,7 @@ async fn a_stalled_subscriber_is_ended_while_another_keeps_up() {
     let error = stalled
         .simple_query("FETCH ALL s")
         .await
-        .err()
-        .expect("the stalled subscriber was ended");
+        .expect_err("the stalled subscriber was ended");
     assert_eq!(error.code().map(|c| c.code()), Some("53400"), "{error}");
     let message = error
         .as_db_error()
