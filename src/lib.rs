@@ -15,6 +15,9 @@
 //! * [`state`] — checkpoints of a table's store and offsets, so a restart reads only
 //!   the records written since.
 //! * [`stream`] — append-only topics as a retained window of Arrow rows.
+//! * [`changefeed`] — what tables and streams applied, with partitions and offsets,
+//!   for subscribers (`SUBSCRIBE`, [`KTable::subscribe`]), in bounded logs that never
+//!   hold back ingestion.
 //! * [`sql`] — the [`sql::Engine`]: its statement front end (every statement parsed
 //!   and classified once, `Engine::prepare` / `Engine::execute`; point lookups read
 //!   from the key index without planning), DDL, DataFusion `TableProvider`s, the
@@ -24,6 +27,7 @@
 //!
 //! [`demo`] holds the embedded default cluster that `ktable serve` runs on without brokers.
 
+pub mod changefeed;
 pub mod config;
 pub mod demo;
 pub mod format;
@@ -35,4 +39,4 @@ pub mod state;
 pub mod stream;
 pub mod table;
 
-pub use table::{KTable, KTableError, KTableStats};
+pub use table::{KTable, KTableError, KTableStats, TableChange};

@@ -17,6 +17,7 @@ use super::handlers::Shared;
 use super::results;
 use super::session::Session;
 use super::session_statements;
+use super::subscribe;
 use super::wire_statement::WireStatement;
 use crate::sql::StatementKind;
 use async_trait::async_trait;
@@ -26,7 +27,7 @@ use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler;
 use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Type, DEFAULT_NAME};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Parse};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
@@ -62,6 +63,13 @@ impl QueryParser for KtableParser {
     {
         let shared = &self.shared;
         let session = Session::of(client, &shared.engine);
+        if let Some(cursor) = subscribe::cursor_prepared(client, sql) {
+            return Ok(Some(Arc::new(WireStatement::new(
+                Arc::new(cursor),
+                None,
+                types,
+            )?)));
+        }
         let prepared = match shared.engine.prepare_cached(sql) {
             Some((prepared, None)) => prepared,
             _ => shared.prepare(&session, sql).await?,
@@ -141,6 +149,10 @@ impl ExtendedQueryHandler for KtableExtended {
         let prepared = &statement.prepared;
         let session = Session::of(&*client, &shared.engine);
         shared.access.check(&*client, prepared)?;
+        if prepared.kind() == StatementKind::Subscribe {
+            let format = &portal.result_column_format;
+            return subscribe::run(client, shared, &session, prepared, format, false).await;
+        }
         if statement.text_key {
             let key = match portal.parameters.first() {
                 Some(Some(bytes)) => Some(std::str::from_utf8(bytes).map_err(|_| {
@@ -242,6 +254,19 @@ impl ExtendedQueryHandler for BufferedReplies {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // A subscription's rows go out as they are written.
+        let portal = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let streams = client
+            .portal_store()
+            .get_portal(portal)
+            .is_some_and(|entry| {
+                entry
+                    .value()
+                    .is_some_and(|p| subscribe::streams(&p.statement.statement.prepared))
+            });
+        if streams {
+            return self.0.on_execute(client, message).await;
+        }
         self.0
             .on_execute(&mut BufferedClient::new(client), message)
             .await

@@ -100,7 +100,7 @@ impl Shared {
                     .map_err(|e| user_error(&e))?;
                 results::respond(output, &format, &options)
             }
-            Session | PointLookup | Query => {
+            Session | PointLookup | Query | Subscribe => {
                 self.runtime
                     .respond(async move {
                         let output = engine

@@ -27,7 +27,7 @@ pub struct QueryLimits {
     pub max_rows: Option<u64>,
 }
 
-fn timed_out() -> PgWireError {
+pub(super) fn timed_out() -> PgWireError {
     error_with_code(
         "57014", // query_canceled, as PostgreSQL's statement_timeout
         "canceling statement due to statement timeout".into(),
@@ -100,7 +100,7 @@ impl LimitedRows {
     }
 }
 
-fn cancelled() -> PgWireError {
+pub(super) fn cancelled() -> PgWireError {
     error_with_code(
         "57014", // query_canceled
         "canceling statement due to user request".into(),

@@ -11,7 +11,8 @@
 //!   `extended` — Parse/Bind/Execute over `wire_statement`, a prepared statement's
 //!   parameter types and field descriptions; `session_statements` — SET, SHOW,
 //!   transactions and cursors, answered on the connection; `results` — Arrow rows
-//!   encoded for the wire.
+//!   encoded for the wire; `subscribe` — `SUBSCRIBE` as cursors, COPY and streamed
+//!   rows, flushed as changes come.
 //! * `session` — each connection's own DataFusion context (its settings, its memory
 //!   budget); `query_runtime` — the threads DataFusion statements run on, apart from
 //!   connections and lookups.
@@ -38,6 +39,7 @@ mod session;
 mod session_statements;
 mod simple;
 mod slots;
+mod subscribe;
 mod tls;
 mod wire_statement;
 

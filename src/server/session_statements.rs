@@ -58,6 +58,23 @@ fn discard(statement: &Statement) -> Option<Response> {
     Some(Response::Execution(Tag::new(&tag)))
 }
 
+/// Closes the session's subscription cursors that `statement` ends: a transaction's
+/// end closes those not declared `WITH HOLD`, `CLOSE ALL` and `DISCARD ALL` close all.
+fn close_subscriptions<C: ClientInfo + ?Sized>(client: &C, statement: &Statement) {
+    use datafusion::sql::sqlparser::ast::{CloseCursor, DiscardObject};
+    let all = match statement {
+        Statement::Commit { .. } | Statement::Rollback { .. } => false,
+        Statement::Close {
+            cursor: CloseCursor::All,
+        }
+        | Statement::Discard {
+            object_type: DiscardObject::ALL,
+        } => true,
+        _ => return,
+    };
+    super::subscribe::SubscriptionCursors::of(client).end_of_transaction(all);
+}
+
 /// Answers a session statement sent with the simple protocol.
 pub(crate) async fn simple<C>(
     client: &mut C,
@@ -68,6 +85,7 @@ where
     C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
+    close_subscriptions(&*client, statement);
     if let Some(response) = discard(statement) {
         return Ok(response);
     }
@@ -116,6 +134,7 @@ where
     C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
+    close_subscriptions(&*client, statement);
     if let Some(response) = discard(statement) {
         return Ok(response);
     }

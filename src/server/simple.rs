@@ -10,6 +10,7 @@ use super::handlers::Shared;
 use super::results;
 use super::session::Session;
 use super::session_statements;
+use super::subscribe;
 use crate::sql::{split_script, DdlError, SqlError, StatementKind};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
@@ -65,15 +66,16 @@ impl SimpleQueryHandler for KtableQueries {
             return Ok(vec![Response::EmptyQuery]);
         }
         let mut responses = Vec::with_capacity(statements.len());
+        let alone = statements.len() == 1;
         for sql in &statements {
-            responses.push(self.statement(client, sql).await?);
+            responses.push(self.statement(client, sql, alone).await?);
         }
         Ok(responses)
     }
 }
 
 impl KtableQueries {
-    async fn statement<C>(&self, client: &mut C, sql: &str) -> PgWireResult<Response>
+    async fn statement<C>(&self, client: &mut C, sql: &str, alone: bool) -> PgWireResult<Response>
     where
         C: ClientInfo
             + ClientPortalStore
@@ -100,11 +102,27 @@ impl KtableQueries {
             )?;
             return Ok(Response::Query(results::batch_rows(fields, rows)));
         }
+        if let Some(cursor) = subscribe::cursor_prepared(&*client, sql) {
+            let format = Format::UnifiedText;
+            return subscribe::run(client, shared, &session, &cursor, &format, true).await;
+        }
         let prepared = shared
             .limits
             .within(started, shared.prepare(&session, sql))
             .await?;
         shared.access.check(&*client, &prepared)?;
+        if prepared.kind() == StatementKind::Subscribe {
+            if !alone && subscribe::streams(&prepared) {
+                return Err(super::errors::error_with_code(
+                    "0A000", // feature_not_supported
+                    "SUBSCRIBE and COPY (SUBSCRIBE ...) must be sent alone, not with \
+                     other statements"
+                        .into(),
+                ));
+            }
+            let format = Format::UnifiedText;
+            return subscribe::run(client, shared, &session, &prepared, &format, true).await;
+        }
         if prepared.kind() == StatementKind::Session {
             let statement = prepared
                 .statement()

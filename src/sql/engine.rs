@@ -40,6 +40,7 @@ pub struct EngineConfig {
     checkpoint_interval: Duration,
     table_memory_limit: Option<usize>,
     schema_registry: Option<String>,
+    pub(super) subscribe_buffer: usize,
 }
 
 /// How many tables and views users may create in memory, by default.
@@ -66,6 +67,7 @@ impl EngineConfig {
             checkpoint_interval: crate::state::DEFAULT_CHECKPOINT_INTERVAL,
             table_memory_limit: None,
             schema_registry: None,
+            subscribe_buffer: crate::changefeed::DEFAULT_CAPACITY,
         }
     }
 
@@ -73,6 +75,15 @@ impl EngineConfig {
     /// format needs one and that name none (`WITH (schema_registry = ...)`).
     pub fn schema_registry(mut self, url: impl Into<String>) -> Self {
         self.schema_registry = Some(url.into());
+        self
+    }
+
+    /// How many changes each table or stream keeps for its subscribers once
+    /// subscribed to (default 100,000): a subscriber further behind is ended with an
+    /// error naming the offsets to resume from, and resuming `AS OF OFFSETS` works as
+    /// far back as this.
+    pub fn subscribe_buffer(mut self, changes: usize) -> Self {
+        self.subscribe_buffer = changes.max(1);
         self
     }
 
@@ -187,7 +198,7 @@ impl EngineConfig {
 /// ```
 pub struct Engine {
     pub(super) config: EngineConfig,
-    registry: Arc<Registry>,
+    pub(super) registry: Arc<Registry>,
     context: SessionContext,
     /// What statement shapes were classified as (see `shape`).
     pub(super) shapes: ShapeCache,
@@ -286,7 +297,9 @@ impl Engine {
                     .table_names()
                     .iter()
                     .filter(|name| {
-                        name.as_str() != SYSTEM_TABLE && self.registry.get(name).is_none()
+                        name.as_str() != SYSTEM_TABLE
+                            && name.as_str() != super::SUBSCRIPTIONS_TABLE
+                            && self.registry.get(name).is_none()
                     })
                     .count();
             }
@@ -321,6 +334,12 @@ impl Engine {
             }
             // DataFusion's own handling of SET, SHOW and transactions.
             StatementKind::Session => Ok(ctx.sql(sql).await?),
+            // Unbounded: a DataFrame would never end.
+            StatementKind::Subscribe => Err(SqlError::Subscribe(
+                super::subscribe::SubscribeError::Unsupported(
+                    "a subscription runs with Engine::subscribe, not as a DataFrame".into(),
+                ),
+            )),
             StatementKind::SourceDdl | StatementKind::Savepoint | StatementKind::Empty => {
                 self.execute(
                     ctx,
@@ -484,6 +503,7 @@ impl Engine {
                 Arc::new(SystemTable::new(Arc::clone(&self.registry))),
             );
         }
+        super::subscriptions_table::register(ctx, &self.registry);
     }
 
     async fn create(&self, ctx: &SessionContext, mut def: SourceDef) -> Result<(), SqlError> {

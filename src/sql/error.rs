@@ -58,6 +58,9 @@ pub enum SqlError {
     /// A statement that the wire front end sent more than one statement for.
     #[error("cannot prepare more than one statement at once")]
     MultipleStatements,
+    /// A subscription could not start or go on.
+    #[error(transparent)]
+    Subscribe(#[from] super::subscribe::SubscribeError),
     /// A SQL file could not be read.
     #[error("cannot read {path}: {error}")]
     Io {
@@ -85,6 +88,7 @@ impl SqlError {
             SqlError::PlanChanged { .. } => "0A000", // feature_not_supported, as PostgreSQL
             SqlError::SessionOnly(_) => "0A000",
             SqlError::MultipleStatements => "42601", // syntax_error, as PostgreSQL
+            SqlError::Subscribe(error) => error.sqlstate(),
         }
     }
 }
@@ -106,6 +110,9 @@ pub fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
         DataFusionError::Plan(message) if message.contains("not found") => "42P01", // undefined_table
         DataFusionError::Plan(_) => "42804", // datatype_mismatch: most plan errors are type errors
         DataFusionError::NotImplemented(_) => "0A000", // feature_not_supported
+        DataFusionError::External(inner) => inner
+            .downcast_ref::<super::subscribe::SubscribeError>()
+            .map_or("XX000", |e| e.sqlstate()),
         DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
             arrow::error::ArrowError::DivideByZero => "22012", // division_by_zero
             arrow::error::ArrowError::CastError(_) => "22P02", // invalid_text_representation

@@ -10,6 +10,9 @@
 //!   DataFusion's SQL parser; `types` maps column types to Arrow.
 //! * `provider` — the `TableProvider`s: key lookups served from a table's index, scans
 //!   from its Arrow segments; a stream's retained window.
+//! * [`subscribe`] — `SUBSCRIBE`: a source's changes as unbounded rows, its syntax
+//!   in [`subscribe_syntax`]; `subscriptions_table` — the `ktable_subscriptions`
+//!   relation, each source's subscriptions counted.
 //! * `system` — the `ktable_tables` relation: every source's progress and counters.
 //! * `guard` — what a statement may do before it is planned: expression depth, host
 //!   file access, the settings a session may change.
@@ -35,6 +38,9 @@ mod registry;
 mod script;
 mod shape;
 mod statement;
+pub mod subscribe;
+pub mod subscribe_syntax;
+mod subscriptions_table;
 mod system;
 mod types;
 
@@ -51,6 +57,8 @@ pub use point_lookup::PointLookup;
 pub use provider::{KafkaTableProvider, StreamProvider};
 pub use registry::SourceInfo;
 pub use script::{split as split_script, ScriptStatement};
-pub use statement::{Output, Prepared, StatementKind};
+pub use statement::{Output, Prepared, StatementKind, SubscribeStatement};
+pub use subscribe::{SubscribeError, SubscribePlan};
+pub use subscriptions_table::SUBSCRIPTIONS_TABLE;
 pub use system::SYSTEM_TABLE;
 pub use types::{column_type, ColumnType};

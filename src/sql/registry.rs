@@ -111,8 +111,16 @@ impl Registry {
         true
     }
 
+    /// Forgets a source (it was dropped); its subscriptions end once they have read
+    /// the changes it applied.
     pub(crate) fn remove(&self, name: &str) -> Option<Arc<RegisteredSource>> {
-        self.sources.write().remove(name)
+        let removed = self.sources.write().remove(name);
+        match removed.as_ref().map(|source| &source.handle) {
+            Some(SourceHandle::Table { table, .. }) => table.changes().close(),
+            Some(SourceHandle::Stream { store, .. }) => store.changes().close(),
+            None => {}
+        }
+        removed
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<RegisteredSource>> {

@@ -10,6 +10,11 @@
 //! * **savepoints**: accepted and done (nothing a client runs here writes);
 //! * **session statements** (`SET`, `SHOW`, transactions, cursors, `DISCARD`): they
 //!   change or read a client session, so a wire front end answers them itself;
+//! * **subscriptions** (`SUBSCRIBE`, `DECLARE ... CURSOR FOR SUBSCRIBE`, `COPY
+//!   (SUBSCRIBE ...) TO STDOUT`): recognized before parsing (PostgreSQL's parser knows
+//!   no `SUBSCRIBE`; see `subscribe_syntax`), their query planned here once; a bare
+//!   one runs as an unbounded stream of rows, the cursor and COPY forms are a wire
+//!   front end's to answer;
 //! * **point lookups** (`SELECT cols FROM t WHERE key = $1`): read from the key
 //!   index at each execution, with no planning ([`PointLookup`]);
 //! * **everything else**: DataFusion's logical plan, built here once, optimized and
@@ -27,6 +32,8 @@ use super::engine::Engine;
 use super::guard::{creates_object, is_session_statement};
 use super::point_lookup::PointLookup;
 use super::shape::Shape;
+use super::subscribe::{SubscribeError, SubscribePlan};
+use super::subscribe_syntax::{self, CursorStatement, SubscribeForm};
 use super::SqlError;
 use arrow::array::{Array, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -60,6 +67,33 @@ pub enum StatementKind {
     PointLookup,
     /// A DataFusion plan.
     Query,
+    /// A subscription to changes, or a statement of a subscription's cursor.
+    Subscribe,
+}
+
+/// What a [`StatementKind::Subscribe`] statement is.
+#[derive(Debug, Clone)]
+pub enum SubscribeStatement {
+    /// `SUBSCRIBE ...`: unbounded rows.
+    Stream(Arc<SubscribePlan>),
+    /// `COPY (SUBSCRIBE ...) TO STDOUT`.
+    Copy(Arc<SubscribePlan>),
+    /// `DECLARE c CURSOR FOR SUBSCRIBE ...`.
+    Declare {
+        /// The cursor's name.
+        cursor: String,
+        /// `WITH HOLD`: the cursor outlives its transaction.
+        hold: bool,
+        /// The subscription.
+        plan: Arc<SubscribePlan>,
+    },
+    /// `FETCH` or `CLOSE` of a subscription's cursor, whose rows have `schema`.
+    Cursor {
+        /// The statement.
+        statement: CursorStatement,
+        /// The cursor's rows (a FETCH's result columns).
+        schema: SchemaRef,
+    },
 }
 
 /// A statement parsed and classified once, ready to run any number of times.
@@ -84,6 +118,7 @@ enum Body {
         statement: Box<DfStatement>,
         plan: LogicalPlan,
     },
+    Subscribe(SubscribeStatement),
 }
 
 impl fmt::Debug for Prepared {
@@ -126,6 +161,36 @@ impl Prepared {
             Body::Session(_) => StatementKind::Session,
             Body::PointLookup { .. } => StatementKind::PointLookup,
             Body::Query { .. } => StatementKind::Query,
+            Body::Subscribe(_) => StatementKind::Subscribe,
+        }
+    }
+
+    /// A `FETCH` or `CLOSE` of a subscription's cursor whose rows have `schema`: a
+    /// session that holds such a cursor makes this of the statement, which the engine
+    /// alone cannot tell from a `FETCH` of another cursor.
+    pub fn subscription_cursor(sql: &str, statement: CursorStatement, schema: SchemaRef) -> Self {
+        Self {
+            sql: sql.into(),
+            body: Body::Subscribe(SubscribeStatement::Cursor { statement, schema }),
+        }
+    }
+
+    /// What a subscription statement is.
+    pub fn subscribe_statement(&self) -> Option<&SubscribeStatement> {
+        match &self.body {
+            Body::Subscribe(statement) => Some(statement),
+            _ => None,
+        }
+    }
+
+    /// The subscription a `SUBSCRIBE`, `COPY (SUBSCRIBE)` or `DECLARE ... FOR SUBSCRIBE`
+    /// starts.
+    pub fn subscription(&self) -> Option<&Arc<SubscribePlan>> {
+        match self.subscribe_statement()? {
+            SubscribeStatement::Stream(plan)
+            | SubscribeStatement::Copy(plan)
+            | SubscribeStatement::Declare { plan, .. } => Some(plan),
+            SubscribeStatement::Cursor { .. } => None,
         }
     }
 
@@ -169,6 +234,11 @@ impl Prepared {
             Body::Query { plan, .. } if command_tag(plan).is_none() => {
                 Arc::new(plan.schema().as_arrow().clone())
             }
+            Body::Subscribe(SubscribeStatement::Stream(plan)) => Arc::clone(plan.schema()),
+            Body::Subscribe(SubscribeStatement::Cursor {
+                statement: CursorStatement::Fetch { .. },
+                schema,
+            }) => Arc::clone(schema),
             _ => Arc::new(Schema::empty()),
         }
     }
@@ -407,6 +477,28 @@ impl Engine {
         if let Some(tag) = savepoint_tag(sql) {
             return Ok(prepared(Body::Savepoint(tag)));
         }
+        if let Some(form) = subscribe_syntax::recognize(sql)
+            .map_err(|e| SqlError::Subscribe(SubscribeError::Syntax(e)))?
+        {
+            let statement = match form {
+                SubscribeForm::Stream(syntax) => {
+                    SubscribeStatement::Stream(Arc::new(self.plan_subscription(ctx, syntax).await?))
+                }
+                SubscribeForm::Copy(syntax) => {
+                    SubscribeStatement::Copy(Arc::new(self.plan_subscription(ctx, syntax).await?))
+                }
+                SubscribeForm::Declare {
+                    cursor,
+                    hold,
+                    subscribe,
+                } => SubscribeStatement::Declare {
+                    cursor,
+                    hold,
+                    plan: Arc::new(self.plan_subscription(ctx, subscribe).await?),
+                },
+            };
+            return Ok(prepared(Body::Subscribe(statement)));
+        }
         self.config.guard.check_depth(sql)?;
         // Source DDL that is not even SQL may still be DataFusion's own DDL (`CREATE
         // EXTERNAL TABLE`): its syntax error only stands if no parser takes it.
@@ -452,7 +544,7 @@ impl Engine {
 
     /// One statement of `sql` as PostgreSQL's parser (with the catalog rewrites) reads
     /// it, or DataFusion's parser for its own statements; `None` for no statement.
-    fn parse(&self, sql: &str) -> Result<Option<DfStatement>, SqlError> {
+    pub(super) fn parse(&self, sql: &str) -> Result<Option<DfStatement>, SqlError> {
         let mut statements: Vec<DfStatement> = match self.pg_parser.parse(sql) {
             Ok(statements) => statements
                 .into_iter()
@@ -530,6 +622,11 @@ impl Engine {
                 let plan = plan.clone().replace_params_with_values(&params)?;
                 self.run_plan(ctx, plan).await
             }
+            Body::Subscribe(SubscribeStatement::Stream(plan)) => {
+                Ok(Output::Rows(self.start_subscription(plan)?))
+            }
+            // Cursors and COPY belong to a client session.
+            Body::Subscribe(_) => Err(SqlError::SessionOnly(prepared.sql().to_string())),
         }
     }
 

@@ -9,4 +9,4 @@ mod sink;
 mod store;
 
 pub use sink::StreamSink;
-pub use store::{Retention, StreamStore};
+pub use store::{Retention, StreamChanges, StreamStore, StreamSubscription};

@@ -37,6 +37,14 @@ impl StreamSink {
     }
 }
 
+/// The partition and offset of each accepted record, for the change feed.
+fn positions(records: &[&FetchedRecord<'_>], accepted: &[usize]) -> Vec<(i32, i64)> {
+    accepted
+        .iter()
+        .map(|&i| (records[i].partition(), records[i].offset()))
+        .collect()
+}
+
 impl RecordSink for StreamSink {
     fn apply(&self, records: &[FetchedRecord<'_>], counters: &Counters) -> Result<(), SinkError> {
         self.retry.start();
@@ -63,7 +71,9 @@ impl RecordSink for StreamSink {
             // Keep the rows before the bad record, then stop.
             let before = outcome.accepted.iter().take_while(|&&i| i < input).count();
             counters.upserted(before as u64);
-            self.store.append(outcome.batch.slice(0, before), newest);
+            let positions = positions(&with_values, &outcome.accepted[..before]);
+            self.store
+                .append_at(outcome.batch.slice(0, before), newest, &positions);
             let record = with_values[input];
             return Err(SinkError(format!(
                 "record at {}/{} offset {} does not fit the declared columns: {reason}",
@@ -73,7 +83,8 @@ impl RecordSink for StreamSink {
             )));
         }
         counters.upserted(outcome.accepted.len() as u64);
-        self.store.append(outcome.batch, newest);
+        let positions = positions(&with_values, &outcome.accepted);
+        self.store.append_at(outcome.batch, newest, &positions);
         Ok(())
     }
 

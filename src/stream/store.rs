@@ -1,9 +1,15 @@
 //! [`StreamStore`]: the retained window of a stream.
+//!
+//! Once anybody subscribed, each appended batch is also pushed to the stream's
+//! [`ChangeLog`] under the window's write lock, so a subscription that starts with the
+//! window sees every later record once.
 
+use crate::changefeed::{ChangeBatch, ChangeLog, LogReader, NotRetained, Offsets};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parking_lot::RwLock;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How much of a stream is kept. Every bound that is set applies.
@@ -40,6 +46,8 @@ struct Window {
     chunks: VecDeque<Chunk>,
     rows: usize,
     bytes: usize,
+    /// The offset of the last record appended, per partition.
+    applied: Offsets,
 }
 
 /// The retained rows of a stream, oldest first.
@@ -47,6 +55,32 @@ pub struct StreamStore {
     schema: SchemaRef,
     retention: Retention,
     window: RwLock<Window>,
+    changes: Arc<ChangeLog<StreamChanges>>,
+}
+
+/// One appended batch, as the change feed carries it.
+pub struct StreamChanges {
+    /// The appended rows.
+    pub rows: RecordBatch,
+    /// The partition and offset of each row.
+    pub positions: Vec<(i32, i64)>,
+}
+
+impl ChangeBatch for StreamChanges {
+    fn positions(&self) -> &[(i32, i64)] {
+        &self.positions
+    }
+}
+
+/// A subscription's start: the retained window (if asked), the offsets it was cut at,
+/// and the reader of the records after.
+pub struct StreamSubscription {
+    /// The retained rows at the cut, oldest first.
+    pub window: Option<Vec<RecordBatch>>,
+    /// The offsets appended at the cut, or those resumed from.
+    pub offsets: Offsets,
+    /// The records after `offsets`.
+    pub reader: LogReader<StreamChanges>,
 }
 
 fn now_ms() -> i64 {
@@ -62,7 +96,36 @@ impl StreamStore {
             schema,
             retention,
             window: RwLock::new(Window::default()),
+            changes: Arc::new(ChangeLog::default()),
         }
+    }
+
+    /// The stream's change log (its subscribers and their counts).
+    pub fn changes(&self) -> &Arc<ChangeLog<StreamChanges>> {
+        &self.changes
+    }
+
+    /// Starts a subscription to the records appended from now on (with the retained
+    /// window first when `window`), or after `resume`.
+    pub fn subscribe(
+        &self,
+        window: bool,
+        resume: Option<Offsets>,
+    ) -> Result<StreamSubscription, NotRetained> {
+        let guard = self.window.write();
+        self.changes.start_capture(&guard.applied, false);
+        if let Some(offsets) = resume {
+            return Ok(StreamSubscription {
+                window: None,
+                reader: self.changes.reader_from(&offsets)?,
+                offsets,
+            });
+        }
+        Ok(StreamSubscription {
+            window: window.then(|| guard.chunks.iter().map(|c| c.batch.clone()).collect()),
+            offsets: guard.applied.clone(),
+            reader: self.changes.reader_from_now(),
+        })
     }
 
     /// The rows' schema.
@@ -72,10 +135,25 @@ impl StreamStore {
 
     /// Appends rows whose newest Kafka timestamp is `newest_ms`, then applies retention.
     pub fn append(&self, batch: RecordBatch, newest_ms: Option<i64>) {
+        self.append_at(batch, newest_ms, &[]);
+    }
+
+    /// [`append`](Self::append) with the Kafka partition and offset of each row, for
+    /// the change feed (empty: positions unknown, nothing published).
+    pub fn append_at(&self, batch: RecordBatch, newest_ms: Option<i64>, positions: &[(i32, i64)]) {
         if batch.num_rows() == 0 {
             return;
         }
         let mut window = self.window.write();
+        for &(partition, offset) in positions {
+            window.applied.insert(partition, offset);
+        }
+        if self.changes.is_capturing() && positions.len() == batch.num_rows() {
+            self.changes.push(StreamChanges {
+                rows: batch.clone(),
+                positions: positions.to_vec(),
+            });
+        }
         let bytes = batch.get_array_memory_size();
         window.rows += batch.num_rows();
         window.bytes += bytes;
@@ -159,7 +237,6 @@ mod tests {
     use super::*;
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
-    use std::sync::Arc;
 
     fn batch(from: i64, n: i64) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));

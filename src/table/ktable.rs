@@ -1,10 +1,12 @@
 //! The typed table handle: `KTable<K, V>`.
 
-use super::map_sink::MapSink;
+use super::map_sink::{MapSink, TypedChanges};
 use super::{KTableError, KTableStats};
+use crate::changefeed::{FellBehind, LogReader, NotRetained, Offsets, ReadError};
 use crate::kafka::{ConsumerConfig, Deserializer, KafkaConsumer};
 use crate::source::Source;
-use std::collections::HashMap;
+use futures::Stream;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,19 @@ use std::time::{Duration, Instant};
 /// ```
 pub struct KTable<K, V> {
     source: Source<MapSink<K, V>>,
+}
+
+/// One change of a [`KTable`], as [`KTable::subscribe`] delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableChange<K, V> {
+    /// The key that changed.
+    pub key: K,
+    /// Its new value; `None`: the key was deleted (a tombstone).
+    pub value: Option<V>,
+    /// The Kafka partition of the record.
+    pub partition: i32,
+    /// The record's offset in its partition.
+    pub offset: i64,
 }
 
 impl<K, V> Clone for KTable<K, V> {
@@ -193,6 +208,70 @@ where
             .collect()
     }
 
+    /// Every change applied from now on, in order per partition: a stream that ends
+    /// only with an error, when the subscriber fell behind the table's bounded change
+    /// log (then resume with [`subscribe_after`](Self::subscribe_after) and the
+    /// offsets the error names). Dropping the stream ends the subscription. A slow
+    /// subscriber never holds back the table.
+    ///
+    /// ```no_run
+    /// # async fn run(users: ktable::KTable<String, serde_json::Value>) {
+    /// use futures::StreamExt;
+    /// let mut changes = Box::pin(users.subscribe());
+    /// while let Some(Ok(change)) = changes.next().await {
+    ///     println!("{} at {}/{}: {:?}", change.key, change.partition, change.offset, change.value);
+    /// }
+    /// # }
+    /// ```
+    pub fn subscribe(
+        &self,
+    ) -> impl Stream<Item = Result<TableChange<K, V>, FellBehind>> + Send + 'static {
+        let sink = self.source.sink();
+        let applied = sink.apply_gate.lock();
+        sink.changes.start_capture(&applied, false);
+        let reader = sink.changes.reader_from_now();
+        let offsets = applied.clone();
+        drop(applied);
+        typed_changes(reader, offsets)
+    }
+
+    /// The table now (a consistent copy), the offsets it holds, and every change
+    /// after it: no change is missed and none is in both.
+    #[allow(clippy::type_complexity)]
+    pub fn subscribe_with_snapshot(
+        &self,
+    ) -> (
+        HashMap<K, V>,
+        Offsets,
+        impl Stream<Item = Result<TableChange<K, V>, FellBehind>> + Send + 'static,
+    ) {
+        let sink = self.source.sink();
+        let applied = sink.apply_gate.lock();
+        sink.changes.start_capture(&applied, false);
+        let reader = sink.changes.reader_from_now();
+        let snapshot = self.snapshot();
+        let offsets = applied.clone();
+        drop(applied);
+        (snapshot, offsets.clone(), typed_changes(reader, offsets))
+    }
+
+    /// Every change after `offsets` (as a [`TableChange`] or a fallen-behind error
+    /// named them), if the table still holds them all in its change log.
+    pub fn subscribe_after(
+        &self,
+        offsets: Offsets,
+    ) -> Result<
+        impl Stream<Item = Result<TableChange<K, V>, FellBehind>> + Send + 'static,
+        NotRetained,
+    > {
+        let sink = self.source.sink();
+        let applied = sink.apply_gate.lock();
+        sink.changes.start_capture(&applied, false);
+        let reader = sink.changes.reader_from(&offsets)?;
+        drop(applied);
+        Ok(typed_changes(reader, offsets))
+    }
+
     /// Size, progress and counters of the table.
     pub fn stats(&self) -> KTableStats {
         self.source.stats()
@@ -207,6 +286,67 @@ where
     pub fn group_id(&self) -> &str {
         self.source.group_id()
     }
+}
+
+/// A reader's batches as single changes, skipping those at or before `after`.
+fn typed_changes<K, V>(
+    reader: LogReader<TypedChanges<K, V>>,
+    after: Offsets,
+) -> impl Stream<Item = Result<TableChange<K, V>, FellBehind>> + Send + 'static
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    struct State<K: Send + Sync + 'static, V: Send + Sync + 'static> {
+        reader: Option<LogReader<TypedChanges<K, V>>>,
+        pending: VecDeque<TableChange<K, V>>,
+        seen: Offsets,
+    }
+    let state = State {
+        reader: Some(reader),
+        pending: VecDeque::new(),
+        seen: after,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(change) = state.pending.pop_front() {
+                return Some((Ok(change), state));
+            }
+            let reader = state.reader.as_mut()?;
+            match reader.next().await {
+                Ok(batches) => {
+                    for batch in batches {
+                        for ((key, value), &(partition, offset)) in
+                            batch.changes.iter().zip(&batch.positions)
+                        {
+                            if state.seen.get(&partition).is_some_and(|&o| offset <= o) {
+                                continue;
+                            }
+                            state.seen.insert(partition, offset);
+                            state.pending.push_back(TableChange {
+                                key: key.clone(),
+                                value: value.clone(),
+                                partition,
+                                offset,
+                            });
+                        }
+                    }
+                }
+                // A typed table's log is never closed: its sink lives as long as the
+                // reader holds it.
+                Err(ReadError::Closed) => return None,
+                Err(ReadError::Evicted { capacity }) => {
+                    // Deliver what was read, then the error, then end.
+                    state.reader = None;
+                    let error = FellBehind {
+                        capacity,
+                        resume_from: state.seen.clone(),
+                    };
+                    return Some((Err(error), state));
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]

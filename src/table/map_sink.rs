@@ -10,18 +10,40 @@
 //! `HashMap` and against a sharded map under a 100,000 updates/s writer; see
 //! `BENCHMARKS.md`. A single lock also keeps `snapshot()` consistent, which a sharded map
 //! cannot without locking every shard.
+//!
+//! Change feeds: a batch is applied under `apply_gate` (an uncontended mutex, taken
+//! once per batch; readers never take it), and a subscription starts under it too, so
+//! a subscriber's snapshot holds every change of a batch or none, and each batch
+//! after it reaches the subscriber's log once it is applied.
 
+use crate::changefeed::{ChangeBatch, ChangeLog};
 use crate::kafka::Deserializer;
 use crate::kafka::FetchedRecord;
 use crate::source::{Counters, Prepared, RecordSink, SinkError};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 
 pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// One applied batch of a typed table: each key with its new value (`None`: deleted),
+/// and each change's Kafka partition and offset.
+pub(crate) struct TypedChanges<K, V> {
+    pub(crate) changes: Vec<(K, Option<V>)>,
+    pub(crate) positions: Vec<(i32, i64)>,
+}
+
+impl<K: Send + Sync + 'static, V: Send + Sync + 'static> ChangeBatch for TypedChanges<K, V> {
+    fn positions(&self) -> &[(i32, i64)] {
+        &self.positions
+    }
+}
+
 pub(crate) struct MapSink<K, V> {
     pub(crate) map: RwLock<Map<K, V>>,
+    pub(crate) apply_gate: Mutex<crate::changefeed::Offsets>,
+    pub(crate) changes: Arc<ChangeLog<TypedChanges<K, V>>>,
     key_deserializer: Box<dyn Deserializer<K>>,
     value_deserializer: Box<dyn Deserializer<V>>,
 }
@@ -33,6 +55,8 @@ impl<K: Eq + Hash, V> MapSink<K, V> {
     ) -> Self {
         Self {
             map: RwLock::new(Map::default()),
+            apply_gate: Mutex::new(Default::default()),
+            changes: Arc::new(ChangeLog::default()),
             key_deserializer: Box::new(key_deserializer),
             value_deserializer: Box::new(value_deserializer),
         }
@@ -41,8 +65,8 @@ impl<K: Eq + Hash, V> MapSink<K, V> {
 
 impl<K, V> RecordSink for MapSink<K, V>
 where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
 {
     fn apply(&self, records: &[FetchedRecord<'_>], counters: &Counters) -> Result<(), SinkError> {
         self.prepare(records, counters)?(self)
@@ -56,6 +80,7 @@ where
         counters: &Counters,
     ) -> Result<Prepared<Self>, SinkError> {
         let mut changes: Vec<(K, Option<V>)> = Vec::with_capacity(records.len());
+        let mut positions: Vec<(i32, i64)> = Vec::with_capacity(records.len());
         for record in records {
             let Some(key_bytes) = record.key() else {
                 counters.null_key(1);
@@ -71,11 +96,13 @@ where
             match record.value() {
                 None => {
                     changes.push((key, None));
+                    positions.push((record.partition(), record.offset()));
                     counters.deleted(1);
                 }
                 Some(value_bytes) => match self.value_deserializer.deserialize(value_bytes) {
                     Ok(value) => {
                         changes.push((key, Some(value)));
+                        positions.push((record.partition(), record.offset()));
                         counters.upserted(1);
                     }
                     Err(error) => counters.reject(record, "value", &error),
@@ -83,11 +110,23 @@ where
             }
         }
         Ok(Box::new(move |sink: &Self| {
+            // The offsets applied, kept under the gate (see the module docs).
+            let mut applied = sink.apply_gate.lock();
+            for &(partition, offset) in &positions {
+                applied.insert(partition, offset);
+            }
+            let published = sink.changes.is_capturing().then(|| TypedChanges {
+                changes: changes.clone(),
+                positions,
+            });
             for (key, value) in changes {
                 match value {
                     Some(value) => sink.map.write().insert(key, value),
                     None => sink.map.write().remove(&key),
                 };
+            }
+            if let Some(published) = published {
+                sink.changes.push(published);
             }
             Ok(())
         }))

@@ -16,5 +16,5 @@ mod map_sink;
 mod stats;
 
 pub use crate::source::{PartitionProgress, SourceError as KTableError};
-pub use ktable::KTable;
+pub use ktable::{KTable, TableChange};
 pub use stats::KTableStats;

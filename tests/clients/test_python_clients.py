@@ -5,6 +5,8 @@
 """
 
 import os
+import subprocess
+import threading
 import time
 
 import pandas
@@ -85,3 +87,56 @@ def test_pandas_reads_a_join(demo_ready):
     assert list(frame.columns) == ["order_id", "name", "amount"]
     assert len(frame) > 0
     assert frame["name"].str.startswith("User ").all()
+
+
+def test_psycopg_declare_fetch_subscribe(demo_ready):
+    # Materialize's way in: a cursor in a transaction, FETCH with a timeout.
+    with psycopg.connect(DSN) as conn:
+        with conn.cursor() as cur:
+            cur.execute(
+                "DECLARE c CURSOR FOR SUBSCRIBE (SELECT id, name FROM users) WITH (SNAPSHOT = false)"
+            )
+            rows = []
+            deadline = time.time() + 30
+            while not rows and time.time() < deadline:
+                cur.execute("FETCH ALL c WITH (timeout = '2s')")
+                rows = cur.fetchall()
+            assert rows, "the demo's updates arrive through the cursor"
+            columns = [d.name for d in cur.description]
+            assert columns == ["ktable_partition", "ktable_offset", "ktable_op", "id", "name"]
+            for partition, offset, op, key, name in rows:
+                assert partition >= 0 and offset >= 0, rows
+                assert op in ("upsert", "delete") and key.startswith("user-"), rows
+                assert (name is None) == (op == "delete"), rows
+            cur.execute("CLOSE c")
+
+
+def test_psycopg_streams_a_bare_subscribe(demo_ready):
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        seen = []
+        for row in conn.cursor().stream("SUBSCRIBE (SELECT id, age FROM users WHERE age >= 18)"):
+            seen.append(row)
+            if len(seen) == 5:
+                break
+        assert [r[2] for r in seen] == ["snapshot"] * 5, seen
+        assert all(r[4] >= 18 for r in seen), seen
+
+
+def test_psql_copy_subscribe_to_stdout(demo_ready):
+    psql = subprocess.Popen(
+        ["psql", "-h", "127.0.0.1", "-p", str(PORT), "-U", "ktable", "-d", "ktable", "-X",
+         "-c", "COPY (SUBSCRIBE (SELECT id, name FROM users)) TO STDOUT"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # It never ends by itself: stop it once the snapshot's lines arrive.
+    timer = threading.Timer(30, psql.kill)
+    timer.start()
+    try:
+        line = psql.stdout.readline()
+    finally:
+        timer.cancel()
+        psql.kill()
+        psql.wait()
+    fields = line.rstrip("\n").split("\t")
+    assert fields[:3] == ["\\N", "\\N", "snapshot"], line
+    assert fields[3].startswith("user-"), line

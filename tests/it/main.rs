@@ -20,6 +20,7 @@ mod server_frontend;
 mod server_security;
 mod server_statements;
 mod sql;
+mod subscribe;
 mod transactions;
 
 use ktable::kafka::JsonSerializer;

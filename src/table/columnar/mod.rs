@@ -18,4 +18,7 @@ mod store;
 
 pub use sink::ColumnarSink;
 pub(crate) use sink::{decode_values, needs_headers, RetryState};
-pub use store::{is_key_type, Change, ColumnarTable, TableSnapshot};
+pub use store::{
+    is_key_type, Change, ColumnarTable, SubscribeFrom, TableChanges, TableSnapshot,
+    TableSubscription,
+};

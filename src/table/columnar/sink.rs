@@ -233,12 +233,15 @@ impl RecordSink for ColumnarSink {
         let mut reasons = outcome.rejected.into_iter().peekable();
 
         let mut changes = Vec::with_capacity(plan.len());
+        // The partition and offset of each change, for the change feed.
+        let mut positions = Vec::with_capacity(plan.len());
         let mut failure = None;
         for (record, planned) in plan {
             match planned {
                 Planned::Delete(key) => {
                     counters.deleted(1);
                     changes.push(Change::Delete { key });
+                    positions.push((record.partition(), record.offset()));
                 }
                 Planned::Decode(input) if deletes[input] => {
                     counters.deleted(1);
@@ -250,6 +253,7 @@ impl RecordSink for ColumnarSink {
                     Some(row) => {
                         counters.upserted(1);
                         changes.push(Change::Upsert { row });
+                        positions.push((record.partition(), record.offset()));
                     }
                     None => {
                         let reason = match reasons.peek() {
@@ -275,7 +279,7 @@ impl RecordSink for ColumnarSink {
         let batch = outcome.batch;
         Ok(Box::new(move |sink: &Self| {
             sink.table
-                .apply(batch, &changes)
+                .apply_at(batch, &changes, &positions)
                 .map_err(|e| SinkError(format!("applying rows failed: {e}")))?;
             if let Some(limit) = sink.memory_limit {
                 let held = sink.table.memory_bytes();

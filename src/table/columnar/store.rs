@@ -14,6 +14,11 @@
 //! [`TARGET_SEGMENT_ROWS`] rows, their live rows are merged into one; a large segment
 //! with more dead than live rows is rewritten. Moved rows get their index entries
 //! updated. It runs inline after a batch is applied, under the write lock.
+//!
+//! Change feeds: once anybody subscribed, each applied batch is also pushed to the
+//! table's [`ChangeLog`] under the same write lock (see [`TableChanges`]), so a
+//! subscriber's snapshot and its first change meet exactly at the offsets the table
+//! had applied (the `applied` offsets, kept for every batch).
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch, interleave_record_batch};
@@ -29,6 +34,7 @@ pub const TARGET_SEGMENT_ROWS: usize = 64 * 1024;
 pub const MAX_SMALL_SEGMENTS: usize = 8;
 
 use super::index::{KeyIndex, KeyRef, RowId};
+use crate::changefeed::{ChangeBatch, ChangeLog, LogReader, NotRetained, Offsets};
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use std::borrow::Cow;
@@ -103,6 +109,10 @@ struct Inner {
     segments: BTreeMap<u64, Segment>,
     next_segment: u64,
     snapshot: Option<Arc<TableSnapshot>>,
+    /// The offset of the last change applied, per partition.
+    applied: Offsets,
+    /// Rows were loaded from a checkpoint, whose offsets the table does not know.
+    loaded: bool,
 }
 
 /// Keyed rows of one table in Arrow segments.
@@ -111,6 +121,45 @@ pub struct ColumnarTable {
     /// The key column, or the parts of a composite key in schema order.
     key_columns: Vec<usize>,
     inner: RwLock<Inner>,
+    changes: Arc<ChangeLog<TableChanges>>,
+}
+
+/// One applied batch, as the change feed carries it: the batch's rows, its changes in
+/// order, and each change's Kafka partition and offset.
+pub struct TableChanges {
+    /// The rows `Change::Upsert` refers to (the segment the batch added).
+    pub rows: RecordBatch,
+    /// The changes, in record order.
+    pub changes: Vec<Change>,
+    /// The partition and offset of each change.
+    pub positions: Vec<(i32, i64)>,
+}
+
+impl ChangeBatch for TableChanges {
+    fn positions(&self) -> &[(i32, i64)] {
+        &self.positions
+    }
+}
+
+/// Where a subscription starts.
+pub enum SubscribeFrom {
+    /// The table's rows now, then every change after them.
+    Snapshot,
+    /// Every change after now, without the rows.
+    Now,
+    /// Every change after these offsets (resuming a subscription).
+    Offsets(Offsets),
+}
+
+/// A subscription's start: its snapshot (if asked), the offsets it was cut at, and the
+/// reader of the changes after.
+pub struct TableSubscription {
+    /// The rows at the cut (with [`SubscribeFrom::Snapshot`]).
+    pub snapshot: Option<Arc<TableSnapshot>>,
+    /// The offsets the table had applied at the cut, or those resumed from.
+    pub offsets: Offsets,
+    /// The changes after `offsets`.
+    pub reader: LogReader<TableChanges>,
 }
 
 impl ColumnarTable {
@@ -130,6 +179,39 @@ impl ColumnarTable {
                 segments: BTreeMap::new(),
                 next_segment: 0,
                 snapshot: None,
+                applied: Offsets::new(),
+                loaded: false,
+            }),
+            changes: Arc::new(ChangeLog::default()),
+        }
+    }
+
+    /// The table's change log (its subscribers and their counts).
+    pub fn changes(&self) -> &Arc<ChangeLog<TableChanges>> {
+        &self.changes
+    }
+
+    /// Starts a subscription to the table's changes, consistent with its snapshot:
+    /// taken under the write lock, so no batch is half in the snapshot, and every
+    /// batch after the cut reaches the reader.
+    pub fn subscribe(&self, from: SubscribeFrom) -> Result<TableSubscription, NotRetained> {
+        let mut inner = self.inner.write();
+        self.changes.start_capture(&inner.applied, inner.loaded);
+        match from {
+            SubscribeFrom::Offsets(offsets) => Ok(TableSubscription {
+                snapshot: None,
+                reader: self.changes.reader_from(&offsets)?,
+                offsets,
+            }),
+            SubscribeFrom::Now => Ok(TableSubscription {
+                snapshot: None,
+                offsets: inner.applied.clone(),
+                reader: self.changes.reader_from_now(),
+            }),
+            SubscribeFrom::Snapshot => Ok(TableSubscription {
+                snapshot: Some(snapshot_of(&mut inner)),
+                offsets: inner.applied.clone(),
+                reader: self.changes.reader_from_now(),
             }),
         }
     }
@@ -168,6 +250,17 @@ impl ColumnarTable {
 
     /// Applies `changes` in order; `Upsert` rows refer to `rows` (in the table's schema).
     pub fn apply(&self, rows: RecordBatch, changes: &[Change]) -> Result<(), ArrowError> {
+        self.apply_at(rows, changes, &[])
+    }
+
+    /// [`apply`](Self::apply) with the Kafka partition and offset of each change, for
+    /// the change feed (empty: positions unknown, nothing published).
+    pub fn apply_at(
+        &self,
+        rows: RecordBatch,
+        changes: &[Change],
+        positions: &[(i32, i64)],
+    ) -> Result<(), ArrowError> {
         let key_types = self.key_types();
         if let Some(unfit) = key_types.iter().find(|t| !is_key_type(t)) {
             return Err(ArrowError::SchemaError(format!(
@@ -177,6 +270,18 @@ impl ColumnarTable {
         let keys = rows.clone();
         let mut inner = self.inner.write();
         let inner = &mut *inner;
+        // Checked under the lock a subscription starts under.
+        let published =
+            (self.changes.is_capturing() && positions.len() == changes.len()).then(|| {
+                TableChanges {
+                    rows: rows.clone(),
+                    changes: changes.to_vec(),
+                    positions: positions.to_vec(),
+                }
+            });
+        for &(partition, offset) in positions {
+            inner.applied.insert(partition, offset);
+        }
         let new_segment = (rows.num_rows() > 0).then(|| {
             let id = inner.next_segment;
             inner.next_segment += 1;
@@ -229,6 +334,9 @@ impl ColumnarTable {
             }
         }
         inner.snapshot = None;
+        if let Some(published) = published {
+            self.changes.push(published);
+        }
         compact(inner, &self.key_columns, &self.schema)
     }
 
@@ -238,6 +346,7 @@ impl ColumnarTable {
         let changes: Vec<Change> = (0..rows.num_rows() as u32)
             .map(|row| Change::Upsert { row })
             .collect();
+        self.inner.write().loaded = true;
         self.apply(rows, &changes)
     }
 
@@ -327,33 +436,37 @@ impl ColumnarTable {
         if let Some(snapshot) = &self.inner.read().snapshot {
             return Arc::clone(snapshot);
         }
-        let mut inner = self.inner.write();
-        if let Some(snapshot) = &inner.snapshot {
-            return Arc::clone(snapshot);
-        }
-        let mut segments = Vec::with_capacity(inner.segments.len());
-        let mut rows = 0;
-        for segment in inner.segments.values_mut() {
-            let view = segment.view.get_or_insert_with(|| {
-                let all_live = segment.live_rows == segment.batch.num_rows();
-                Arc::new(SegmentView {
-                    batch: segment.batch.clone(),
-                    live: (!all_live).then(|| BooleanArray::from(segment.live.clone())),
-                    visible: OnceLock::new(),
-                })
-            });
-            rows += segment.live_rows;
-            segments.push(Arc::clone(view));
-        }
-        let snapshot = Arc::new(TableSnapshot { segments, rows });
-        inner.snapshot = Some(Arc::clone(&snapshot));
-        snapshot
+        snapshot_of(&mut self.inner.write())
     }
 
     /// Segments currently held (for statistics and tests).
     pub fn segment_count(&self) -> usize {
         self.inner.read().segments.len()
     }
+}
+
+/// The table's rows now: the last snapshot if nothing changed since, else a new one.
+fn snapshot_of(inner: &mut Inner) -> Arc<TableSnapshot> {
+    if let Some(snapshot) = &inner.snapshot {
+        return Arc::clone(snapshot);
+    }
+    let mut segments = Vec::with_capacity(inner.segments.len());
+    let mut rows = 0;
+    for segment in inner.segments.values_mut() {
+        let view = segment.view.get_or_insert_with(|| {
+            let all_live = segment.live_rows == segment.batch.num_rows();
+            Arc::new(SegmentView {
+                batch: segment.batch.clone(),
+                live: (!all_live).then(|| BooleanArray::from(segment.live.clone())),
+                visible: OnceLock::new(),
+            })
+        });
+        rows += segment.live_rows;
+        segments.push(Arc::clone(view));
+    }
+    let snapshot = Arc::new(TableSnapshot { segments, rows });
+    inner.snapshot = Some(Arc::clone(&snapshot));
+    snapshot
 }
 
 /// Drops empty segments, merges small ones, rewrites sparse large ones.
@@ -703,5 +816,58 @@ mod tests {
             assert!(reader.join().expect("reader") > 0);
         }
         assert!(table.segment_count() <= MAX_SMALL_SEGMENTS + 1);
+    }
+
+    /// A subscription started while batches are applied gets each change once: in
+    /// its snapshot, or from its reader, never both, never neither.
+    #[test]
+    fn a_subscription_meets_its_snapshot_exactly() {
+        let table = Arc::new(ColumnarTable::new(schema(), 0));
+        let writer = {
+            let table = Arc::clone(&table);
+            std::thread::spawn(move || {
+                for version in 0..2000i64 {
+                    let key = format!("k{}", version % 50);
+                    table
+                        .apply_at(rows(&[(&key, version)]), &upserts(1), &[(0, version)])
+                        .unwrap();
+                }
+            })
+        };
+        while table.len() < 10 {
+            std::thread::yield_now();
+        }
+        let mut subscription = table.subscribe(SubscribeFrom::Snapshot).unwrap();
+        writer.join().unwrap();
+        let cut = subscription.offsets[&0];
+        let mut state: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        for batch in subscription.snapshot.take().unwrap().batches().unwrap() {
+            let ids = batch.column(0).as_string::<i32>();
+            let vs = batch
+                .column(1)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            for i in 0..batch.num_rows() {
+                assert!(
+                    vs.value(i) <= cut,
+                    "the snapshot holds no change after its cut"
+                );
+                state.insert(ids.value(i).to_string(), vs.value(i));
+            }
+        }
+        let mut next = cut + 1;
+        for batch in subscription.reader.ready().unwrap() {
+            for (change, &(_, offset)) in batch.changes.iter().zip(&batch.positions) {
+                assert_eq!(offset, next, "each change after the cut, once, in order");
+                next += 1;
+                if let Change::Upsert { row } = change {
+                    let ids = batch.rows.column(0).as_string::<i32>();
+                    state.insert(ids.value(*row as usize).to_string(), offset);
+                }
+            }
+        }
+        assert_eq!(next, 2000);
+        let expected: std::collections::BTreeMap<String, i64> =
+            contents(&table).into_iter().collect();
+        assert_eq!(state, expected);
     }
 }

@@ -1,0 +1,397 @@
+//! Subscriptions over the wire, in the three forms drivers can use (Materialize's):
+//!
+//! * `DECLARE c CURSOR FOR SUBSCRIBE ...`, then `FETCH [n | ALL] c [WITH (timeout =
+//!   '1s')]`, then `CLOSE c`: the subscription lives in the session (its extensions,
+//!   so it ends with the connection); a FETCH waits up to its timeout for a first row
+//!   (`0s`: takes what is ready; no timeout: until one comes), then takes whatever
+//!   else is ready, up to `n`. `COMMIT` and `ROLLBACK` close the cursors not
+//!   declared `WITH HOLD`, as in PostgreSQL. datafusion-postgres's cursor hook cannot hold an
+//!   unbounded stream (it plans the query again at every FETCH), so subscription
+//!   cursors are kept here and a FETCH or CLOSE naming one is answered here first.
+//! * `COPY (SUBSCRIBE ...) TO STDOUT`: CopyOutResponse, then one CopyData per row in
+//!   PostgreSQL's text format.
+//! * a bare `SUBSCRIBE`: rows as a query's rows.
+//!
+//! The last two never end by themselves, so they are written here, flushed after each
+//! batch of changes: pgwire's `send_query_response` and `send_copy_out_response`
+//! `feed` rows and leave the flush to the end of the statement, which never comes. A
+//! subscription ends at a cancel request, the statement time limit, a failed write
+//! (the client went away; noticed at the next change written), or when it falls
+//! behind; each ends with an error, as a cancelled PostgreSQL statement does. Both
+//! are sent alone (not in a multi-statement text), since their rows go out before the
+//! responses pgwire sends for the statements around them.
+
+use super::cancel::QueryCancel;
+use super::errors::{error_with_code, user_error};
+use super::handlers::Shared;
+use super::limits::{cancelled, timed_out};
+use super::results;
+use super::session::Session;
+use crate::sql::subscribe_syntax::{cursor_statement, CursorStatement};
+use crate::sql::{Prepared, SqlError, SubscribeError, SubscribeStatement};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::{BufMut, Bytes, BytesMut};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion_postgres::arrow_pg::datatypes::encode_recordbatch;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyOutResponse};
+use datafusion_postgres::pgwire::messages::data::{DataRow, RowDescription};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use futures::{FutureExt, Sink, SinkExt, StreamExt};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One session's subscription cursors, by name.
+#[derive(Default)]
+pub(crate) struct SubscriptionCursors {
+    cursors: Mutex<HashMap<String, SubscriptionCursor>>,
+}
+
+impl SubscriptionCursors {
+    /// `client`'s cursors.
+    pub(crate) fn of<C: ClientInfo + ?Sized>(client: &C) -> Arc<Self> {
+        client
+            .session_extensions()
+            .get_or_insert_with(SubscriptionCursors::default)
+    }
+
+    /// Closes the cursors a transaction's end closes: all but those declared `WITH
+    /// HOLD` (as PostgreSQL); with `all`, those too (`CLOSE ALL`, `DISCARD ALL`).
+    pub(crate) fn end_of_transaction(&self, all: bool) {
+        self.cursors.lock().retain(|_, cursor| cursor.hold && !all);
+    }
+
+    /// The schema of cursor `name`, if the session has a subscription cursor so named.
+    fn schema(&self, name: &str) -> Option<SchemaRef> {
+        self.cursors.lock().get(name).map(|c| Arc::clone(&c.schema))
+    }
+}
+
+/// A subscription held by a cursor: its rows, and rows taken but not yet fetched.
+struct SubscriptionCursor {
+    schema: SchemaRef,
+    hold: bool,
+    rows: SendableRecordBatchStream,
+    pending: VecDeque<RecordBatch>,
+}
+
+/// The statement `sql` is if it fetches from or closes a subscription cursor of
+/// `client`'s session: the session decides, the engine cannot.
+pub(crate) fn cursor_prepared<C: ClientInfo + ?Sized>(client: &C, sql: &str) -> Option<Prepared> {
+    let statement = cursor_statement(sql)?;
+    let schema = SubscriptionCursors::of(client).schema(statement.cursor())?;
+    Some(Prepared::subscription_cursor(sql, statement, schema))
+}
+
+/// Whether `prepared` writes its own rows (a bare `SUBSCRIBE` or `COPY (SUBSCRIBE)`),
+/// so its replies must reach the client as they are written.
+pub(crate) fn streams(prepared: &Prepared) -> bool {
+    matches!(
+        prepared.subscribe_statement(),
+        Some(SubscribeStatement::Stream(_) | SubscribeStatement::Copy(_))
+    )
+}
+
+/// Runs a subscription statement for `client`; `describe`: send the rows' description
+/// first (the simple protocol; the extended one described them at Describe).
+pub(crate) async fn run<C>(
+    client: &mut C,
+    shared: &Shared,
+    session: &Session,
+    prepared: &Prepared,
+    format: &Format,
+    describe: bool,
+) -> PgWireResult<Response>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: std::fmt::Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let Some(statement) = prepared.subscribe_statement() else {
+        return Ok(Response::EmptyQuery);
+    };
+    let started = Instant::now();
+    let cancel = shared.running.start(&*client);
+    let cursors = SubscriptionCursors::of(&*client);
+    let start = |plan| {
+        shared
+            .engine
+            .start_subscription(plan)
+            .map_err(|e| user_error(&e))
+    };
+    match statement {
+        SubscribeStatement::Declare { cursor, hold, plan } => {
+            if cursors.cursors.lock().contains_key(cursor) {
+                return Err(subscribe_error(SubscribeError::CursorExists(
+                    cursor.clone(),
+                )));
+            }
+            let rows = start(plan)?;
+            cursors.cursors.lock().insert(
+                cursor.clone(),
+                SubscriptionCursor {
+                    schema: Arc::clone(plan.schema()),
+                    hold: *hold,
+                    rows,
+                    pending: VecDeque::new(),
+                },
+            );
+            tracing::debug!(
+                cursor,
+                source = plan.source(),
+                "subscription cursor declared"
+            );
+            Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+        }
+        SubscribeStatement::Cursor {
+            statement: CursorStatement::Close { cursor },
+            ..
+        } => match cursors.cursors.lock().remove(cursor) {
+            Some(_) => Ok(Response::Execution(Tag::new("CLOSE CURSOR"))),
+            None => Err(subscribe_error(SubscribeError::NoCursor(cursor.clone()))),
+        },
+        SubscribeStatement::Cursor {
+            statement:
+                CursorStatement::Fetch {
+                    cursor,
+                    count,
+                    timeout,
+                },
+            ..
+        } => {
+            let Some(mut held) = cursors.cursors.lock().remove(cursor) else {
+                return Err(subscribe_error(SubscribeError::NoCursor(cursor.clone())));
+            };
+            let fetched = guarded(
+                shared,
+                started,
+                &cancel,
+                fetch(&mut held, count.unwrap_or(u64::MAX), *timeout),
+            )
+            .await;
+            // A subscription that failed, was cancelled or ran out of time is over.
+            let batches = fetched?;
+            cursors.cursors.lock().insert(cursor.clone(), held);
+            let options = session.format(&*client);
+            let fields = results::fields(&prepared.schema(), format, &options)?;
+            let mut rows: Vec<PgWireResult<DataRow>> = Vec::new();
+            for batch in batches {
+                rows.extend(encode_recordbatch(Arc::clone(&fields), batch));
+            }
+            let mut response = QueryResponse::new(fields, futures::stream::iter(rows));
+            response.set_command_tag("FETCH");
+            Ok(Response::Query(response))
+        }
+        SubscribeStatement::Stream(plan) => {
+            let mut rows = start(plan)?;
+            let options = session.format(&*client);
+            let fields = results::fields(plan.schema(), format, &options)?;
+            if describe {
+                client
+                    .send(PgWireBackendMessage::RowDescription(RowDescription::new(
+                        fields.iter().map(Into::into).collect(),
+                    )))
+                    .await?;
+            }
+            loop {
+                let batch = guarded(shared, started, &cancel, next_batch(&mut rows)).await?;
+                for row in encode_recordbatch(Arc::clone(&fields), batch) {
+                    client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                }
+                client.flush().await?;
+            }
+        }
+        SubscribeStatement::Copy(plan) => {
+            let mut rows = start(plan)?;
+            let options = session.format(&*client);
+            let fields = results::fields(plan.schema(), &Format::UnifiedText, &options)?;
+            let columns = fields.len();
+            client
+                .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+                    0,
+                    columns as i16,
+                    vec![0; columns],
+                )))
+                .await?;
+            loop {
+                let batch = guarded(shared, started, &cancel, next_batch(&mut rows)).await?;
+                for row in encode_recordbatch(Arc::clone(&fields), batch) {
+                    let line = copy_text_line(&row?);
+                    client
+                        .feed(PgWireBackendMessage::CopyData(CopyData::new(line)))
+                        .await?;
+                }
+                client.flush().await?;
+            }
+        }
+    }
+}
+
+fn subscribe_error(error: SubscribeError) -> PgWireError {
+    user_error(&SqlError::Subscribe(error))
+}
+
+fn stream_error(error: DataFusionError) -> PgWireError {
+    results::datafusion_error(&error)
+}
+
+/// The next batch with rows.
+async fn next_batch(rows: &mut SendableRecordBatchStream) -> PgWireResult<RecordBatch> {
+    loop {
+        match rows.next().await {
+            Some(Ok(batch)) if batch.num_rows() == 0 => continue,
+            Some(Ok(batch)) => return Ok(batch),
+            Some(Err(error)) => return Err(stream_error(error)),
+            None => {
+                return Err(error_with_code(
+                    "57014", // query_canceled
+                    "the subscription ended: its source was dropped".into(),
+                ));
+            }
+        }
+    }
+}
+
+/// Up to `count` rows of `cursor`: waits up to `timeout` for the first, then takes
+/// what is ready.
+async fn fetch(
+    cursor: &mut SubscriptionCursor,
+    count: u64,
+    timeout: Option<Duration>,
+) -> PgWireResult<Vec<RecordBatch>> {
+    if cursor.pending.is_empty() && count > 0 {
+        let first = match timeout {
+            None => Some(next_batch(&mut cursor.rows).await?),
+            Some(timeout) if timeout.is_zero() => None,
+            Some(timeout) => {
+                match tokio::time::timeout(timeout, next_batch(&mut cursor.rows)).await {
+                    Ok(batch) => Some(batch?),
+                    Err(_) => None,
+                }
+            }
+        };
+        cursor.pending.extend(first);
+    }
+    let mut taken = Vec::new();
+    let mut left = count;
+    while left > 0 {
+        let batch = match cursor.pending.pop_front() {
+            Some(batch) => batch,
+            None => match cursor.rows.next().now_or_never() {
+                Some(Some(Ok(batch))) => batch,
+                Some(Some(Err(error))) => return Err(stream_error(error)),
+                // Nothing more ready (or the stream ended: the next FETCH says so).
+                Some(None) | None => break,
+            },
+        };
+        let rows = batch.num_rows() as u64;
+        if rows > left {
+            let keep = left as usize;
+            cursor
+                .pending
+                .push_front(batch.slice(keep, batch.num_rows() - keep));
+            taken.push(batch.slice(0, keep));
+            break;
+        }
+        left -= rows;
+        taken.push(batch);
+    }
+    Ok(taken)
+}
+
+/// `work`, ended by a cancel request or the statement time limit from `started`.
+async fn guarded<T>(
+    shared: &Shared,
+    started: Instant,
+    cancel: &QueryCancel,
+    work: impl Future<Output = PgWireResult<T>>,
+) -> PgWireResult<T> {
+    let cancelled_now = futures::future::poll_fn(|cx| {
+        if cancel.register_and_check(cx) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    let deadline = async {
+        match shared.limits.timeout {
+            Some(timeout) => tokio::time::sleep_until(started + timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        () = cancelled_now => Err(cancelled()),
+        () = deadline => Err(timed_out()),
+    }
+}
+
+/// A row in COPY's text format: its text-format fields, tab-separated, `\N` for NULL,
+/// backslash, tab and line breaks escaped, ended by a newline.
+fn copy_text_line(row: &DataRow) -> Bytes {
+    let data = &row.data[..];
+    let mut line = BytesMut::with_capacity(data.len() + 8);
+    let mut at = 0;
+    for field in 0..row.field_count {
+        if field > 0 {
+            line.put_u8(b'\t');
+        }
+        let Some(length) = data.get(at..at + 4) else {
+            break;
+        };
+        let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
+        at += 4;
+        if length < 0 {
+            line.put_slice(b"\\N");
+            continue;
+        }
+        let end = (at + length as usize).min(data.len());
+        for &byte in &data[at..end] {
+            match byte {
+                b'\\' => line.put_slice(b"\\\\"),
+                b'\t' => line.put_slice(b"\\t"),
+                b'\n' => line.put_slice(b"\\n"),
+                b'\r' => line.put_slice(b"\\r"),
+                other => line.put_u8(other),
+            }
+        }
+        at = end;
+    }
+    line.put_u8(b'\n');
+    line.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(fields: &[Option<&str>]) -> DataRow {
+        let mut data = BytesMut::new();
+        for field in fields {
+            match field {
+                None => data.put_i32(-1),
+                Some(text) => {
+                    data.put_i32(text.len() as i32);
+                    data.put_slice(text.as_bytes());
+                }
+            }
+        }
+        DataRow::new(data, fields.len() as i16)
+    }
+
+    #[test]
+    fn copy_lines_escape_and_mark_nulls() {
+        let line = copy_text_line(&row(&[Some("0"), None, Some("a\tb\\c\nd")]));
+        assert_eq!(&line[..], b"0\t\\N\ta\\tb\\\\c\\nd\n");
+    }
+}
