@@ -578,47 +578,50 @@ fn table_rows(
     let mut matched = Vec::with_capacity(values.num_rows());
     let selected = plan.rows(&values, Some(&mut matched))?;
     let key_type = plan.schema.field(3 + key_output).data_type().clone();
-    // The keys of deletes (and of upserts the filter turned away), as delete rows.
+    // Where each output row comes from: source 0 is the selected upserts, source 1
+    // the delete rows (the deleted keys, every other column NULL). An upsert the
+    // filter turned away is a delete that keeps its own key value, whatever its type.
     let mut delete_keys: Vec<String> = Vec::new();
-    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
+    let mut key_picks: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
+    let mut value_picks: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
     let mut ops: Vec<&str> = Vec::with_capacity(kept.len());
     let mut upsert_index = 0;
-    // As text whatever the key's type (INT keys too), as deletes carry it.
-    let key_column = arrow::compute::cast(selected.column(key_output), &DataType::Utf8)?;
     for (change, _) in &kept {
         match change {
             Change::Upsert { .. } => {
                 let row = upsert_index;
                 upsert_index += 1;
+                key_picks.push((0, row));
                 if matched.get(row).copied().unwrap_or(false) {
-                    picks.push((0, row));
+                    value_picks.push((0, row));
                     ops.push("upsert");
                 } else {
-                    let key = key_column
-                        .as_string_opt::<i32>()
-                        .map(|k| k.value(row).to_string());
-                    delete_keys.push(key.unwrap_or_default());
-                    picks.push((1, delete_keys.len() - 1));
+                    value_picks.push((1, 0));
                     ops.push("delete");
                 }
             }
             Change::Delete { key } => {
                 delete_keys.push(key.clone());
-                picks.push((1, delete_keys.len() - 1));
+                key_picks.push((1, delete_keys.len() - 1));
+                value_picks.push((1, 0));
                 ops.push("delete");
             }
         }
     }
-    let deletes = delete_keys.len();
+    // At least one NULL for the turned-away upserts to point at.
+    let null_rows = delete_keys.len().max(1);
     let mut columns = Vec::with_capacity(selected.num_columns());
     for (i, column) in selected.columns().iter().enumerate() {
-        let deleted: ArrayRef = if i == key_output {
+        let column = column.as_ref();
+        let merged = if i == key_output {
             let keys: ArrayRef = Arc::new(StringArray::from(delete_keys.clone()));
-            arrow::compute::cast(&keys, &key_type)?
+            let keys = arrow::compute::cast(&keys, &key_type)?;
+            interleave(&[column, keys.as_ref()], &key_picks)?
         } else {
-            new_null_array(column.data_type(), deletes)
+            let nulls = new_null_array(column.data_type(), null_rows);
+            interleave(&[column, nulls.as_ref()], &value_picks)?
         };
-        columns.push(interleave(&[column.as_ref(), deleted.as_ref()], &picks)?);
+        columns.push(merged);
     }
     let rows = with_meta(
         plan,

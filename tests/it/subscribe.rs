@@ -607,7 +607,7 @@ async fn a_stalled_subscriber_is_ended_while_another_keeps_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_only_user_may_subscribe() {
+async fn a_read_only_user_may_subscribe_to_a_table_and_a_stream() {
     let broker = Broker::start();
     let config = ServerConfig {
         users: vec![UserConfig {
@@ -631,4 +631,63 @@ async fn a_read_only_user_may_subscribe() {
         .expect("fetch");
     let ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
     assert_eq!(ids, vec!["u1".to_string()]);
+
+    // A stream: no snapshot by default, then each new record that passes the filter.
+    reader
+        .batch_execute(
+            "DECLARE o CURSOR FOR SUBSCRIBE (SELECT order_id, amount FROM orders WHERE amount > 5)",
+        )
+        .await
+        .expect("declare over a stream");
+    let none = reader
+        .query("FETCH ALL o WITH (timeout = '0s')", &[])
+        .await
+        .expect("fetch");
+    assert!(
+        none.is_empty(),
+        "a stream subscription starts without its window"
+    );
+    let orders = server
+        .engine
+        .sources()
+        .into_iter()
+        .find(|s| s.name == "orders")
+        .expect("orders")
+        .stats
+        .topic;
+    let producer = broker.raw_producer();
+    produce_all(
+        &producer,
+        &orders,
+        &[
+            json_record(
+                "o3",
+                json!({"order_id": "o3", "user_id": "u1", "amount": 1.0}),
+            ),
+            json_record(
+                "o4",
+                json!({"order_id": "o4", "user_id": "u1", "amount": 12.5}),
+            ),
+        ],
+    )
+    .await;
+    let mut inserted = Vec::new();
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    while inserted.is_empty() && std::time::Instant::now() < deadline {
+        for row in reader
+            .query("FETCH ALL o WITH (timeout = '5s')", &[])
+            .await
+            .expect("fetch")
+        {
+            inserted.push((
+                row.get::<_, String>("ktable_op"),
+                row.get::<_, String>("order_id"),
+                row.get::<_, f64>("amount"),
+            ));
+        }
+    }
+    assert_eq!(
+        inserted,
+        vec![("insert".to_string(), "o4".to_string(), 12.5)]
+    );
 }
