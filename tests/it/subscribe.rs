@@ -691,3 +691,94 @@ async fn a_read_only_user_may_subscribe_to_a_table_and_a_stream() {
         vec![("insert".to_string(), "o4".to_string(), 12.5)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_keys_are_subscribed_to_and_composite_keys_refused() {
+    let broker = Broker::start();
+    let topic = broker.topic("sub-int", 1, &[]).await;
+    let members = broker.topic("sub-composite", 1, &[]).await;
+    let producer = broker.raw_producer();
+    produce_all(
+        &producer,
+        &topic,
+        &[
+            json_record("1", json!({"v": 10})),
+            json_record("2", json!({"v": 20})),
+        ],
+    )
+    .await;
+    let engine = Engine::new(EngineConfig::new(broker.brokers()));
+    for ddl in [
+        format!("CREATE TABLE n (id INT PRIMARY KEY, v INT) WITH (topic = '{topic}')"),
+        format!(
+            "CREATE TABLE m (tenant TEXT, id INT, v INT, PRIMARY KEY (tenant, id)) \
+             WITH (topic = '{members}', key_format = 'json')"
+        ),
+    ] {
+        engine
+            .register(engine.context(), &ddl)
+            .await
+            .expect("table");
+    }
+    engine.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    // A filter that turns an upsert away sends it as a delete of its (integer) key.
+    let mut changes = engine
+        .subscribe("SUBSCRIBE (SELECT id, v FROM n WHERE v < 100)")
+        .await
+        .expect("subscribe");
+    produce_all(
+        &producer,
+        &topic,
+        &[
+            json_record("3", json!({"v": 30})),
+            json_record("1", json!({"v": 500})),
+            tombstone("2"),
+        ],
+    )
+    .await;
+    let mut seen: Vec<(String, i32, Option<i32>)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    while seen.iter().filter(|(op, ..)| op != "snapshot").count() < 3 {
+        let batch = tokio::time::timeout_at(deadline, changes.next())
+            .await
+            .expect("changes in time")
+            .expect("the subscription goes on")
+            .expect("a batch");
+        let ops = batch.column(2).as_string::<i32>();
+        let ids = batch.column(3).as_primitive::<Int32Type>();
+        let values = batch.column(4).as_primitive::<Int32Type>();
+        for row in 0..batch.num_rows() {
+            if ops.value(row) == "progress" {
+                continue;
+            }
+            let value = (!values.is_null(row)).then(|| values.value(row));
+            seen.push((ops.value(row).to_string(), ids.value(row), value));
+        }
+    }
+    let live: Vec<_> = seen
+        .iter()
+        .filter(|(op, ..)| op != "snapshot")
+        .cloned()
+        .collect();
+    assert_eq!(
+        live,
+        vec![
+            ("upsert".to_string(), 3, Some(30)),
+            ("delete".to_string(), 1, None),
+            ("delete".to_string(), 2, None),
+        ]
+    );
+    let snapshot: BTreeMap<i32, Option<i32>> = seen
+        .iter()
+        .filter(|(op, ..)| op == "snapshot")
+        .map(|(_, id, v)| (*id, *v))
+        .collect();
+    assert_eq!(snapshot, BTreeMap::from([(1, Some(10)), (2, Some(20))]));
+
+    let refused = engine
+        .subscribe("SUBSCRIBE m")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.sqlstate(), "0A000", "{refused}");
+}
