@@ -219,6 +219,17 @@ async fn require_tls_needs_a_certificate() {
     );
 }
 
+/// The first column of a simple query's rows, NULLs left out.
+async fn first_column(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    let rows = simple_rows(client, sql).await;
+    rows.into_iter().filter_map(|r| r[0].clone()).collect()
+}
+
+/// The first column of prepared-statement rows.
+fn owners(rows: Vec<tokio_postgres::Row>) -> Vec<String> {
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integer_and_composite_keys_are_looked_up_like_a_scan() {
     let broker = Broker::start();
@@ -274,42 +285,27 @@ async fn integer_and_composite_keys_are_looked_up_like_a_scan() {
         .expect("prepare");
     for round in 0..2 {
         for key in [7i32, 42, 8, -1] {
-            let fast: Vec<String> = client
-                .query(&by_id, &[&key])
-                .await
-                .expect("lookup")
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let scan = simple_rows(
+            let fast = owners(client.query(&by_id, &[&key]).await.expect("lookup"));
+            let scanned = first_column(
                 &client,
                 &format!("SELECT owner FROM accounts WHERE id IN ({key}, -99)"),
             )
             .await;
-            let scanned: Vec<String> = scan.into_iter().filter_map(|r| r[0].clone()).collect();
             assert_eq!(fast, scanned, "round {round}, key {key}");
-            let literal = simple_rows(
+            let literal = first_column(
                 &client,
                 &format!("SELECT owner FROM accounts WHERE id = {key}"),
             )
             .await;
-            let literal: Vec<String> = literal.into_iter().filter_map(|r| r[0].clone()).collect();
             assert_eq!(literal, scanned, "literal, round {round}, key {key}");
         }
         for key in [3_000_000_000i64, 7, 9] {
-            let fast: Vec<String> = client
-                .query(&by_wide_id, &[&key])
-                .await
-                .expect("lookup")
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let scan = simple_rows(
+            let fast = owners(client.query(&by_wide_id, &[&key]).await.expect("lookup"));
+            let scanned = first_column(
                 &client,
                 &format!("SELECT owner FROM wide WHERE id IN ({key}, -99)"),
             )
             .await;
-            let scanned: Vec<String> = scan.into_iter().filter_map(|r| r[0].clone()).collect();
             assert_eq!(fast, scanned, "bigint key {key}");
         }
     }
