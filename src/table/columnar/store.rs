@@ -120,6 +120,8 @@ pub struct ColumnarTable {
     schema: SchemaRef,
     /// The key column, or the parts of a composite key in schema order.
     key_columns: Vec<usize>,
+    /// The key columns' types, made once: every lookup and applied batch reads them.
+    key_types: Vec<DataType>,
     inner: RwLock<Inner>,
     changes: Arc<ChangeLog<TableChanges>>,
 }
@@ -171,9 +173,14 @@ impl ColumnarTable {
     /// An empty table of `schema` keyed by the columns `key_columns` together (a
     /// composite key when more than one; each TEXT, INT or BIGINT).
     pub fn with_key_columns(schema: SchemaRef, key_columns: Vec<usize>) -> Self {
+        let key_types = key_columns
+            .iter()
+            .map(|&c| schema.field(c).data_type().clone())
+            .collect();
         Self {
             schema,
             key_columns,
+            key_types,
             inner: RwLock::new(Inner {
                 index: KeyIndex::default(),
                 segments: BTreeMap::new(),
@@ -231,13 +238,6 @@ impl ColumnarTable {
         &self.key_columns
     }
 
-    fn key_types(&self) -> Vec<DataType> {
-        self.key_columns
-            .iter()
-            .map(|&c| self.schema.field(c).data_type().clone())
-            .collect()
-    }
-
     /// How many keys have a value.
     pub fn len(&self) -> usize {
         self.inner.read().index.len()
@@ -261,7 +261,7 @@ impl ColumnarTable {
         changes: &[Change],
         positions: &[(i32, i64)],
     ) -> Result<(), ArrowError> {
-        let key_types = self.key_types();
+        let key_types = &self.key_types;
         if let Some(unfit) = key_types.iter().find(|t| !is_key_type(t)) {
             return Err(ArrowError::SchemaError(format!(
                 "a key column of type {unfit} is not supported"
@@ -313,7 +313,7 @@ impl ColumnarTable {
                             _ => continue,
                         }
                     }
-                    Change::Delete { key } => match parse_key(&key_types, key) {
+                    Change::Delete { key } => match parse_key(key_types, key) {
                         Some(key) => inner.index.remove(&key, key_at),
                         None => None,
                     },
@@ -373,10 +373,10 @@ impl ColumnarTable {
     /// given as text whatever the key column's type: an INT or BIGINT key in decimal
     /// (text that is not such a number matches no row).
     pub fn lookup(&self, keys: &[&str]) -> Result<RecordBatch, ArrowError> {
-        let key_types = self.key_types();
+        let key_types = &self.key_types;
         let encoded: Vec<Cow<'_, [u8]>> = keys
             .iter()
-            .filter_map(|k| parse_key(&key_types, k))
+            .filter_map(|k| parse_key(key_types, k))
             .collect();
         if encoded.is_empty() && self.key_columns.len() > 1 && !keys.is_empty() {
             return self.rows_with_first_key_part(keys);
