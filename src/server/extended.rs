@@ -141,6 +141,7 @@ impl ExtendedQueryHandler for KtableExtended {
         let prepared = &statement.prepared;
         let session = Session::of(&*client, &shared.engine);
         shared.access.check(&*client, prepared)?;
+        let started = Instant::now();
         if statement.text_key {
             let key = match portal.parameters.first() {
                 Some(Some(bytes)) => Some(std::str::from_utf8(bytes).map_err(|_| {
@@ -151,10 +152,11 @@ impl ExtendedQueryHandler for KtableExtended {
                 })?),
                 _ => None,
             };
-            let rows = shared
-                .engine
-                .lookup(prepared, key)
-                .map_err(|e| user_error(&e))?;
+            let rows = shared.engine.lookup(prepared, key);
+            shared
+                .metrics
+                .fast_path_lookup(rows.is_ok(), started.elapsed());
+            let rows = rows.map_err(|e| user_error(&e))?;
             let fields =
                 statement.fields(&portal.result_column_format, &session.format(&*client))?;
             return Ok(Response::Query(results::batch_rows(fields, rows)));
@@ -166,12 +168,11 @@ impl ExtendedQueryHandler for KtableExtended {
             .collect();
         let announced: Vec<_> = statement.parameter_types.iter().map(Some).collect();
         let params = deserialize_parameters_with_server_types(portal, &inferred, &announced)?;
-        let started = Instant::now();
         if prepared.kind() == StatementKind::Session {
             let Some(sql_statement) = prepared.statement() else {
                 return Ok(Response::EmptyQuery);
             };
-            return shared
+            let response = shared
                 .limits
                 .within(
                     started,
@@ -184,6 +185,11 @@ impl ExtendedQueryHandler for KtableExtended {
                     ),
                 )
                 .await;
+            let kind = StatementKind::Session.into();
+            shared
+                .metrics
+                .statement(kind, response.is_ok(), started.elapsed());
+            return response;
         }
         shared
             .execute(
