@@ -13,6 +13,7 @@ mod error;
 mod message;
 mod producer;
 mod serializer;
+mod watermarks;
 
 pub use admin::{describe_topic, TopicFacts};
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig};
@@ -22,3 +23,4 @@ pub use error::{KafkaError, SerializationError};
 pub use message::{Header, Message};
 pub use producer::{Delivery, KafkaProducer, Record};
 pub use serializer::{BytesSerializer, Deserializer, JsonSerializer, Serializer, StringSerializer};
+pub use watermarks::cached_high_watermark;
