@@ -9,6 +9,7 @@ mod compaction;
 mod kafka_layer;
 mod lifecycle;
 mod memory_limit;
+mod ops;
 mod producer_ordering;
 mod randomized;
 mod restore;
