@@ -6,6 +6,7 @@ mod broker;
 mod checkpoint;
 mod cli;
 mod compaction;
+mod faults;
 mod kafka_layer;
 mod lifecycle;
 mod memory_limit;
