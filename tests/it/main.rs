@@ -7,6 +7,7 @@ mod checkpoint;
 mod cli;
 mod compaction;
 mod faults;
+mod fuzz_corpus;
 mod kafka_layer;
 mod lifecycle;
 mod memory_limit;
