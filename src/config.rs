@@ -53,6 +53,9 @@ pub struct FileConfig {
     pub sql: Option<PathBuf>,
     /// The PostgreSQL protocol address.
     pub listen: Option<SocketAddr>,
+    /// The address of the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); none:
+    /// no endpoint (the embedded demo serves one on 127.0.0.1:9187).
+    pub http: Option<SocketAddr>,
     /// Client connections served at once.
     pub max_connections: Option<usize>,
     /// Connections from one IP address at once (0: no limit).
@@ -207,6 +210,13 @@ mod tests {
                 .unwrap();
         assert_eq!(config.state_dir, Some(PathBuf::from("/var/lib/ktable")));
         assert_eq!(config.checkpoint_interval, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn the_http_address_is_read() {
+        let config: FileConfig = toml::from_str("http = \"0.0.0.0:9187\"").unwrap();
+        assert_eq!(config.http, Some(SocketAddr::from(([0, 0, 0, 0], 9187))));
+        assert!(toml::from_str::<FileConfig>("http = \"nowhere\"").is_err());
     }
 
     #[test]

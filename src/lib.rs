@@ -24,6 +24,8 @@
 //!   `ktable_tables` system table, and PostgreSQL compatibility for clients.
 //! * [`server`] — the PostgreSQL wire protocol over the engine: connections, logins,
 //!   limits, and the engine's results encoded for the wire.
+//! * [`ops`] — the HTTP endpoint operators use: `/metrics` (Prometheus), `/healthz`,
+//!   `/readyz`, read from the engine and the server.
 //!
 //! [`demo`] holds the embedded default cluster that `ktable serve` runs on without brokers.
 
@@ -32,6 +34,7 @@ pub mod config;
 pub mod demo;
 pub mod format;
 pub mod kafka;
+pub mod ops;
 pub mod server;
 pub mod source;
 pub mod sql;

@@ -3,12 +3,18 @@
 use clap::{Args, Parser, Subcommand};
 use ktable::config::FileConfig;
 use ktable::demo::{self, DemoCluster};
-use ktable::server::{self, QueryLimits, ServerConfig, TlsConfig};
+use ktable::ops::{Endpoint, Metrics, Phase};
+use ktable::server::{self, QueryLimits, ServerConfig, ServerMetrics, TlsConfig};
 use ktable::sql::{Engine, EngineConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Where the embedded demo serves /metrics, /healthz and /readyz (9187: the port
+/// range Prometheus exporters take theirs from).
+const DEMO_HTTP: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9187);
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +54,11 @@ struct ServeArgs {
     /// The PostgreSQL protocol address [default: 127.0.0.1:5433]
     #[arg(long, env = "KTABLE_LISTEN")]
     listen: Option<SocketAddr>,
+    /// The HTTP endpoint for /metrics (Prometheus), /healthz and /readyz, e.g.
+    /// "0.0.0.0:9187"; it has no authentication [default: none; 127.0.0.1:9187 with
+    /// the embedded demo]
+    #[arg(long, env = "KTABLE_HTTP")]
+    http: Option<SocketAddr>,
     /// Client connections served at once [default: 256]
     #[arg(long, env = "KTABLE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -125,6 +136,7 @@ struct Settings {
     brokers: Option<String>,
     sql: PathBuf,
     server: ServerConfig,
+    http: Option<SocketAddr>,
     group_id: String,
     schema_registry: Option<String>,
     stats_interval: Duration,
@@ -202,6 +214,7 @@ impl ServeArgs {
                 .or(file.sql)
                 .unwrap_or_else(|| PathBuf::from("sql")),
             server,
+            http: self.http.or(file.http),
             group_id: self
                 .group_id
                 .or(file.group_id)
@@ -330,6 +343,7 @@ async fn serve(
     let Settings {
         sql,
         server,
+        http,
         stats_interval,
         ..
     } = settings;
@@ -341,8 +355,30 @@ async fn serve(
         });
     }
     let engine = Arc::new(Engine::new(config));
+    let server_metrics = ServerMetrics::new();
+    // The demo shows its metrics too: someone trying ktable sees what to scrape.
+    let http = http.or(with_generator.then_some(DEMO_HTTP));
+    let (phase, phases) = tokio::sync::watch::channel(Phase::Starting);
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut http_url = None;
+    if let Some(address) = http {
+        // Bound before the sources start, so that probes see "starting", not nothing.
+        let metrics = Metrics::new(Arc::clone(&engine), Some(Arc::clone(&server_metrics)));
+        let endpoint = Endpoint::bind(address, Arc::clone(&engine), metrics)
+            .await?
+            .phase(phases);
+        http_url = Some(format!("http://{}/metrics", endpoint.local_addr()));
+        tokio::spawn(endpoint.serve(async move {
+            let _ = http_stopped.await;
+        }));
+    }
     engine.run_path(engine.context(), &sql).await?;
-    let listening = server::serve(Arc::clone(&engine), &server, shutdown_signal());
+    phase.send_replace(Phase::Serving);
+    let shutdown = async move {
+        shutdown_signal().await;
+        phase.send_replace(Phase::ShuttingDown);
+    };
+    let listening = server::serve_counted(Arc::clone(&engine), &server, server_metrics, shutdown);
     tokio::pin!(listening);
     let user = server.users.first().map_or("ktable", |u| u.name.as_str());
     let ssl = if server.tls.is_some() {
@@ -357,10 +393,14 @@ async fn serve(
         server.listen.ip(),
         server.listen.port(),
     );
+    if let Some(url) = &http_url {
+        tracing::info!("metrics at {url} (health: /healthz, readiness: /readyz)");
+    }
     let mut tick = tokio::time::interval(stats_interval);
     loop {
         tokio::select! {
             result = &mut listening => {
+                drop(http_stop);
                 engine.stop();
                 if result.is_ok() {
                     // Shut down by a signal, after the connections closed: keep the

@@ -14,6 +14,7 @@ mod fetched;
 mod message;
 mod producer;
 mod serializer;
+mod watermarks;
 
 pub use admin::{describe_topic, TopicFacts};
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig};
@@ -24,3 +25,4 @@ pub use fetched::FetchedRecord;
 pub use message::{Header, Message};
 pub use producer::{Delivery, KafkaProducer, Record};
 pub use serializer::{BytesSerializer, Deserializer, JsonSerializer, Serializer, StringSerializer};
+pub use watermarks::cached_high_watermark;

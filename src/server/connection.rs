@@ -194,6 +194,7 @@ pub(crate) async fn serve(
                     return close_with(&mut socket, info).await;
                 }
                 if let Err(refusal) = ticket.start_session() {
+                    handlers.metrics().connection_refused();
                     // 53300 too_many_connections
                     return close_with(&mut socket, fatal("53300", refusal.message())).await;
                 }

@@ -153,6 +153,7 @@ impl ExtendedQueryHandler for KtableExtended {
             let format = &portal.result_column_format;
             return subscribe::run(client, shared, &session, prepared, format, false).await;
         }
+        let started = Instant::now();
         if statement.text_key {
             let key = match portal.parameters.first() {
                 Some(Some(bytes)) => Some(std::str::from_utf8(bytes).map_err(|_| {
@@ -163,10 +164,11 @@ impl ExtendedQueryHandler for KtableExtended {
                 })?),
                 _ => None,
             };
-            let rows = shared
-                .engine
-                .lookup(prepared, key)
-                .map_err(|e| user_error(&e))?;
+            let rows = shared.engine.lookup(prepared, key);
+            shared
+                .metrics
+                .fast_path_lookup(rows.is_ok(), started.elapsed());
+            let rows = rows.map_err(|e| user_error(&e))?;
             let fields =
                 statement.fields(&portal.result_column_format, &session.format(&*client))?;
             return Ok(Response::Query(results::batch_rows(fields, rows)));
@@ -178,12 +180,11 @@ impl ExtendedQueryHandler for KtableExtended {
             .collect();
         let announced: Vec<_> = statement.parameter_types.iter().map(Some).collect();
         let params = deserialize_parameters_with_server_types(portal, &inferred, &announced)?;
-        let started = Instant::now();
         if prepared.kind() == StatementKind::Session {
             let Some(sql_statement) = prepared.statement() else {
                 return Ok(Response::EmptyQuery);
             };
-            return shared
+            let response = shared
                 .limits
                 .within(
                     started,
@@ -196,6 +197,11 @@ impl ExtendedQueryHandler for KtableExtended {
                     ),
                 )
                 .await;
+            let kind = StatementKind::Session.into();
+            shared
+                .metrics
+                .statement(kind, response.is_ok(), started.elapsed());
+            return response;
         }
         shared
             .execute(

@@ -6,6 +6,7 @@ use super::cancel::{KtableCancel, RunningQueries};
 use super::errors::user_error;
 use super::extended::{BufferedReplies, KtableExtended};
 use super::limits::QueryLimits;
+use super::metrics::{ServerMetrics, StatementLabel};
 use super::query_runtime::QueryRuntime;
 use super::results;
 use super::session::Session;
@@ -32,6 +33,7 @@ pub(crate) struct Shared {
     pub(crate) limits: QueryLimits,
     pub(crate) running: Arc<RunningQueries>,
     pub(crate) runtime: Arc<QueryRuntime>,
+    pub(crate) metrics: Arc<ServerMetrics>,
 }
 
 impl Shared {
@@ -42,17 +44,24 @@ impl Shared {
         session: &Session,
         sql: &str,
     ) -> PgWireResult<Arc<Prepared>> {
+        let started = Instant::now();
         let engine = Arc::clone(&self.engine);
         let context = Arc::clone(session.context());
         let sql = sql.to_string();
-        self.runtime
+        let prepared = self
+            .runtime
             .run(async move {
                 engine
                     .prepare(&context, &sql)
                     .await
                     .map_err(|e| user_error(&e))
             })
-            .await
+            .await;
+        if prepared.is_err() {
+            self.metrics
+                .statement(StatementLabel::Invalid, false, started.elapsed());
+        }
+        prepared
     }
 
     /// Runs `prepared` with `params` for `client`, within the query limits from
@@ -68,14 +77,18 @@ impl Shared {
     ) -> PgWireResult<Response> {
         let cancel = self.running.start(client);
         let options = session.format(client);
+        let kind = prepared.kind();
         let response = self
             .limits
             .within(
                 started,
                 self.run(session, prepared, params, format, options),
             )
-            .await?;
-        Ok(self.limits.hold(started, cancel, response))
+            .await;
+        // Until the result is ready to stream: rows are produced as the client reads.
+        self.metrics
+            .statement(kind.into(), response.is_ok(), started.elapsed());
+        Ok(self.limits.hold(started, cancel, response?))
     }
 
     /// Source DDL and no-ops on the connection's own task (sources start their
@@ -133,6 +146,7 @@ pub struct KtableHandlers {
     extended: Arc<BufferedReplies>,
     authenticator: Authenticator,
     cancel: Arc<KtableCancel>,
+    metrics: Arc<ServerMetrics>,
 }
 
 impl KtableHandlers {
@@ -143,6 +157,7 @@ impl KtableHandlers {
         users: &[UserConfig],
         limits: QueryLimits,
         runtime: Arc<QueryRuntime>,
+        metrics: Arc<ServerMetrics>,
     ) -> Self {
         let connections = Arc::new(ConnectionManager::new());
         let running = Arc::new(RunningQueries::default());
@@ -152,6 +167,7 @@ impl KtableHandlers {
             limits,
             running: Arc::clone(&running),
             runtime,
+            metrics: Arc::clone(&metrics),
         });
         Self {
             queries: Arc::new(KtableQueries::new(Arc::clone(&shared))),
@@ -161,7 +177,13 @@ impl KtableHandlers {
                 running,
             }),
             authenticator: Authenticator::new(users, connections),
+            metrics,
         }
+    }
+
+    /// The server's counters.
+    pub(crate) fn metrics(&self) -> &Arc<ServerMetrics> {
+        &self.metrics
     }
 }
 

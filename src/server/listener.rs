@@ -61,13 +61,16 @@ pub(crate) async fn run(
             }
         };
         let Some(ticket) = slots.admit(peer.ip()) else {
+            handlers.metrics().connection_refused();
             tracing::warn!(%peer, "connection closed: over every connection limit");
             continue;
         };
+        let open = handlers.metrics().connection_opened();
         let handlers = Arc::clone(&handlers);
         let tls = tls.clone();
         let stopping = stopping.clone();
         connections.spawn(async move {
+            let _open = open;
             if let Err(error) =
                 connection::serve(socket, tls, handlers, ticket, timeouts, stopping).await
             {

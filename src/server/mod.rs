@@ -16,6 +16,8 @@
 //! * `session` — each connection's own DataFusion context (its settings, its memory
 //!   budget); `query_runtime` — the threads DataFusion statements run on, apart from
 //!   connections and lookups.
+//! * `metrics` — connections and statements counted for operators (relaxed
+//!   atomics, read when scraped).
 //! * `limits`, `cancel` — per-query time limit, result-size cap and cancel requests,
 //!   checked while rows stream; `errors` — SQLSTATEs on the wire; `client_view` —
 //!   a connection seen with another statement store or without flushes.
@@ -33,6 +35,7 @@ mod frames;
 mod handlers;
 mod limits;
 mod listener;
+mod metrics;
 mod query_runtime;
 mod results;
 mod session;
@@ -53,6 +56,7 @@ use std::time::Duration;
 pub use auth::UserConfig;
 pub use handlers::KtableHandlers;
 pub use limits::QueryLimits;
+pub use metrics::{KindSnapshot, ServerMetrics, StatementLabel, DURATION_BUCKETS};
 pub use tls::TlsConfig;
 
 /// The PostgreSQL version ktable reports to clients, whose SQL it mostly speaks.
@@ -158,6 +162,17 @@ pub async fn serve(
     config: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    serve_counted(engine, config, ServerMetrics::new(), shutdown).await
+}
+
+/// [`serve`], counting connections and statements in `metrics` (which the
+/// operations endpoint reports).
+pub async fn serve_counted(
+    engine: Arc<Engine>,
+    config: &ServerConfig,
+    metrics: Arc<ServerMetrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     if config.users.is_empty() && !config.listen.ip().is_loopback() {
         return Err(ServerError::Listen {
             address: config.listen,
@@ -182,6 +197,7 @@ pub async fn serve(
         &config.users,
         config.limits,
         runtime,
+        metrics,
     ));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let serving = listener::run(handlers, config, tls, stopping);

@@ -91,10 +91,11 @@ impl KtableQueries {
         let started = Instant::now();
         let session = Session::of(&*client, &shared.engine);
         if let Some((lookup, Some(key))) = shared.engine.prepare_cached(sql) {
-            let rows = shared
-                .engine
-                .lookup(&lookup, Some(&key))
-                .map_err(|e| user_error(&e))?;
+            let rows = shared.engine.lookup(&lookup, Some(&key));
+            shared
+                .metrics
+                .fast_path_lookup(rows.is_ok(), started.elapsed());
+            let rows = rows.map_err(|e| user_error(&e))?;
             let fields = results::fields(
                 &rows.schema(),
                 &Format::UnifiedText,
@@ -127,13 +128,18 @@ impl KtableQueries {
             let statement = prepared
                 .statement()
                 .ok_or_else(|| user_error(&SqlError::SessionOnly(prepared.sql().to_string())))?;
-            return shared
+            let response = shared
                 .limits
                 .within(
                     started,
                     session_statements::simple(client, &session, statement),
                 )
                 .await;
+            let kind = StatementKind::Session.into();
+            shared
+                .metrics
+                .statement(kind, response.is_ok(), started.elapsed());
+            return response;
         }
         shared
             .execute(

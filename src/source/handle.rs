@@ -4,7 +4,9 @@ use super::progress::RestoreProgress;
 use super::state::SourceState;
 use super::worker::Worker;
 use super::{RecordSink, RestoreOrigin, SourceError, SourceStats};
-use crate::kafka::{describe_topic, ConsumerConfig, KafkaContext, KafkaError, TopicFacts};
+use crate::kafka::{
+    cached_high_watermark, describe_topic, ConsumerConfig, KafkaContext, KafkaError, TopicFacts,
+};
 use parking_lot::Mutex;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -261,10 +263,17 @@ impl<S: RecordSink> Source<S> {
     /// Progress and counters.
     pub fn stats(&self) -> SourceStats {
         let state = &self.state;
-        let (partitions, (offsets_done, offsets_total)) = {
+        let (mut partitions, (offsets_done, offsets_total)) = {
             let progress = state.progress.lock();
             (progress.partitions().to_vec(), progress.offsets())
         };
+        for p in &mut partitions {
+            // librdkafka's cached watermark from the last fetch: no request is sent.
+            let consumer = self.control.consumer.as_ref();
+            if let Some(high) = cached_high_watermark(consumer, &state.topic, p.partition) {
+                p.high_watermark = p.high_watermark.max(high);
+            }
+        }
         SourceStats {
             topic: state.topic.clone(),
             group_id: state.group_id.clone(),

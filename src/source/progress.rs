@@ -19,6 +19,9 @@ pub struct PartitionProgress {
     pub position: i64,
     /// Whether the partition has reached its target (or the end of its log).
     pub caught_up: bool,
+    /// The newest high watermark known: the consumer's from its last fetch, or the
+    /// target when it has fetched nothing yet. Never older than the target.
+    pub high_watermark: i64,
 }
 
 impl PartitionProgress {
@@ -32,6 +35,13 @@ impl PartitionProgress {
 
     fn offsets_total(&self) -> u64 {
         (self.target_offset - self.start_offset).max(0) as u64
+    }
+
+    /// Offsets between the next one to read and the newest high watermark known.
+    /// A partition whose log ends with a transaction marker (which no consumer
+    /// sees) shows the marker as one offset of lag.
+    pub fn lag(&self) -> u64 {
+        (self.high_watermark.max(self.target_offset) - self.position).max(0) as u64
     }
 }
 
@@ -52,6 +62,7 @@ impl RestoreProgress {
                 target_offset: high,
                 position: low,
                 caught_up: high <= low,
+                high_watermark: high,
             })
             .collect();
         partitions.sort_by_key(|p| p.partition);
@@ -153,6 +164,18 @@ mod tests {
         assert!(progress.is_ready());
         assert_eq!(progress.offsets(), (14, 14));
         assert_eq!(progress.positions(), vec![(0, 20), (1, 3)]);
+    }
+
+    #[test]
+    fn lag_counts_from_the_newest_high_watermark() {
+        let mut progress = RestoreProgress::new(&[(0, 10, 20)]);
+        progress.record_applied(0, 14);
+        assert_eq!(progress.partitions()[0].lag(), 5);
+        let mut seen = progress.partitions()[0].clone();
+        seen.high_watermark = 30;
+        assert_eq!(seen.lag(), 15);
+        progress.record_applied(0, 19);
+        assert_eq!(progress.partitions()[0].lag(), 0);
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub enum RestoreOrigin {
     Checkpoint(SystemTime),
 }
 
+impl SourceStats {
+    /// Offsets not read yet, over all partitions (see [`PartitionProgress::lag`]).
+    pub fn lag_offsets(&self) -> u64 {
+        self.partitions.iter().map(PartitionProgress::lag).sum()
+    }
+}
+
 impl RestoreOrigin {
     /// `"checkpoint"` or `"full"`, as `ktable_tables.restored_from` shows it.
     pub fn kind(&self) -> &'static str {

@@ -42,6 +42,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("restored_from", DataType::Utf8, false),
         Field::new("restore_reason", DataType::Utf8, true),
         Field::new("checkpoint_age_ms", DataType::Int64, true),
+        Field::new("lag_offsets", DataType::Int64, false),
     ]))
 });
 
@@ -124,6 +125,7 @@ impl SystemTable {
                     })
                     .collect::<Vec<_>>(),
             )),
+            int(&|i| i.stats.lag_offsets()),
         ];
         Ok(RecordBatch::try_new(Arc::clone(&SCHEMA), columns)?)
     }

@@ -69,3 +69,65 @@ fn flags_and_variables_win_over_the_config_file() {
         );
     }
 }
+
+/// The embedded demo serves /metrics and says where beside the psql hint. (Its
+/// default, 127.0.0.1:9187, may be taken on a shared machine: the test asks for a
+/// free port, and reads the one printed.)
+#[test]
+fn the_demo_prints_and_serves_its_metrics_url() {
+    use std::io::{BufRead, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ktable"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .env_remove("KTABLE_BROKERS")
+        .env_remove("KTABLE_CONFIG")
+        .env_remove("KTABLE_HTTP")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the ktable binary runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let prefix = "metrics at http://";
+    let mut log = String::new();
+    let printed = loop {
+        match seen.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+                let address = line
+                    .split_once(prefix)
+                    .and_then(|(_, rest)| rest.split_once("/metrics"))
+                    .map(|(address, _)| address.to_string());
+                if address.is_some() {
+                    break address;
+                }
+            }
+            Err(_) => break None,
+        }
+    };
+    let health = printed.as_ref().map(|address| {
+        let mut socket = std::net::TcpStream::connect(address.as_str()).expect("connect");
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: ktable\r\nConnection: close\r\n\r\n")
+            .expect("send");
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).expect("read");
+        answer
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(printed.is_some(), "no metrics URL printed:\n{log}");
+    let health = health.unwrap_or_default();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}

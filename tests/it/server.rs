@@ -2,7 +2,7 @@
 
 use crate::broker::{json_record, produce_all, tombstone, Broker};
 use crate::READY_TIMEOUT;
-use ktable::server::{serve, ServerConfig};
+use ktable::server::{serve_counted, ServerConfig, ServerMetrics};
 use ktable::sql::{Engine, EngineConfig};
 use serde_json::json;
 use std::net::{SocketAddr, TcpListener};
@@ -20,6 +20,8 @@ pub(crate) struct TestServer {
     pub(crate) engine: Arc<Engine>,
     /// The topic behind the `users` table.
     pub(crate) users_topic: String,
+    /// What the server counts (the operations endpoint reports it).
+    pub(crate) metrics: Arc<ServerMetrics>,
 }
 
 impl TestServer {
@@ -111,12 +113,14 @@ pub(crate) async fn start_configured(
         ..config
     };
     let serving = Arc::clone(&engine);
+    let metrics = ServerMetrics::new();
+    let counting = Arc::clone(&metrics);
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = stop.await;
         };
-        if let Err(error) = serve(serving, &config, stop).await {
+        if let Err(error) = serve_counted(serving, &config, counting, stop).await {
             panic!("server failed: {error}");
         }
     });
@@ -134,6 +138,7 @@ pub(crate) async fn start_configured(
         shutdown: Some(shutdown),
         engine,
         users_topic: users,
+        metrics,
     }
 }
 

@@ -1,0 +1,42 @@
+//! The fuzz corpora (`fuzz/corpus/<target>/`), replayed through the fuzz targets'
+//! own functions on the normal build: every input that ever found a defect stays a
+//! regression test here, without a sanitizer build of DataFusion.
+
+#[path = "../../fuzz/src/lib.rs"]
+mod targets;
+
+use std::path::PathBuf;
+
+/// Runs `target` on every file of `fuzz/corpus/<name>/`; there must be some.
+fn replay(name: &str, target: fn(&[u8])) {
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(name);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus in {}", folder.display());
+    for file in files {
+        let data = std::fs::read(&file).expect("read a corpus file");
+        let replayed = std::panic::catch_unwind(|| target(&data));
+        assert!(replayed.is_ok(), "{name} panicked on {}", file.display());
+    }
+}
+
+#[test]
+fn json_records_corpus() {
+    replay("json_records", targets::json_records);
+}
+
+#[test]
+fn ddl_corpus() {
+    replay("ddl", targets::ddl);
+}
+
+#[test]
+fn sql_statement_corpus() {
+    replay("sql_statement", targets::sql_statement);
+}
