@@ -5,14 +5,14 @@
 //!   A broker outage does not make it unhealthy: restarting would throw away every
 //!   table and restore them again from a broker that is not there.
 //! * **Ready** (`/readyz`): every declared source has restored (reached the high
-//!   watermark it saw at start) and its consumer still runs. Readiness is a latch
-//!   per source run, as `ktable_tables.ready` is: once restored, a source stays
-//!   ready through a broker outage, answering from its last state, because a
-//!   load balancer that took every replica out of service at once would turn a
-//!   stale answer into no answer. How stale it is shows in
-//!   `ktable_source_last_update_age_seconds` and `ktable_source_lag_offsets`. A
-//!   source whose consumer stopped on an error (its memory limit, say) never
-//!   catches up again, so it makes the process not ready.
+//!   watermark it saw at start), its consumer runs, and Kafka answers it. During a
+//!   broker outage the sources keep answering SQL from their last state, but they
+//!   no longer follow their topics, so the process is not ready: a load balancer
+//!   that must send queries somewhere can use `/healthz` instead. A server started
+//!   while Kafka is down is up (it answers SQL and these endpoints) but not ready
+//!   until its sources could start. A source whose consumer stopped on an error
+//!   (its memory limit, say) never catches up again, so it keeps the process not
+//!   ready.
 
 use crate::sql::{Engine, SourceInfo};
 
@@ -44,7 +44,14 @@ pub fn not_ready(engine: &Engine) -> Vec<NotReady> {
 
 fn reason(source: &SourceInfo) -> Option<NotReady> {
     let stats = &source.stats;
-    let reason = if !stats.running {
+    let reason = if stats.kafka_unreachable {
+        let error = stats.last_error.as_deref().unwrap_or("no broker answers");
+        if stats.running {
+            format!("Kafka unreachable, serving the last state: {error}")
+        } else {
+            error.to_string()
+        }
+    } else if !stats.running {
         match &stats.last_error {
             Some(error) => format!("stopped: {error}"),
             None => "stopped".to_string(),

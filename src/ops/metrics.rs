@@ -148,10 +148,18 @@ impl Collector for SourceCollector {
         family(
             &mut encoder,
             "ktable_source_ready",
-            "1 once every partition reached the high watermark seen at start.",
+            "1 while the source follows its topic: restored (every partition reached the high watermark seen at start) and Kafka reachable.",
             None,
             MetricType::Gauge,
             gauges(&|s| i64::from(s.stats.ready)),
+        )?;
+        family(
+            &mut encoder,
+            "ktable_source_kafka_reachable",
+            "0 while the source cannot reach Kafka (waiting to start, or every broker down); it serves its last state meanwhile.",
+            None,
+            MetricType::Gauge,
+            gauges(&|s| i64::from(!s.stats.kafka_unreachable)),
         )?;
         family(
             &mut encoder,

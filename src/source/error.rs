@@ -13,6 +13,10 @@ pub enum SourceError {
     /// The topic does not exist, or its metadata lists no partitions.
     #[error("topic '{0}' does not exist or has no partitions")]
     TopicNotFound(String),
+    /// No broker answered when another source of the engine asked either: this one
+    /// waits with it.
+    #[error("Kafka does not answer (the brokers are down or unreachable)")]
+    KafkaUnreachable,
     /// `start` was called while the source's consumer task is already running.
     #[error("the source of topic '{0}' is already running")]
     AlreadyRunning(String),
@@ -28,4 +32,28 @@ pub enum SourceError {
         /// Offsets to restore in all.
         offsets_total: u64,
     },
+}
+
+impl SourceError {
+    /// True when the error says Kafka could not be reached (no broker answered in
+    /// time, every connection down, a name that does not resolve), as opposed to an
+    /// answer that refuses (a topic that does not exist, a bad configuration). The
+    /// first passes when the brokers come back, so it is worth retrying.
+    pub fn is_unreachable(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        match self {
+            SourceError::Kafka(KafkaError::Kafka(error)) => matches!(
+                error.rdkafka_error_code(),
+                Some(
+                    Code::AllBrokersDown
+                        | Code::BrokerTransportFailure
+                        | Code::OperationTimedOut
+                        | Code::Resolve
+                        | Code::RequestTimedOut
+                )
+            ),
+            SourceError::Kafka(KafkaError::Timeout { .. }) | SourceError::KafkaUnreachable => true,
+            _ => false,
+        }
+    }
 }

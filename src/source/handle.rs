@@ -197,6 +197,10 @@ impl<S: RecordSink> Source<S> {
             .assign(&assignment)
             .map_err(KafkaError::from)?;
 
+        // Metadata answered: whatever kept the start waiting has passed.
+        if self.state.reachable() {
+            tracing::info!(topic = %topic, "Kafka reachable: starting");
+        }
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         *self.control.shutdown.lock() = Some(shutdown_tx);
         self.state.running.store(true, Ordering::Release);
@@ -206,6 +210,7 @@ impl<S: RecordSink> Source<S> {
             sink: Arc::clone(&self.sink),
             consumer: Arc::clone(&self.control.consumer),
             shutdown: shutdown_rx,
+            consumer_failed: Default::default(),
         };
         tokio::spawn(worker.run());
         Ok(())
@@ -237,9 +242,20 @@ impl<S: RecordSink> Source<S> {
         self.state.running.load(Ordering::Acquire)
     }
 
-    /// True once every partition has reached the high watermark seen at start.
+    /// True once every partition has reached the high watermark seen at start, while
+    /// Kafka is reachable: during a broker outage the sink keeps serving its last
+    /// state but the source is not ready (it is not following the topic).
     pub fn is_ready(&self) -> bool {
         self.state.is_ready()
+    }
+
+    /// Records that [`start`](Self::start) failed because Kafka could not be reached
+    /// ([`SourceError::is_unreachable`]) and is being retried by the caller: the
+    /// source reports the error as its `last_error` and is not ready until a start
+    /// succeeds.
+    pub fn waiting_for_kafka(&self, error: &SourceError) {
+        self.state
+            .unreachable(format!("waiting for Kafka to start: {error}"));
     }
 
     /// Waits until the source is ready (see [`is_ready`](Self::is_ready)).
@@ -280,6 +296,8 @@ impl<S: RecordSink> Source<S> {
             rows: self.sink.rows(),
             running: self.is_running(),
             ready: self.is_ready(),
+            restored: self.state.is_restored(),
+            kafka_unreachable: self.state.is_unreachable(),
             offsets_done,
             offsets_total,
             upserts: state.counters.upserts(),

@@ -22,6 +22,10 @@ pub struct PartitionProgress {
     /// The newest high watermark known: the consumer's from its last fetch, or the
     /// target when it has fetched nothing yet. Never older than the target.
     pub high_watermark: i64,
+    /// The high watermark when librdkafka last reported the end of the partition:
+    /// everything below it was read, including transaction markers, which no
+    /// consumer sees and which `position` therefore never passes.
+    pub end_seen: i64,
 }
 
 impl PartitionProgress {
@@ -37,11 +41,12 @@ impl PartitionProgress {
         (self.target_offset - self.start_offset).max(0) as u64
     }
 
-    /// Offsets between the next one to read and the newest high watermark known.
-    /// A partition whose log ends with a transaction marker (which no consumer
-    /// sees) shows the marker as one offset of lag.
+    /// Offsets between the next one to read (or the end of the log last reached,
+    /// if further: it counts transaction markers as read) and the newest high
+    /// watermark known.
     pub fn lag(&self) -> u64 {
-        (self.high_watermark.max(self.target_offset) - self.position).max(0) as u64
+        let read = self.position.max(self.end_seen);
+        (self.high_watermark.max(self.target_offset) - read).max(0) as u64
     }
 }
 
@@ -63,6 +68,7 @@ impl RestoreProgress {
                 position: low,
                 caught_up: high <= low,
                 high_watermark: high,
+                end_seen: low,
             })
             .collect();
         partitions.sort_by_key(|p| p.partition);
@@ -105,10 +111,16 @@ impl RestoreProgress {
         }
     }
 
-    /// Records that librdkafka reached the end of the partition's log.
-    pub(crate) fn end_of_partition(&mut self, partition: i32) {
+    /// Records that librdkafka reached the end of the partition's log, at the high
+    /// watermark `end` if it is known. Only the lag uses `end`, never the position
+    /// (which checkpoints save): records fetched after the end was reported may
+    /// already have moved the cached high watermark past ones not applied yet.
+    pub(crate) fn end_of_partition(&mut self, partition: i32, end: Option<i64>) {
         if let Some(p) = self.partition_mut(partition) {
             p.caught_up = true;
+            if let Some(end) = end {
+                p.end_seen = p.end_seen.max(end);
+            }
         }
     }
 
@@ -160,10 +172,26 @@ mod tests {
         assert_eq!(progress.offsets(), (13, 14));
         // Offset 3 is a transaction marker the consumer never sees: the end-of-partition
         // notice completes the partition.
-        progress.end_of_partition(1);
+        progress.end_of_partition(1, Some(4));
         assert!(progress.is_ready());
         assert_eq!(progress.offsets(), (14, 14));
+        // The position stays at the last record read: a checkpoint resumes there.
         assert_eq!(progress.positions(), vec![(0, 20), (1, 3)]);
+    }
+
+    #[test]
+    fn a_transaction_marker_at_the_end_is_no_lag_once_the_end_is_reached() {
+        // Offsets 0..=8 are records, 9 the commit marker: the high watermark is 10.
+        let mut progress = RestoreProgress::new(&[(0, 0, 10)]);
+        progress.record_applied(0, 8);
+        assert_eq!(progress.partitions()[0].lag(), 1);
+        progress.end_of_partition(0, Some(10));
+        assert_eq!(progress.partitions()[0].lag(), 0);
+        assert_eq!(progress.positions(), vec![(0, 9)]);
+        // New records past the end are lag again.
+        let mut newer = progress.partitions()[0].clone();
+        newer.high_watermark = 15;
+        assert_eq!(newer.lag(), 5);
     }
 
     #[test]
@@ -192,7 +220,7 @@ mod tests {
     fn unknown_partitions_are_ignored() {
         let mut progress = RestoreProgress::new(&[(0, 0, 1)]);
         progress.record_applied(7, 100);
-        progress.end_of_partition(7);
+        progress.end_of_partition(7, Some(5));
         assert!(!progress.is_ready());
     }
 }

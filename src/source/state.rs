@@ -21,8 +21,12 @@ pub(crate) struct SourceState {
     pub(crate) running: AtomicBool,
     /// True while a consumer task exists; `stopped()` waits for false.
     pub(crate) task_alive: watch::Sender<bool>,
-    /// Set once, when every partition first caught up; `ready` wakes waiters.
-    ready_flag: AtomicBool,
+    /// Set once per run, when every partition first caught up.
+    restored: AtomicBool,
+    /// Set while Kafka cannot be reached (at start, or every broker down later): the
+    /// sink keeps serving what it holds, but it is not ready.
+    unreachable: AtomicBool,
+    /// Ready means restored and Kafka reachable; `ready` wakes waiters.
     pub(crate) ready: watch::Sender<bool>,
 }
 
@@ -38,7 +42,8 @@ impl SourceState {
             origin: Mutex::new(RestoreOrigin::Full),
             running: AtomicBool::new(false),
             task_alive: watch::Sender::new(false),
-            ready_flag: AtomicBool::new(false),
+            restored: AtomicBool::new(false),
+            unreachable: AtomicBool::new(false),
             ready: watch::Sender::new(false),
         }
     }
@@ -59,13 +64,17 @@ impl SourceState {
 
     /// Records which records were handled and which partitions reached their end;
     /// true if the source just became ready.
-    pub(crate) fn advance(&self, applied: impl Iterator<Item = (i32, i64)>, ended: &[i32]) -> bool {
+    pub(crate) fn advance(
+        &self,
+        applied: impl Iterator<Item = (i32, i64)>,
+        ended: &[(i32, Option<i64>)],
+    ) -> bool {
         let mut progress = self.progress.lock();
         for (partition, offset) in applied {
             progress.record_applied(partition, offset);
         }
-        for &partition in ended {
-            progress.end_of_partition(partition);
+        for &(partition, end) in ended {
+            progress.end_of_partition(partition, end);
         }
         self.publish_ready_if_caught_up(&progress)
     }
@@ -77,16 +86,52 @@ impl SourceState {
         self.publish_ready_if_caught_up(&current)
     }
 
+    /// Restored, and Kafka reachable.
     pub(crate) fn is_ready(&self) -> bool {
-        self.ready_flag.load(Ordering::Acquire)
+        self.restored.load(Ordering::Acquire) && !self.is_unreachable()
+    }
+
+    /// Restored once in this run (whether or not Kafka is reachable now).
+    pub(crate) fn is_restored(&self) -> bool {
+        self.restored.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_unreachable(&self) -> bool {
+        self.unreachable.load(Ordering::Acquire)
+    }
+
+    /// Kafka cannot be reached: `error` says why (shown as `last_error`). Readiness
+    /// drops until [`reachable`](Self::reachable). True if it was reachable before.
+    pub(crate) fn unreachable(&self, error: String) -> bool {
+        *self.last_error.lock() = Some(error);
+        let was_reachable = !self.unreachable.swap(true, Ordering::AcqRel);
+        self.publish_ready();
+        was_reachable
+    }
+
+    /// Kafka answers again: the error the outage left is cleared. True if it was
+    /// unreachable.
+    pub(crate) fn reachable(&self) -> bool {
+        if !self.unreachable.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        self.last_error.lock().take();
+        self.publish_ready();
+        true
     }
 
     fn publish_ready_if_caught_up(&self, progress: &RestoreProgress) -> bool {
-        if self.ready_flag.load(Ordering::Relaxed) || !progress.is_ready() {
+        if self.restored.load(Ordering::Relaxed) || !progress.is_ready() {
             return false;
         }
-        self.ready_flag.store(true, Ordering::Release);
-        self.ready.send_replace(true);
+        self.restored.store(true, Ordering::Release);
+        self.publish_ready();
         true
+    }
+
+    fn publish_ready(&self) {
+        let ready = self.is_ready();
+        self.ready
+            .send_if_modified(|current| std::mem::replace(current, ready) != ready);
     }
 }

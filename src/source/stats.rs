@@ -15,8 +15,15 @@ pub struct SourceStats {
     pub rows: usize,
     /// Whether the consumer task is running.
     pub running: bool,
-    /// Whether every partition has reached the high watermark seen at start.
+    /// Whether the source follows its topic: restored (every partition reached the
+    /// high watermark seen at start) and Kafka reachable.
     pub ready: bool,
+    /// Whether every partition has reached the high watermark seen at start, once in
+    /// this run (stays true through a broker outage).
+    pub restored: bool,
+    /// Whether Kafka cannot be reached now: waiting to start, or every broker down
+    /// while running. The sink keeps serving the state it has.
+    pub kafka_unreachable: bool,
     /// Offsets restored so far, over all partitions.
     pub offsets_done: u64,
     /// Offsets to restore, over all partitions (high minus low watermark at start).

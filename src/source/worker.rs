@@ -16,12 +16,13 @@
 
 use super::state::SourceState;
 use super::{Prepared, RecordSink, SinkError};
-use crate::kafka::{FetchedRecord, KafkaContext};
+use crate::kafka::{cached_high_watermark, FetchedRecord, KafkaContext};
 use futures::FutureExt;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::BorrowedMessage;
-use std::sync::atomic::Ordering;
+use rdkafka::types::RDKafkaErrorCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -37,12 +38,19 @@ pub const MAX_BATCH: usize = 1024;
 /// overlap, few enough that memory holds no more than a few batches in flight.
 const PIPELINE_DEPTH: usize = 2;
 
+/// While every broker is down, how often the task asks Kafka whether it answers
+/// again (an idle topic brings no record that would tell), and how long it waits.
+const REACHABLE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+const REACHABLE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Everything the consumer task needs, moved into it at start.
 pub(crate) struct Worker<S> {
     pub(crate) state: Arc<SourceState>,
     pub(crate) sink: Arc<S>,
     pub(crate) consumer: Arc<StreamConsumer<KafkaContext>>,
     pub(crate) shutdown: oneshot::Receiver<()>,
+    /// The consumer reported an error that records flowing again make stale.
+    pub(crate) consumer_failed: AtomicBool,
 }
 
 /// Marks the source stopped however the task ends, panics included.
@@ -60,8 +68,9 @@ struct Step<S> {
     apply: Option<Prepared<S>>,
     /// `(partition, offset)` of every record of the batch.
     applied: Vec<(i32, i64)>,
-    /// Partitions whose end was reached after the batch.
-    ended: Vec<i32>,
+    /// Partitions whose end was reached after the batch, with the high watermark
+    /// the consumer saw there (if it knows one).
+    ended: Vec<(i32, Option<i64>)>,
 }
 
 impl<S: RecordSink> Worker<S> {
@@ -135,7 +144,7 @@ impl<S: RecordSink> Worker<S> {
                         break;
                     }
                 }
-                _ = progress_log.tick(), if !state.is_ready() => {
+                _ = progress_log.tick(), if !state.is_restored() => {
                     let (done, total) = state.progress.lock().offsets();
                     tracing::info!(
                         topic = %state.topic,
@@ -165,17 +174,66 @@ impl<S: RecordSink> Worker<S> {
         &self,
         next: Result<BorrowedMessage<'c>, RdKafkaError>,
         batch: &mut Vec<FetchedRecord<'c>>,
-        ended: &mut Vec<i32>,
+        ended: &mut Vec<(i32, Option<i64>)>,
     ) {
         match next {
-            Ok(record) => batch.push(FetchedRecord::new(record)),
-            Err(RdKafkaError::PartitionEOF(partition)) => ended.push(partition),
+            Ok(record) => {
+                self.flowing();
+                batch.push(FetchedRecord::new(record));
+            }
+            Err(RdKafkaError::PartitionEOF(partition)) => {
+                self.flowing();
+                let topic = &self.state.topic;
+                let end = cached_high_watermark(self.consumer.as_ref(), topic, partition);
+                ended.push((partition, end));
+            }
             Err(error) => {
                 // librdkafka retries broker and network failures by itself; the error
                 // is reported, and the sink keeps serving what it has.
                 tracing::warn!(topic = %self.state.topic, %error, "consumer error");
-                *self.state.last_error.lock() = Some(error.to_string());
+                if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+                    if self.state.unreachable(error.to_string()) {
+                        tokio::spawn(watch_for_kafka(
+                            Arc::clone(&self.state),
+                            Arc::clone(&self.consumer),
+                        ));
+                    }
+                } else {
+                    *self.state.last_error.lock() = Some(error.to_string());
+                    self.consumer_failed.store(true, Ordering::Relaxed);
+                }
             }
+        }
+    }
+
+    /// Records or end-of-partition notices arrive: Kafka answers, and an error the
+    /// consumer reported before is no longer the state of things.
+    fn flowing(&self) {
+        if self.state.reachable() {
+            tracing::info!(topic = %self.state.topic, "Kafka reachable again");
+        }
+        if self.consumer_failed.swap(false, Ordering::Relaxed) {
+            self.state.last_error.lock().take();
+        }
+    }
+}
+
+/// While every broker is down, asks Kafka every so often whether it answers again:
+/// an idle topic brings no record that would tell. Ends when Kafka answers, when
+/// records told first, or when the source stops.
+async fn watch_for_kafka(state: Arc<SourceState>, consumer: Arc<StreamConsumer<KafkaContext>>) {
+    while state.is_unreachable() && state.running.load(Ordering::Acquire) {
+        tokio::time::sleep(REACHABLE_PROBE_INTERVAL).await;
+        let (consumer, topic) = (Arc::clone(&consumer), state.topic.clone());
+        let answers = tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(Some(&topic), REACHABLE_PROBE_TIMEOUT)
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if answers && state.reachable() {
+            tracing::info!(topic = %state.topic, "Kafka reachable again");
         }
     }
 }

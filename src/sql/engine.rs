@@ -6,11 +6,12 @@ use super::host_access::NoHostAccess;
 use super::memory::SessionMemoryPool;
 use super::registry::{RegisteredSource, Registry, SourceHandle, SourceInfo};
 use super::shape::ShapeCache;
+use super::source_start::StartSettings;
 use super::statement::StatementKind;
 use super::system::{SystemTable, SYSTEM_TABLE};
 use super::{bounded_functions, script, SqlError};
 use crate::kafka::ConsumerConfig;
-use crate::source::Source;
+use crate::source::{Source, SourceError};
 use crate::stream::{StreamSink, StreamStore};
 use crate::table::columnar::{ColumnarSink, ColumnarTable};
 use arrow::array::RecordBatch;
@@ -22,6 +23,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SessionStateBuilder;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -204,6 +206,9 @@ pub struct Engine {
     pub(super) shapes: ShapeCache,
     /// PostgreSQL's SQL with the rewrites its clients' catalog queries need.
     pub(super) pg_parser: PostgresCompatibilityParser,
+    /// Set while a source waits for Kafka to start (see `source_start`), cleared by
+    /// the next start that succeeds.
+    kafka_unreachable: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -222,6 +227,7 @@ impl Engine {
             context,
             shapes: ShapeCache::default(),
             pg_parser: PostgresCompatibilityParser::new(),
+            kafka_unreachable: Arc::default(),
         };
         engine.register_system_table(&engine.context);
         engine
@@ -474,7 +480,7 @@ impl Engine {
     /// Stops every source's consumer; the data stays queryable.
     pub fn stop(&self) {
         for source in self.registry.all() {
-            source.handle.stop();
+            source.stop();
         }
     }
 
@@ -484,12 +490,10 @@ impl Engine {
     pub async fn checkpoint(&self) -> Result<usize, crate::state::CheckpointError> {
         let mut written = 0;
         for source in self.registry.all() {
-            if let SourceHandle::Table {
-                checkpointing: Some(c),
-                ..
-            } = &source.handle
-            {
-                written += usize::from(c.checkpoints().write().await?);
+            if let SourceHandle::Table { checkpointing, .. } = &source.handle {
+                if let Some(c) = checkpointing.get() {
+                    written += usize::from(c.checkpoints().write().await?);
+                }
             }
         }
         Ok(written)
@@ -543,26 +547,10 @@ impl Engine {
                 ));
                 let sink = ColumnarSink::new(Arc::clone(&def.schema), Arc::clone(&table))
                     .memory_limit(self.config.table_memory_limit);
-                let source = Source::new(consumer, def.topic.as_str(), sink)?;
-                let checkpointing = match &self.config.state_dir {
-                    Some(dir) => {
-                        let dir = crate::state::CheckpointDir::new(dir, &def.name);
-                        let schema = crate::state::describe_schema(&def.schema, &def.format);
-                        let checkpoints = crate::state::TableCheckpoints::start(
-                            &def.name, dir, schema, &source, &table,
-                        )
-                        .await?;
-                        Some(Arc::new(checkpoints).every(self.config.checkpoint_interval))
-                    }
-                    None => {
-                        source.start().await?;
-                        None
-                    }
-                };
                 SourceHandle::Table {
-                    source,
+                    source: Source::new(consumer, def.topic.as_str(), sink)?,
                     table,
-                    checkpointing,
+                    checkpointing: Default::default(),
                 }
             }
             SourceKind::Stream => {
@@ -571,21 +559,49 @@ impl Engine {
                     def.retention,
                 ));
                 let sink = StreamSink::new(Arc::clone(&def.schema), Arc::clone(&store));
-                let source = Source::new(consumer, def.topic.as_str(), sink)?;
-                source.start().await?;
-                SourceHandle::Stream { source, store }
+                SourceHandle::Stream {
+                    source: Source::new(consumer, def.topic.as_str(), sink)?,
+                    store,
+                }
             }
         };
+        let registered = Arc::new(RegisteredSource::new(def, handle));
+        let starting = self.start_settings();
+        // While another source waits for Kafka, this one would only wait the request
+        // timeout to fail the same way: it joins the wait at once.
+        let started = if self.kafka_unreachable.load(Ordering::Acquire) {
+            Err(SourceError::KafkaUnreachable)
+        } else {
+            starting.start(&registered).await
+        };
+        let waiting = match started {
+            Ok(()) => None,
+            Err(error) if error.is_unreachable() => {
+                self.kafka_unreachable.store(true, Ordering::Release);
+                Some(error)
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let def = &registered.def;
         tracing::info!(name = %def.name, kind = %def.kind, topic = %def.topic, "source created");
-        let registered = Arc::new(RegisteredSource { def, handle });
-        ctx.register_table(registered.def.name.as_str(), registered.handle.provider())?;
+        ctx.register_table(def.name.as_str(), registered.handle.provider())?;
         if !self.registry.insert(Arc::clone(&registered)) {
             // Another statement declared the same name meanwhile: keep that one.
-            registered.handle.stop();
-            ctx.deregister_table(registered.def.name.as_str())?;
-            return Err(SqlError::AlreadyExists(registered.def.name.clone()));
+            registered.stop();
+            ctx.deregister_table(def.name.as_str())?;
+            return Err(SqlError::AlreadyExists(def.name.clone()));
+        }
+        if let Some(error) = waiting {
+            starting.retry(&registered, &self.registry, &error, &self.kafka_unreachable);
         }
         Ok(())
+    }
+
+    fn start_settings(&self) -> StartSettings {
+        StartSettings {
+            state_dir: self.config.state_dir.clone(),
+            checkpoint_interval: self.config.checkpoint_interval,
+        }
     }
 
     async fn drop(
@@ -598,7 +614,7 @@ impl Engine {
         match self.registry.get(name) {
             Some(source) if source.def.kind == kind => {
                 self.registry.remove(name);
-                source.handle.stop();
+                source.stop();
                 ctx.deregister_table(name)?;
                 tracing::info!(name, %kind, "source dropped");
                 Ok(())

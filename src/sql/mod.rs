@@ -37,6 +37,7 @@ mod provider;
 mod registry;
 mod script;
 mod shape;
+mod source_start;
 mod statement;
 pub mod subscribe;
 pub mod subscribe_syntax;

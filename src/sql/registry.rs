@@ -9,15 +9,18 @@ use crate::table::columnar::{ColumnarSink, ColumnarTable};
 use datafusion::catalog::TableProvider;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// A running source and its store.
 pub(crate) enum SourceHandle {
     Table {
         source: Source<ColumnarSink>,
         table: Arc<ColumnarTable>,
-        /// With a state folder: the table's checkpoints and their periodic task.
-        checkpointing: Option<Checkpointing>,
+        /// With a state folder: the table's checkpoints and their periodic task, set
+        /// when the table starts (which may be after it is declared, see
+        /// `source_start`).
+        checkpointing: OnceLock<Checkpointing>,
     },
     Stream {
         source: Source<StreamSink>,
@@ -36,11 +39,10 @@ impl SourceHandle {
     /// When the table's last checkpoint was cut, if it has any.
     pub(crate) fn last_checkpoint(&self) -> Option<std::time::SystemTime> {
         match self {
-            SourceHandle::Table {
-                checkpointing: Some(c),
-                ..
-            } => c.checkpoints().last_checkpoint(),
-            _ => None,
+            SourceHandle::Table { checkpointing, .. } => checkpointing
+                .get()
+                .and_then(|c| c.checkpoints().last_checkpoint()),
+            SourceHandle::Stream { .. } => None,
         }
     }
 
@@ -53,10 +55,18 @@ impl SourceHandle {
         }
     }
 
-    pub(crate) fn stop(&self) {
+    fn stop(&self) {
         match self {
             SourceHandle::Table { source, .. } => source.stop(),
             SourceHandle::Stream { source, .. } => source.stop(),
+        }
+    }
+
+    /// See [`Source::waiting_for_kafka`].
+    pub(crate) fn waiting_for_kafka(&self, error: &crate::source::SourceError) {
+        match self {
+            SourceHandle::Table { source, .. } => source.waiting_for_kafka(error),
+            SourceHandle::Stream { source, .. } => source.waiting_for_kafka(error),
         }
     }
 
@@ -74,6 +84,28 @@ impl SourceHandle {
 pub(crate) struct RegisteredSource {
     pub(crate) def: SourceDef,
     pub(crate) handle: SourceHandle,
+    /// Set by [`stop`](Self::stop): a start still pending must not happen.
+    stopped: AtomicBool,
+}
+
+impl RegisteredSource {
+    pub(crate) fn new(def: SourceDef, handle: SourceHandle) -> Self {
+        Self {
+            def,
+            handle,
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Stops the consumer, and any start still waiting for Kafka.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.handle.stop();
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
 }
 
 /// What an engine reports about one of its sources.

@@ -1,8 +1,9 @@
-//! Broker faults, injected with the MockCluster whatever broker the suite runs on
-//! (a real broker cannot be taken down or made to fail requests from a test): a
-//! table answers from its last state while the broker is away and converges to
-//! the model, every record applied once, when it is back; failing fetches delay a
-//! restore but do not change what it restores.
+//! Broker faults, injected with the MockCluster whatever broker the suite runs on:
+//! a table answers from its last state while the broker is away, is not ready
+//! meanwhile, and converges to the model, every record applied once, when it is
+//! back; a table declared while the broker is down starts when it comes up;
+//! failing fetches delay a restore but do not change what it restores. The real
+//! broker stopped and restarted is `broker_restart.rs`.
 
 use crate::broker::{json_record, produce_all, tombstone, RawProducer, RawRecord};
 use crate::ops::{endpoint, get};
@@ -64,7 +65,7 @@ fn records(from: usize, count: usize, model: &mut BTreeMap<String, i64>) -> Vec<
 }
 
 /// The table `t` as `id -> v`.
-async fn table_state(engine: &Engine) -> BTreeMap<String, i64> {
+pub(crate) async fn table_state(engine: &Engine) -> BTreeMap<String, i64> {
     let batches = engine
         .sql("SELECT id, v FROM t")
         .await
@@ -96,12 +97,12 @@ async fn table_state(engine: &Engine) -> BTreeMap<String, i64> {
 }
 
 /// Upserts plus tombstones applied by `t`: each record once means the records sent.
-fn applied(engine: &Engine) -> u64 {
+pub(crate) fn applied(engine: &Engine) -> u64 {
     let stats = &engine.sources()[0].stats;
     stats.upserts + stats.tombstones
 }
 
-async fn create_table(engine: &Engine, topic: &str) {
+pub(crate) async fn create_table(engine: &Engine, topic: &str) {
     engine
         .sql(&format!(
             "CREATE TABLE t (id TEXT PRIMARY KEY, v BIGINT) WITH (topic = '{topic}')"
@@ -133,16 +134,27 @@ async fn a_table_serves_its_last_state_through_a_broker_outage_and_converges_aft
         let brokers = brokers.clone();
         async move { produce_all(&producer(&brokers), topic, &during).await }
     });
-    // Meanwhile the table answers, from the state it had.
-    for _ in 0..20 {
+    // Meanwhile the table answers, from the state it had, and is not ready: it does
+    // not follow its topic.
+    let mut not_ready = None;
+    for _ in 0..100 {
         assert_eq!(table_state(&engine).await, before_outage);
+        let ready = get(http, "/readyz").await;
+        if ready.status == 503 {
+            not_ready = Some(ready.body);
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Readiness is a latch per run: a restored table stays ready (see ops/health.rs).
-    let ready = get(http, "/readyz").await;
-    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
-    let shown = engine.sources()[0].stats.last_error.clone();
-    eprintln!("last_error during the outage: {shown:?}");
+    let not_ready = not_ready.expect("/readyz turns 503 during the outage");
+    assert!(
+        not_ready.starts_with("t: Kafka unreachable, serving the last state: "),
+        "{not_ready}"
+    );
+    let stats = engine.sources()[0].stats.clone();
+    assert!(stats.kafka_unreachable && stats.restored && !stats.ready && stats.running);
+    assert!(stats.last_error.is_some());
+    assert_eq!(table_state(&engine).await, before_outage);
 
     cluster.broker_up(-1).expect("broker up");
     sending.await.expect("the producer task");
@@ -156,6 +168,71 @@ async fn a_table_serves_its_last_state_through_a_broker_outage_and_converges_aft
     // Nothing applied twice (a duplicate would count again) and nothing lost.
     assert_eq!(applied(&engine), 600);
     assert_eq!(engine.sources()[0].stats.lag_offsets(), 0);
+    // Ready again, and the outage's error is gone.
+    engine
+        .wait_until_ready(READY_TIMEOUT)
+        .await
+        .expect("ready again");
+    let ready = get(http, "/readyz").await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    let stats = engine.sources()[0].stats.clone();
+    assert!(
+        !stats.kafka_unreachable && stats.last_error.is_none(),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_declared_while_the_broker_is_down_starts_when_it_is_up() {
+    let topic = "faults-start-down";
+    let cluster = cluster(topic, 2);
+    let brokers = cluster.bootstrap_servers();
+    let mut model = BTreeMap::new();
+    produce_all(&producer(&brokers), topic, &records(0, 300, &mut model)).await;
+    cluster.broker_down(-1).expect("broker down");
+
+    let engine = Arc::new(Engine::new(
+        EngineConfig::new(&brokers)
+            .property("fetch.wait.max.ms", "10")
+            .request_timeout(Duration::from_secs(2)),
+    ));
+    // The declaration succeeds: the table exists, empty and not ready, and says why.
+    create_table(&engine, topic).await;
+    let (http, _stop) = endpoint(&engine, None).await;
+    let waiting = get(http, "/readyz").await;
+    assert_eq!(waiting.status, 503);
+    assert!(
+        waiting.body.starts_with("t: waiting for Kafka to start: "),
+        "{}",
+        waiting.body
+    );
+    assert!(table_state(&engine).await.is_empty());
+    let stats = engine.sources()[0].stats.clone();
+    assert!(stats.kafka_unreachable && !stats.running && !stats.ready);
+    // A second source declared meanwhile waits with it instead of failing.
+    engine
+        .sql(&format!(
+            "CREATE STREAM s (v BIGINT) WITH (topic = '{topic}')"
+        ))
+        .await
+        .expect("a stream declared while the broker is down");
+    // Dropping a waiting source ends its wait: it never starts.
+    engine
+        .sql("DROP STREAM s")
+        .await
+        .expect("drop the waiting stream");
+
+    cluster.broker_up(-1).expect("broker up");
+    engine
+        .wait_until_ready(READY_TIMEOUT)
+        .await
+        .expect("ready once the broker is up");
+    assert_eq!(table_state(&engine).await, model);
+    let ready = get(http, "/readyz").await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    let sources = engine.sources();
+    assert_eq!(sources.len(), 1, "the dropped stream stays dropped");
+    assert!(sources[0].stats.last_error.is_none() && sources[0].stats.running);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
