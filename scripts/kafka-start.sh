@@ -11,6 +11,9 @@
 # Progress goes to stderr; stdout carries only KAFKA_LIBS=... and, last,
 # KAFKA_BROKERS=host:port.
 #
+# With KAFKA_KEEP_STATE=1, a state dir left by `KAFKA_KEEP_STATE=1 kafka-stop.sh`
+# is started again as it was (topics and records kept): a broker restart.
+#
 # Env: KAFKA_VERSION (4.1.0), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
 #      KTABLE_CACHE (~/.cache/ktable), KTABLE_KAFKA_DIR (/tmp/ktable-kafka),
 #      KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_START_TIMEOUT (60 s).
@@ -105,16 +108,22 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   die "port $PORT is already in use by another process (set KAFKA_PORT)"
 fi
 
-# 3. Fresh state dir. The marker file lets us (and kafka-stop.sh) rm -rf it
-#    safely: never delete a dir we did not create.
-if [[ -e $STATE ]]; then
-  [[ -f $STATE/.ktable-kafka ]] || die "$STATE exists and was not created by this script; remove it or set KTABLE_KAFKA_DIR"
-  rm -rf "$STATE"
+restart=
+if [[ ${KAFKA_KEEP_STATE:-} == 1 && -f $STATE/.ktable-kafka && -f $STATE/server.properties ]]; then
+  restart=1
 fi
-mkdir -p "$STATE/data"
-touch "$STATE/.ktable-kafka"
 
-cat >"$STATE/server.properties" <<EOF
+if [[ -z $restart ]]; then
+  # 3. Fresh state dir. The marker file lets us (and kafka-stop.sh) rm -rf it
+  #    safely: never delete a dir we did not create.
+  if [[ -e $STATE ]]; then
+    [[ -f $STATE/.ktable-kafka ]] || die "$STATE exists and was not created by this script; remove it or set KTABLE_KAFKA_DIR"
+    rm -rf "$STATE"
+  fi
+  mkdir -p "$STATE/data"
+  touch "$STATE/.ktable-kafka"
+
+  cat >"$STATE/server.properties" <<EOF
 # Single combined broker+controller in KRaft mode (written by kafka-start.sh).
 process.roles=broker,controller
 node.id=1
@@ -139,21 +148,25 @@ group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
 EOF
 
-# Short client timeouts so each readiness probe fails fast instead of hanging.
-cat >"$STATE/admin.properties" <<EOF
+  # Short client timeouts so each readiness probe fails fast instead of hanging.
+  cat >"$STATE/admin.properties" <<EOF
 request.timeout.ms=5000
 default.api.timeout.ms=10000
 EOF
 
-# 4. Format the metadata log: --standalone makes this node the sole voter of
-#    a dynamic (KIP-853) controller quorum, as Kafka 4.x's quickstart does.
-CLUSTER_ID=$("${RUN_CLASS[@]}" kafka.tools.StorageTool random-uuid) || die "StorageTool random-uuid failed"
-"${RUN_CLASS[@]}" kafka.tools.StorageTool format --standalone -t "$CLUSTER_ID" \
-  -c "$STATE/server.properties" >"$LOG" 2>&1 || die_log "StorageTool format failed"
+  # 4. Format the metadata log: --standalone makes this node the sole voter of
+  #    a dynamic (KIP-853) controller quorum, as Kafka 4.x's quickstart does.
+  CLUSTER_ID=$("${RUN_CLASS[@]}" kafka.tools.StorageTool random-uuid) || die "StorageTool random-uuid failed"
+  "${RUN_CLASS[@]}" kafka.tools.StorageTool format --standalone -t "$CLUSTER_ID" \
+    -c "$STATE/server.properties" >"$LOG" 2>&1 || die_log "StorageTool format failed"
+fi
 
 # 5. Launch detached (setsid: survives the caller's shell/process group). The
 #    inner sh writes its own pid and then execs java, so the pid is the JVM's.
-log "starting Kafka $KAFKA_VERSION on $BROKERS (state in $STATE)"
+log "${restart:+re}starting Kafka $KAFKA_VERSION on $BROKERS (state in $STATE)"
+# A restart finds the stopped broker's pid file: without removing it, the wait
+# below would read that dead pid before the new one is written.
+rm -f "$PID_FILE"
 # shellcheck disable=SC2016,SC2086  # $$ is for the inner sh; KAFKA_HEAP_OPTS is a list of flags
 setsid sh -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
   "$JAVA" ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC -Djava.awt.headless=true \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Stop the broker started by scripts/kafka-start.sh and delete its state dir,
 # so the next start begins from an empty cluster. Safe to run when nothing is
-# running. Env: KTABLE_KAFKA_DIR (/tmp/ktable-kafka), KAFKA_STOP_TIMEOUT (20 s).
+# running. With KAFKA_KEEP_STATE=1 the state dir stays, for
+# `KAFKA_KEEP_STATE=1 kafka-start.sh` to restart the same broker.
+# Env: KTABLE_KAFKA_DIR (/tmp/ktable-kafka), KAFKA_STOP_TIMEOUT (20 s).
 set -euo pipefail
 
 STATE=${KTABLE_KAFKA_DIR:-/tmp/ktable-kafka}
@@ -35,7 +37,9 @@ fi
 
 # The marker guards against deleting a dir this tooling did not create
 # (e.g. KTABLE_KAFKA_DIR pointed somewhere important by mistake).
-if [[ -f $STATE/.ktable-kafka ]]; then
+if [[ ${KAFKA_KEEP_STATE:-} == 1 ]]; then
+  log "keeping $STATE for a restart"
+elif [[ -f $STATE/.ktable-kafka ]]; then
   rm -rf "$STATE"
 elif [[ -e $STATE ]]; then
   log "not removing $STATE: it has no .ktable-kafka marker"

@@ -3,6 +3,7 @@
 //! One test binary, because every binary links librdkafka and links are slow.
 
 mod broker;
+mod broker_restart;
 mod checkpoint;
 mod cli;
 mod compaction;
