@@ -199,7 +199,17 @@ impl<S: RecordSink> Worker<S> {
                         ));
                     }
                 } else {
-                    *self.state.last_error.lock() = Some(error.to_string());
+                    let shown = match error.rdkafka_error_code() {
+                        Some(
+                            RDKafkaErrorCode::UnknownTopicOrPartition
+                            | RDKafkaErrorCode::UnknownTopic,
+                        ) => format!(
+                            "topic '{}' is unknown to the brokers (deleted?); serving the last state: {error}",
+                            self.state.topic
+                        ),
+                        _ => error.to_string(),
+                    };
+                    *self.state.last_error.lock() = Some(shown);
                     self.consumer_failed.store(true, Ordering::Relaxed);
                 }
             }

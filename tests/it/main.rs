@@ -25,6 +25,7 @@ mod server_security;
 mod server_statements;
 mod sql;
 mod subscribe;
+mod topic_deleted;
 mod transactions;
 
 use ktable::kafka::JsonSerializer;
