@@ -93,6 +93,9 @@ pub struct FileConfig {
     /// The most memory one table may hold ("8 GiB"); past it the table stops ingesting.
     #[serde(default, deserialize_with = "byte_size")]
     pub table_memory_limit: Option<usize>,
+    /// Changes each source keeps for its subscribers once subscribed to; a
+    /// subscriber further behind is ended (SQLSTATE 53400).
+    pub subscribe_buffer: Option<usize>,
     /// Folder for table checkpoints; none keeps state in memory only.
     pub state_dir: Option<PathBuf>,
     /// How often each table writes a checkpoint ("60s").
@@ -174,6 +177,13 @@ mod tests {
     fn unknown_keys_are_refused_with_their_name() {
         let error = toml::from_str::<FileConfig>("listn = \"127.0.0.1:5433\"").unwrap_err();
         assert!(error.to_string().contains("listn"), "{error}");
+    }
+
+    #[test]
+    fn the_subscribe_buffer_is_read() {
+        let config: FileConfig = toml::from_str("subscribe_buffer = 500").expect("parses");
+        assert_eq!(config.subscribe_buffer, Some(500));
+        assert!(toml::from_str::<FileConfig>("subscribe_buffer = -1").is_err());
     }
 
     #[test]
