@@ -366,21 +366,30 @@ async fn serve(
     }
     let engine = Arc::new(Engine::new(config));
     let server_metrics = ServerMetrics::new();
-    // The demo shows its metrics too: someone trying ktable sees what to scrape.
-    let http = http.or(with_generator.then_some(DEMO_HTTP));
+    // The demo shows its metrics too: someone trying ktable sees what to scrape. Its
+    // address is a default nobody asked for, so a second demo on the same machine
+    // (the port taken) runs without it rather than not at all.
+    let demo_default = http.is_none() && with_generator;
+    let http = http.or(demo_default.then_some(DEMO_HTTP));
     let (phase, phases) = tokio::sync::watch::channel(Phase::Starting);
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let mut http_url = None;
     if let Some(address) = http {
         // Bound before the sources start, so that probes see "starting", not nothing.
         let metrics = Metrics::new(Arc::clone(&engine), Some(Arc::clone(&server_metrics)));
-        let endpoint = Endpoint::bind(address, Arc::clone(&engine), metrics)
-            .await?
-            .phase(phases);
-        http_url = Some(format!("http://{}/metrics", endpoint.local_addr()));
-        tokio::spawn(endpoint.serve(async move {
-            let _ = http_stopped.await;
-        }));
+        match Endpoint::bind(address, Arc::clone(&engine), metrics).await {
+            Ok(endpoint) => {
+                let endpoint = endpoint.phase(phases);
+                http_url = Some(format!("http://{}/metrics", endpoint.local_addr()));
+                tokio::spawn(endpoint.serve(async move {
+                    let _ = http_stopped.await;
+                }));
+            }
+            Err(error) if demo_default => {
+                tracing::warn!(%address, %error, "the demo's metrics endpoint is off (use --http to pick another address)");
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
     engine.run_path(engine.context(), &sql).await?;
     phase.send_replace(Phase::Serving);

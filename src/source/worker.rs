@@ -218,11 +218,14 @@ impl<S: RecordSink> Worker<S> {
 
     /// Records or end-of-partition notices arrive: Kafka answers, and an error the
     /// consumer reported before is no longer the state of things.
+    /// Called for every record: plain loads first, the swaps only after a failure.
     fn flowing(&self) {
-        if self.state.reachable() {
+        if self.state.is_unreachable() && self.state.reachable() {
             tracing::info!(topic = %self.state.topic, "Kafka reachable again");
         }
-        if self.consumer_failed.swap(false, Ordering::Relaxed) {
+        if self.consumer_failed.load(Ordering::Relaxed)
+            && self.consumer_failed.swap(false, Ordering::Relaxed)
+        {
             self.state.last_error.lock().take();
         }
     }

@@ -70,14 +70,12 @@ fn flags_and_variables_win_over_the_config_file() {
     }
 }
 
-/// The embedded demo serves /metrics and says where beside the psql hint. (Its
-/// default, 127.0.0.1:9187, may be taken on a shared machine: the test asks for a
-/// free port, and reads the one printed.)
-#[test]
-fn the_demo_prints_and_serves_its_metrics_url() {
-    use std::io::{BufRead, Read, Write};
+/// Starts the embedded demo with `args`; its log lines (stdout) arrive on the receiver.
+fn spawn_demo(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_ktable"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .arg("serve")
+        .args(args)
         .env_remove("KTABLE_BROKERS")
         .env_remove("KTABLE_CONFIG")
         .env_remove("KTABLE_HTTP")
@@ -98,24 +96,39 @@ fn the_demo_prints_and_serves_its_metrics_url() {
             }
         }
     });
-    let prefix = "metrics at http://";
+    (child, seen)
+}
+
+/// Reads log lines until one contains `marker`; the log so far, and whether it came.
+fn wait_for_line(
+    seen: &std::sync::mpsc::Receiver<String>,
+    marker: &str,
+) -> (String, Option<String>) {
     let mut log = String::new();
-    let printed = loop {
-        match seen.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(line) => {
-                log.push_str(&line);
-                log.push('\n');
-                let address = line
-                    .split_once(prefix)
-                    .and_then(|(_, rest)| rest.split_once("/metrics"))
-                    .map(|(address, _)| address.to_string());
-                if address.is_some() {
-                    break address;
-                }
-            }
-            Err(_) => break None,
+    while let Ok(line) = seen.recv_timeout(std::time::Duration::from_secs(60)) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains(marker) {
+            return (log, Some(line));
         }
-    };
+    }
+    (log, None)
+}
+
+/// The embedded demo serves /metrics and says where beside the psql hint. (Its
+/// default, 127.0.0.1:9187, may be taken on a shared machine: the test asks for a
+/// free port, and reads the one printed.)
+#[test]
+fn the_demo_prints_and_serves_its_metrics_url() {
+    use std::io::{Read, Write};
+    let (mut child, seen) = spawn_demo(&["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let prefix = "metrics at http://";
+    let (log, line) = wait_for_line(&seen, prefix);
+    let printed = line.and_then(|line| {
+        line.split_once(prefix)
+            .and_then(|(_, rest)| rest.split_once("/metrics"))
+            .map(|(address, _)| address.to_string())
+    });
     let health = printed.as_ref().map(|address| {
         let mut socket = std::net::TcpStream::connect(address.as_str()).expect("connect");
         socket
@@ -130,4 +143,19 @@ fn the_demo_prints_and_serves_its_metrics_url() {
     assert!(printed.is_some(), "no metrics URL printed:\n{log}");
     let health = health.unwrap_or_default();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}
+
+/// A second demo on a machine whose 9187 is taken (another demo, another exporter)
+/// still serves SQL: the metrics address is the demo's default, not a request.
+#[test]
+fn the_demo_serves_without_metrics_when_their_port_is_taken() {
+    // Taken by this test, or already by someone else: either way the demo cannot have it.
+    let _holder = std::net::TcpListener::bind("127.0.0.1:9187");
+    let (mut child, seen) = spawn_demo(&["--listen", "127.0.0.1:0"]);
+    let (log, line) = wait_for_line(&seen, "Connect with");
+    let alive = child.try_wait().expect("child status").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.is_some() && alive, "the demo did not come up:\n{log}");
+    assert!(log.contains("metrics endpoint is off"), "{log}");
 }
