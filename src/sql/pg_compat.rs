@@ -262,6 +262,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_uncorrelated_subquery_without_a_row_is_null() {
+        let ctx = context().await;
+        // pg_proc.oid is declared non-null; the lookup finds no row (pgjdbc's
+        // `typinput = 'pg_catalog.array_in'::regproc`).
+        let out = rows(
+            &ctx,
+            "SELECT tbl = (SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'no such function') IS NULL AS n FROM cols LIMIT 1",
+        )
+        .await
+        .unwrap();
+        assert_eq!(out[3], "| true |", "{out:#?}");
+    }
+
+    #[tokio::test]
     async fn json_build_object_and_collation_visibility_are_callable() {
         let ctx = context().await;
         let out = rows(
