@@ -12,6 +12,7 @@ mod column_names;
 mod functions;
 mod information_schema;
 mod json;
+mod pg_settings;
 mod single_row;
 mod subquery;
 
@@ -273,6 +274,18 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(out[3], "| true |", "{out:#?}");
+    }
+
+    #[tokio::test]
+    async fn pg_settings_lists_what_current_setting_answers() {
+        let ctx = context().await;
+        let out = rows(
+            &ctx,
+            "SELECT setting, current_setting(name) = setting AS same FROM pg_catalog.pg_settings WHERE name = 'max_index_keys'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(out[3], "| 32      | true |", "{out:#?}");
     }
 
     #[tokio::test]
