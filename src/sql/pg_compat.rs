@@ -32,7 +32,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContex
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use std::sync::Arc;
 
-pub use column_names::name_columns_like_postgres;
+pub use column_names::{name_columns_like_postgres, postgres_column_name};
 
 /// Rewrites the PostgreSQL syntax of a parsed statement that DataFusion plans
 /// differently or not at all into what it plans with PostgreSQL's answer (see the
