@@ -2,6 +2,7 @@
 //! the client asked for, commands as their tags.
 
 use super::errors::error_with_code;
+use crate::sql::pg_compat::postgres_column_name;
 use crate::sql::{datafusion_sqlstate, Output};
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
@@ -21,12 +22,32 @@ pub(crate) fn datafusion_error(error: &DataFusionError) -> PgWireError {
     error_with_code(datafusion_sqlstate(error), error.to_string())
 }
 
-/// The columns of `schema` as a RowDescription announces them.
+/// The columns of `schema` as a RowDescription announces them, with PostgreSQL's
+/// names: a name a select list repeats was made unique for DataFusion, and is
+/// repeated again here ([`postgres_column_name`]).
 pub(crate) fn fields(
     schema: &Schema,
     format: &Format,
     options: &Arc<FormatOptions>,
 ) -> PgWireResult<Arc<Vec<FieldInfo>>> {
+    let renamed;
+    let schema = if schema
+        .fields()
+        .iter()
+        .any(|f| postgres_column_name(f.name()) != f.name())
+    {
+        renamed = Schema::new_with_metadata(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_name(postgres_column_name(f.name())))
+                .collect::<Vec<_>>(),
+            schema.metadata().clone(),
+        );
+        &renamed
+    } else {
+        schema
+    };
     Ok(Arc::new(arrow_schema_to_pg_fields(
         schema,
         format,

@@ -4,16 +4,22 @@
 //! (`information_schema`), the functions drivers and BI tools call while connecting
 //! or inspecting (`version()`, `current_setting`, `pg_get_indexdef`, ...), the
 //! planning of the correlated subqueries their catalog queries are written with, and
-//! [`name_columns_like_postgres`], which the statement front end applies so that
-//! result columns are named as PostgreSQL names them (`count`, not `count(*)`).
+//! two rewrites the statement front end applies to every parsed statement:
+//! [`name_columns_like_postgres`], so that result columns are named as PostgreSQL
+//! names them (`count`, not `count(*)`), and [`rewrite_postgres_syntax`], for the
+//! PostgreSQL syntax DataFusion plans differently or not at all (`(expr).field`,
+//! functions in FROM, `ARRAY(subquery)`, `LIKE ... ESCAPE`, ...).
 
 mod catalog;
 mod column_names;
 mod functions;
 mod information_schema;
 mod json;
+mod like_escape;
+mod pg_settings;
 mod single_row;
 mod subquery;
+mod syntax;
 
 use arrow::array::{Array, BooleanArray};
 use arrow::datatypes::DataType;
@@ -26,7 +32,28 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContex
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use std::sync::Arc;
 
-pub use column_names::name_columns_like_postgres;
+pub use column_names::{name_columns_like_postgres, postgres_column_name};
+
+/// Rewrites the PostgreSQL syntax of a parsed statement that DataFusion plans
+/// differently or not at all into what it plans with PostgreSQL's answer (see the
+/// `syntax` module). `is_table_function` tells whether a name is a table function of
+/// the context the statement will be planned in: a function in FROM that is not one
+/// becomes a one-row relation, as in PostgreSQL. Apply it with [`install`]'s
+/// functions on the context: the rewrites call some of them.
+///
+/// ```
+/// use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+/// let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, "SELECT (f(x)).n FROM t")?.remove(0);
+/// ktable::sql::pg_compat::rewrite_postgres_syntax(&mut statement, &|_| false);
+/// assert_eq!(statement.to_string(), "SELECT (f(x))['n'] FROM t");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn rewrite_postgres_syntax(
+    statement: &mut datafusion::sql::sqlparser::ast::Statement,
+    is_table_function: &dyn Fn(&str) -> bool,
+) {
+    syntax::rewrite(statement, is_table_function);
+}
 
 /// Adds the catalog and the driver functions to `context` (once; a second call only
 /// re-registers the functions).
@@ -49,6 +76,7 @@ pub fn install(context: &SessionContext) -> datafusion::error::Result<()> {
     context.register_udf(pg_get_serial_sequence_udf());
     context.register_udf(json::json_build_object_udf());
     context.register_udf(pg_collation_is_visible_udf());
+    context.register_udf(like_escape::like_escape_udf());
     // psql's \d commands and BI tools read pg_catalog.
     let keys = install_pg_catalog(context)?;
     // Grafana and Metabase browse with information_schema, as PostgreSQL shapes it.
@@ -259,6 +287,32 @@ mod tests {
         .await
         .unwrap_err();
         assert!(error.to_string().contains("more than one row"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_uncorrelated_subquery_without_a_row_is_null() {
+        let ctx = context().await;
+        // pg_proc.oid is declared non-null; the lookup finds no row (pgjdbc's
+        // `typinput = 'pg_catalog.array_in'::regproc`).
+        let out = rows(
+            &ctx,
+            "SELECT tbl = (SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'no such function') IS NULL AS n FROM cols LIMIT 1",
+        )
+        .await
+        .unwrap();
+        assert_eq!(out[3], "| true |", "{out:#?}");
+    }
+
+    #[tokio::test]
+    async fn pg_settings_lists_what_current_setting_answers() {
+        let ctx = context().await;
+        let out = rows(
+            &ctx,
+            "SELECT setting, current_setting(name) = setting AS same FROM pg_catalog.pg_settings WHERE name = 'max_index_keys'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(out[3], "| 32      | true |", "{out:#?}");
     }
 
     #[tokio::test]

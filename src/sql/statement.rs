@@ -49,6 +49,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use std::fmt;
 use std::sync::Arc;
 
@@ -514,7 +515,7 @@ impl Engine {
             Err(error @ ddl::DdlError::Syntax(_)) => Some(error),
             Err(error) => return Err(error.into()),
         };
-        let statement = match (self.parse(sql), ddl_syntax_error) {
+        let mut statement = match (self.parse(sql), ddl_syntax_error) {
             (Ok(Some(statement)), _) => statement,
             (Ok(None), _) => return Ok(prepared(Body::Empty)),
             (Err(_), Some(ddl_error)) => return Err(ddl_error.into()),
@@ -529,7 +530,23 @@ impl Engine {
                 return Ok(prepared(Body::Session(statement.clone())));
             }
         }
-        let plan = ctx.state().statement_to_plan(statement.clone()).await?;
+        // datafusion-pg-catalog's parser replaces some client queries it knows
+        // DataFusion cannot run with stand-ins (`WHERE false` stubs, and a partial
+        // one for Grafana's search path that answers wrongly). ktable's rewrites run
+        // some of them as written, with the real answer: a stand-in is the last resort.
+        let as_written = self
+            .parse_as_written(sql)
+            .filter(|written| *written != statement);
+        let plan = match as_written {
+            Some(written) => match self.plan_analyzed(ctx, &written).await {
+                Ok(plan) => {
+                    statement = written;
+                    plan
+                }
+                Err(_) => ctx.state().statement_to_plan(statement.clone()).await?,
+            },
+            None => ctx.state().statement_to_plan(statement.clone()).await?,
+        };
         if let Some(lookup) = PointLookup::recognize(&plan) {
             return Ok(prepared(Body::PointLookup {
                 lookup: Arc::new(lookup),
@@ -542,16 +559,59 @@ impl Engine {
         }))
     }
 
-    /// One statement of `sql` as PostgreSQL's parser (with the catalog rewrites) reads
-    /// it, or DataFusion's parser for its own statements; `None` for no statement.
+    /// One statement of `sql` as PostgreSQL's parser (with the catalog rewrites and
+    /// stand-ins) reads it, or DataFusion's parser for its own statements; `None` for
+    /// no statement.
     pub(super) fn parse(&self, sql: &str) -> Result<Option<DfStatement>, SqlError> {
-        let mut statements: Vec<DfStatement> = match self.pg_parser.parse(sql) {
+        self.with_postgres_rewrites(sql, self.pg_parser.parse(sql))
+    }
+
+    /// `sql` with datafusion-pg-catalog's rewrites but without its stand-ins for
+    /// whole client queries; `None` if it does not parse so.
+    fn parse_as_written(&self, sql: &str) -> Option<DfStatement> {
+        let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .ok()?
+            .into_iter()
+            .map(|s| self.pg_parser.rewrite(s))
+            .collect();
+        self.with_postgres_rewrites(sql, Ok(statements)).ok()?
+    }
+
+    /// `statement`'s plan, which DataFusion's analyzer (type coercion, subquery
+    /// checks) has accepted.
+    async fn plan_analyzed(
+        &self,
+        ctx: &SessionContext,
+        statement: &DfStatement,
+    ) -> Result<LogicalPlan, SqlError> {
+        self.config.guard.check_statement(statement)?;
+        let state = ctx.state();
+        let plan = state.statement_to_plan(statement.clone()).await?;
+        state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})?;
+        Ok(plan)
+    }
+
+    /// One statement of the parse of `sql`, named and rewritten as PostgreSQL reads
+    /// it; DataFusion's parser for its own statements when PostgreSQL's refuses `sql`.
+    fn with_postgres_rewrites(
+        &self,
+        sql: &str,
+        parsed: Result<Vec<ast::Statement>, ParserError>,
+    ) -> Result<Option<DfStatement>, SqlError> {
+        let state = self.context().state_ref();
+        let is_table_function = |name: &str| state.read().table_functions().contains_key(name);
+        let mut statements: Vec<DfStatement> = match parsed {
             Ok(statements) => statements
                 .into_iter()
                 .map(|mut s| {
                     // Result columns named as PostgreSQL names them (`count`, not
                     // `count(*)`): clients show these names to people.
                     super::pg_compat::name_columns_like_postgres(&mut s);
+                    // Then PostgreSQL syntax DataFusion plans otherwise (functions in
+                    // FROM, `(expr).field`, `ARRAY(subquery)`, ...).
+                    super::pg_compat::rewrite_postgres_syntax(&mut s, &is_table_function);
                     DfStatement::Statement(Box::new(s))
                 })
                 .collect(),

@@ -4,18 +4,14 @@ demo's declarations: `users` keyed by `id` (one index, `users_pkey`), the stream
 `orders` without a key, no foreign keys.
 
 One test (or a few) per tool. Where the tool's driver runs here it is used (psql,
-psycopg; pgjdbc in tests/clients/java); otherwise the statements are the
+psycopg, SQLAlchemy; pgjdbc in tests/clients/java); otherwise the statements are the
 tool's own, taken from its source (named above each), and sent on the protocol the
 tool uses: the simple protocol (psycopg's ClientCursor) for Npgsql's connect batch and
 psqlODBC (Tableau), the extended protocol (psycopg's default) for the JDBC and Go
 drivers of Metabase and Grafana.
 
 Run by hand with `KTABLE_PG_PORT=5433 python3 -m pytest tests/clients/test_bi_tools.py`
-while `cargo run -- serve` runs. Not here yet, because they need statement rewrites
-ktable lacks (issue #9's notes): psql's `\\d+`, SQLAlchemy's key reflection
-(`generate_subscripts`), Grafana's table picker (set-returning functions in FROM),
-pgjdbc's getPrimaryKeys/getIndexInfo (`(expr).n`), Metabase's field sync (a
-`::regclass` cast of a computed name).
+while `cargo run -- serve` runs.
 """
 
 import os
@@ -26,6 +22,7 @@ import time
 
 import psycopg
 import pytest
+import sqlalchemy
 
 PORT = int(os.environ.get("KTABLE_PG_PORT", "5433"))
 DSN = f"host=127.0.0.1 port={PORT} user=ktable dbname=ktable"
@@ -106,14 +103,51 @@ def test_psql_describes_a_table_with_its_key_index(demo_ready):
 
 
 @needs_psql
+def test_psql_describes_a_table_verbosely(demo_ready):
+    out = psql(r"\d+ users")
+    assert "Storage" in out and '"users_pkey" PRIMARY KEY, btree (id)' in out, out
+
+
+@needs_psql
 def test_psql_lists_functions_and_expands_rows(demo_ready):
     assert "List of functions" in psql(r"\df")
     out = psql("\\x", "SELECT 'user-1' AS id")
     assert "Expanded display is on." in out and "-[ RECORD 1 ]" in out, out
 
 
-# --- SQLAlchemy (1.4 and 2.x), reflecting as Superset does -----------------------------
+# --- SQLAlchemy 2.x (with psycopg 3), reflecting as Superset does ---------------------
 
+
+def sqlalchemy_engine():
+    return sqlalchemy.create_engine(f"postgresql+psycopg://ktable@127.0.0.1:{PORT}/ktable")
+
+
+def test_sqlalchemy_inspects_keys_indexes_and_constraints(demo_ready):
+    inspector = sqlalchemy.inspect(sqlalchemy_engine())
+    assert "public" in inspector.get_schema_names()
+    assert [c["name"] for c in inspector.get_columns("users")] == USERS_COLUMNS
+    pk = inspector.get_pk_constraint("users")
+    assert (pk["constrained_columns"], pk["name"], pk["comment"]) == (["id"], "users_pkey", None)
+    # SQLAlchemy 2.1 reports PostgreSQL 11's INCLUDE columns of the key's index: none.
+    assert pk.get("dialect_options", {}).get("postgresql_include", []) == [], pk
+    assert inspector.get_pk_constraint("orders")["constrained_columns"] == []
+    assert inspector.get_foreign_keys("users") == []
+    # PostgreSQL's dialect leaves the primary key's index out of get_indexes.
+    assert inspector.get_indexes("users") == []
+    assert inspector.get_unique_constraints("users") == []
+    assert inspector.get_check_constraints("users") == []
+    assert inspector.get_table_comment("users") == {"text": None}
+
+
+def test_sqlalchemy_reflects_a_whole_table(demo_ready):
+    table = sqlalchemy.Table("users", sqlalchemy.MetaData(), autoload_with=sqlalchemy_engine())
+    assert list(table.c.keys()) == USERS_COLUMNS
+    assert [c.name for c in table.primary_key.columns] == ["id"]
+    assert table.primary_key.name == "users_pkey"
+    assert not table.foreign_keys and not table.indexes
+
+
+# --- Npgsql (Power BI, every .NET client): src/Npgsql/PostgresDatabaseInfo.cs ----------
 
 NPGSQL_LOAD_TYPES = """SELECT version();
 
@@ -204,11 +238,70 @@ def test_npgsql_resets_pooled_connections(demo_ready):
 
 # --- Grafana PostgreSQL data source: postgresMetaQuery.ts ------------------------------
 
+GRAFANA_SEARCH_PATH = """
+          quote_ident(table_schema) IN (
+          SELECT
+            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+          FROM
+            generate_series(
+              array_lower(string_to_array(current_setting('search_path'),','),1),
+              array_upper(string_to_array(current_setting('search_path'),','),1)
+            ) as i,
+            string_to_array(current_setting('search_path'),',') s
+          )"""
+
+
 def test_grafana_detects_the_version(demo_ready):
     names, rows = extended("SELECT current_setting('server_version_num')::int/100 as version")
     assert names == ["version"] and rows == [(1600,)]
     assert extended("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")[1] == []
 
+
+def test_grafana_picks_tables_and_columns(demo_ready):
+    names, schemas = extended(
+        """SELECT schema_name AS "name"
+    FROM information_schema.schemata
+    WHERE schema_name NOT IN ('information_schema', 'pg_catalog', 'pg_toast', '_timescaledb_cache',
+                              '_timescaledb_catalog', '_timescaledb_internal', '_timescaledb_config',
+                              'timescaledb_information', 'timescaledb_experimental')
+    ORDER BY schema_name"""
+    )
+    assert ("public",) in schemas
+    _, tables = extended(
+        f"""SELECT
+    CASE WHEN {GRAFANA_SEARCH_PATH}
+      THEN quote_ident(table_name)
+      ELSE quote_ident(table_schema) || '.' || quote_ident(table_name)
+    END AS "table"
+    FROM information_schema.tables
+    WHERE quote_ident(table_schema) NOT IN ('information_schema', 'pg_catalog', '_timescaledb_cache',
+                             '_timescaledb_catalog', '_timescaledb_internal', '_timescaledb_config',
+                             'timescaledb_information', 'timescaledb_experimental')
+    ORDER BY CASE WHEN {GRAFANA_SEARCH_PATH} THEN 0 ELSE 1 END, 1"""
+    )
+    # public is on the search path: its tables come unqualified.
+    assert ("users",) in tables and ("orders",) in tables, tables
+    _, columns = extended(
+        f"""SELECT quote_ident(column_name) AS "column", data_type AS "type"
+    FROM information_schema.columns
+    WHERE
+      CASE WHEN array_length(parse_ident('users'),1) = 2
+        THEN quote_ident(table_schema) = (parse_ident('users'))[1]
+          AND quote_ident(table_name) = (parse_ident('users'))[2]
+        ELSE quote_ident(table_name) = 'users'
+          AND {GRAFANA_SEARCH_PATH}
+      END"""
+    )
+    assert sorted(columns) == sorted(
+        [
+            ("id", "text"),
+            ("name", "text"),
+            ("email", "text"),
+            ("age", "integer"),
+            ("city", "text"),
+            ("_timestamp", "timestamp without time zone"),
+        ]
+    ), columns
 
 
 # --- Metabase: src/metabase/driver/postgres.clj (sync), over pgjdbc --------------------
@@ -234,6 +327,37 @@ ORDER BY type ASC, schema ASC, name ASC"""
         ("public", "ktable_subscriptions", "VIEW"),
         ("public", "ktable_tables", "VIEW"),
     ], rows
+
+
+def test_metabase_describes_fields_with_the_key(demo_ready):
+    names, rows = extended(
+        """SELECT "c"."column_name" AS "name",
+  CASE WHEN "c"."udt_schema" IN ('public', 'pg_catalog') THEN FORMAT('%s', "c"."udt_name")
+       ELSE FORMAT('"%s"."%s"', "c"."udt_schema", "c"."udt_name") END AS "database-type",
+  "c"."ordinal_position" - 1 AS "database-position",
+  "c"."table_schema" AS "table-schema", "c"."table_name" AS "table-name",
+  "pk"."column_name" IS NOT NULL AS "pk?",
+  COL_DESCRIPTION(CAST(CAST(FORMAT('%I.%I', CAST("c"."table_schema" AS TEXT), CAST("c"."table_name" AS TEXT)) AS REGCLASS) AS OID), "c"."ordinal_position") AS "field-comment",
+  (("column_default" IS NULL) OR (LOWER("column_default") = 'null')) AND ("is_nullable" = 'NO')
+    AND NOT ((("column_default" IS NOT NULL) AND ("column_default" LIKE '%nextval(%')) OR ("is_identity" <> 'NO')) AS "database-required",
+  (("column_default" IS NOT NULL) AND ("column_default" LIKE '%nextval(%')) OR ("is_identity" <> 'NO') AS "database-is-auto-increment"
+FROM "information_schema"."columns" AS "c"
+LEFT JOIN (SELECT "tc"."table_schema", "tc"."table_name", "kc"."column_name"
+           FROM "information_schema"."table_constraints" AS "tc"
+           INNER JOIN "information_schema"."key_column_usage" AS "kc"
+             ON ("tc"."constraint_name" = "kc"."constraint_name") AND ("tc"."table_schema" = "kc"."table_schema") AND ("tc"."table_name" = "kc"."table_name")
+           WHERE "tc"."constraint_type" = 'PRIMARY KEY') AS "pk"
+  ON ("c"."table_schema" = "pk"."table_schema") AND ("c"."table_name" = "pk"."table_name") AND ("c"."column_name" = "pk"."column_name")
+WHERE c.table_schema !~ '^information_schema|catalog_history|pg_' AND ("c"."table_schema" IN ('public')) AND ("c"."table_name" IN ('users'))
+ORDER BY "table-schema" ASC, "table-name" ASC, "database-position" ASC"""
+    )
+    by_name = {r[0]: dict(zip(names, r)) for r in rows}
+    assert list(by_name) == USERS_COLUMNS
+    assert by_name["id"]["database-type"] == "text" and by_name["age"]["database-type"] == "int4"
+    assert by_name["_timestamp"]["database-type"] == "timestamp"
+    assert [n for n, r in by_name.items() if r["pk?"]] == ["id"]
+    assert by_name["id"]["database-required"] is True and by_name["name"]["database-required"] is False
+    assert not any(r["database-is-auto-increment"] for r in by_name.values())
 
 
 def test_metabase_finds_no_foreign_keys(demo_ready):
@@ -359,3 +483,12 @@ def test_result_columns_are_named_as_postgresql_names_them(demo_ready):
         "CASE WHEN age > 1 THEN 'a' END, id FROM users GROUP BY name, age, id"
     )
     assert names == ["count", "max", "lower", "age", "?column?", "case", "id"], names
+
+
+def test_repeated_result_column_names_are_kept_as_postgresql_gives_them(demo_ready):
+    # PostgreSQL names both columns `count`; pandas and BI tools show what it sends.
+    assert extended("SELECT count(*), count(age) FROM users")[0] == ["count", "count"]
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        cur = psycopg.ClientCursor(conn)
+        cur.execute("SELECT id, id, 1 AS n, 2 AS n FROM users LIMIT 1")
+        assert [d.name for d in cur.description] == ["id", "id", "n", "n"]

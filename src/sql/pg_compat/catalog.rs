@@ -12,9 +12,10 @@
 //! holds the regproc columns (`typreceive`, `typinput`, ...) as function names, while
 //! a `'array_in'::regproc` cast and `pg_proc.oid` are oids: Npgsql's type loading
 //! (`proc.oid = typ.typreceive`) fails on that. [`PgCatalog`] wraps the crate's
-//! schema and replaces these four tables; every other table is the crate's. The
-//! static rows of `pg_index` and `pg_constraint` are dropped: they describe system
-//! relations that ktable's `pg_class` does not list, so no query could join them.
+//! schema and replaces these four tables, and `pg_settings` (see `pg_settings`);
+//! every other table is the crate's. The static rows of `pg_index` and
+//! `pg_constraint` are dropped: they describe system relations that ktable's
+//! `pg_class` does not list, so no query could join them.
 //!
 //! A table's key comes from its `TableProvider::constraints()` (the primary key that
 //! `CREATE TABLE ... PRIMARY KEY` declares, for ktable's tables and DataFusion's
@@ -177,11 +178,17 @@ impl SchemaProvider for PgCatalog {
             "pg_index" => Kind::Index,
             "pg_constraint" => Kind::Constraint,
             "pg_type" => Kind::Type,
+            "pg_settings" => {
+                return match self.inner.table(name).await? {
+                    Some(inner) => Ok(Some(super::pg_settings::table(inner.schema())?)),
+                    None => Ok(None),
+                }
+            }
             _ => return self.inner.table(name).await,
         };
         let schema = match kind {
             Kind::Class => match self.inner.table(name).await? {
-                Some(inner) => inner.schema(),
+                Some(inner) => with_reloptions(&inner.schema()),
                 None => return Ok(None),
             },
             Kind::Type => match self.inner.table(name).await? {
@@ -386,7 +393,15 @@ impl KeyTable {
         tables: &[Arc<KeyedTable>],
     ) -> Result<RecordBatch> {
         let classes = read_all(&self.inner, "pg_class", state).await?;
-        let classes = RecordBatch::try_new(Arc::clone(&self.schema), classes.columns().to_vec())?;
+        // The crate's columns, then the ones ktable adds (NULL: no options are set).
+        let mut columns = classes.columns().to_vec();
+        for field in self.schema.fields().iter().skip(columns.len()) {
+            columns.push(arrow::array::new_null_array(
+                field.data_type(),
+                classes.num_rows(),
+            ));
+        }
+        let classes = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         let oids = column::<Int32Array>(&classes, "oid")?;
         let row_of: HashMap<i32, usize> = (0..classes.num_rows())
             .map(|i| (oids.value(i), i))
@@ -486,6 +501,21 @@ fn regproc_as_oids(schema: &SchemaRef) -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new(fields))
+}
+
+/// The crate's `pg_class` schema with `reloptions` (`text[]`, the storage options
+/// `WITH (...)` sets), which psql's `\d+` reads and the crate lacks.
+fn with_reloptions(schema: &SchemaRef) -> SchemaRef {
+    if schema.field_with_name("reloptions").is_ok() {
+        return Arc::clone(schema);
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(
+        "reloptions",
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        true,
+    ));
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 fn replace_column(batch: &RecordBatch, name: &str, values: ArrayRef) -> Result<RecordBatch> {

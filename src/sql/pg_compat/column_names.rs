@@ -12,18 +12,18 @@
 //! names the result, as in PostgreSQL and DataFusion; the other branches are left as
 //! written.
 //!
-//! One difference remains. PostgreSQL allows two result columns of the same name
-//! (`SELECT count(*), count(x)` gives two `count`s); DataFusion refuses a projection
-//! whose names repeat. A generated name that an earlier item of the same SELECT list
-//! already has (a column, an alias or another generated name) is therefore not
-//! applied: that item keeps DataFusion's name (`count(t.x)`), which still plans and
-//! still tells the user what the column is.
+//! PostgreSQL allows two result columns of the same name (`SELECT count(*),
+//! count(x)` gives two `count`s; so do `SELECT id, id` and `SELECT 1 AS a, 2 AS a`);
+//! DataFusion refuses a projection whose names repeat. An item whose name an earlier
+//! item of the same SELECT list already has is therefore aliased with the name, a
+//! mark and a number (unique for DataFusion), and [`postgres_column_name`] gives
+//! PostgreSQL's name back where the wire protocol describes the result.
 
 use datafusion::sql::sqlparser::ast::{
     DataType, Declare, Expr, Function, Ident, ObjectName, Query, Select, SelectItem, SetExpr,
     Statement, VisitMut, VisitorMut,
 };
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 /// Aliases the unaliased select items of every SELECT in `statement` with the names
@@ -79,32 +79,52 @@ fn naming_select(body: &mut SetExpr) -> Option<&mut Select> {
 }
 
 fn name_select_list(select: &mut Select) {
-    // Names the list already has, so a generated one never repeats them.
-    let mut taken: HashSet<String> = select
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
-            SelectItem::UnnamedExpr(expr) => column_name(expr),
-            _ => None,
-        })
-        .collect();
+    // Names given so far, and how many items carry each.
+    let mut taken: HashMap<String, usize> = HashMap::new();
     for item in select.projection.iter_mut() {
-        let SelectItem::UnnamedExpr(expr) = item else {
-            continue;
+        let (expr, name, generated) = match item {
+            SelectItem::ExprWithAlias { expr, alias } => (expr, alias.value.clone(), false),
+            SelectItem::UnnamedExpr(expr) => match column_name(expr) {
+                Some(name) => (expr, name, false),
+                None => {
+                    let name = postgres_name(expr).unwrap_or_else(|| "?column?".to_string());
+                    (expr, name, true)
+                }
+            },
+            _ => continue,
         };
-        if column_name(expr).is_some() {
-            continue;
-        }
-        let name = postgres_name(expr).unwrap_or_else(|| "?column?".to_string());
-        if !taken.insert(name.clone()) {
-            continue;
-        }
+        let seen = taken.entry(name.clone()).or_insert(0);
+        *seen += 1;
+        let alias = match *seen {
+            1 if !generated => continue,
+            1 => name,
+            // A repeated name: unique for DataFusion, PostgreSQL's on the wire.
+            n => format!("{name}{REPEATED_NAME_MARK}{n}"),
+        };
         *item = SelectItem::ExprWithAlias {
             expr: expr.clone(),
-            alias: Ident::with_quote('"', name),
+            alias: Ident::with_quote('"', alias),
         };
     }
+}
+
+/// Separates a repeated result column name from the number that makes it unique
+/// for DataFusion; [`postgres_column_name`] cuts it off. A control character, which
+/// no identifier a client writes contains.
+const REPEATED_NAME_MARK: char = '\u{1f}';
+
+/// The name PostgreSQL gives a result column that the statement front end named
+/// `name`: a name that repeats an earlier one in its select list (`SELECT count(*),
+/// count(x)`) is made unique for DataFusion, which refuses repeated names, and is
+/// given back as PostgreSQL's (`count`, `count`) here. The wire protocol sends
+/// these names; an embedder that shows result columns to people may use it too.
+///
+/// ```
+/// assert_eq!(ktable::sql::pg_compat::postgres_column_name("count"), "count");
+/// assert_eq!(ktable::sql::pg_compat::postgres_column_name("count\u{1f}2"), "count");
+/// ```
+pub fn postgres_column_name(name: &str) -> &str {
+    name.split(REPEATED_NAME_MARK).next().unwrap_or(name)
 }
 
 /// The name of a plain column reference, which DataFusion already uses.
@@ -314,21 +334,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn repeated_names_keep_datafusion_names_after_the_first() {
+    async fn repeated_names_are_postgres_names_once_the_mark_is_cut() {
         let ctx = context().await;
-        // PostgreSQL says count, count; DataFusion refuses repeated names.
+        // PostgreSQL says count, count; DataFusion refuses repeated names, so the
+        // plan's names are unique and the wire's are PostgreSQL's.
+        let wire = |names: Vec<String>| -> Vec<String> {
+            names
+                .iter()
+                .map(|n| postgres_column_name(n).to_string())
+                .collect()
+        };
+        let counts = names(&ctx, "SELECT count(*), count(x) FROM t").await;
+        assert_ne!(counts[0], counts[1]);
+        assert_eq!(wire(counts), ["count", "count"]);
         assert_eq!(
-            names(&ctx, "SELECT count(*), count(x) FROM t").await,
-            ["count", "count(t.x)"]
+            wire(names(&ctx, "SELECT 1 + 1, 2 + 2").await),
+            ["?column?", "?column?"]
         );
         assert_eq!(
-            names(&ctx, "SELECT 1 + 1, 2 + 2").await,
-            ["?column?", "Int64(2) + Int64(2)"]
+            wire(
+                names(
+                    &ctx,
+                    "SELECT name AS lower, lower(name), x, x, 1 AS x FROM t"
+                )
+                .await
+            ),
+            ["lower", "lower", "x", "x", "x"]
         );
-        // A column already called like the generated name keeps it.
+        // Through a derived table too.
         assert_eq!(
-            names(&ctx, "SELECT name AS lower, lower(name) FROM t").await,
-            ["lower", "lower(t.name)"]
+            wire(names(&ctx, "SELECT * FROM (SELECT count(*), count(x) FROM t) s").await),
+            ["count", "count"]
         );
     }
 

@@ -13,9 +13,10 @@ use datafusion::logical_expr::{
 };
 use std::sync::Arc;
 
-/// The settings `current_setting(name)` answers, as ktable's server reports them at
-/// connect. A `SET` by the client is not seen here: the functions have no session.
-const SETTINGS: &[(&str, &str)] = &[
+/// The settings `current_setting(name)` answers and `pg_settings` lists, as ktable's
+/// server reports them at connect. A `SET` by the client is not seen here: the
+/// functions have no session.
+pub(super) const SETTINGS: &[(&str, &str)] = &[
     ("server_version", "16.6"),
     ("server_version_num", "160006"),
     ("server_encoding", "UTF8"),
@@ -36,6 +37,8 @@ const SETTINGS: &[(&str, &str)] = &[
     ("application_name", ""),
     ("statement_timeout", "0"),
     ("block_size", "8192"),
+    // PostgreSQL's compiled-in limit on index and key columns (pgjdbc reads it).
+    ("max_index_keys", "32"),
 ];
 
 /// How a function answers from its argument columns.

@@ -17,6 +17,14 @@
 //! error where PostgreSQL answers is the safe side of that difference: the catalog
 //! tables these queries read are keyed, so their groups have one row.
 //!
+//! An uncorrelated subquery is left to DataFusion, with one exception: DataFusion
+//! declares a scalar subquery's result non-null when the subquery's column is, though
+//! a subquery without a row gives NULL, and the batch holding that NULL is then
+//! refused ("declared as non-nullable but contains null values": pgjdbc's
+//! `getTypeInfo` compares `typinput` with a `::regproc` lookup that finds no row).
+//! Such a subquery, unless it is aggregated already, is aggregated with `single_row`
+//! too, whose result may be NULL.
+//!
 //! DataFusion cannot decorrelate a subquery whose *result* reads outer columns either
 //! (SQLAlchemy's identity options: `json_build_object('always', outer.attidentity =
 //! 'a', 'start', seqstart, ...)`). There the subquery returns the inner columns the
@@ -114,7 +122,10 @@ impl SingleRowSubqueries {
         outer: &DFSchema,
         packed: Option<&mut Vec<Expr>>,
     ) -> Result<Option<Expr>> {
-        if subquery.outer_ref_columns.is_empty() || !needs_aggregation(&subquery.subquery) {
+        if subquery.outer_ref_columns.is_empty() {
+            return self.nullable_uncorrelated(subquery);
+        }
+        if !needs_aggregation(&subquery.subquery) {
             return Ok(None);
         }
         let LogicalPlan::Projection(projection) = subquery.subquery.as_ref() else {
@@ -169,6 +180,29 @@ impl SingleRowSubqueries {
             None => present,
         };
         Ok(Some(when(condition, result).end()?))
+    }
+
+    /// An uncorrelated subquery whose column DataFusion declares non-null (pgjdbc's
+    /// `typinput = 'pg_catalog.array_in'::regproc`, a lookup in `pg_proc.oid`),
+    /// aggregated with `single_row`, whose result may be NULL; None for any other.
+    fn nullable_uncorrelated(&self, subquery: &Subquery) -> Result<Option<Expr>> {
+        let schema = subquery.subquery.schema();
+        if schema.fields().len() != 1
+            || schema.field(0).is_nullable()
+            || !needs_aggregation(&subquery.subquery)
+        {
+            return Ok(None);
+        }
+        let LogicalPlan::Projection(projection) = subquery.subquery.as_ref() else {
+            return Ok(None);
+        };
+        let [value] = projection.expr.as_slice() else {
+            return Ok(None);
+        };
+        let name = projection.schema.field(0).name().clone();
+        let input = projection.input.as_ref().clone();
+        self.single_row_subquery(subquery, input, value.clone().unalias(), name)
+            .map(Some)
     }
 
     /// `(SELECT single_row(value) AS name FROM input)`, correlated as `input` is.

@@ -1,0 +1,228 @@
+//! `ARRAY(subquery)`, PostgreSQL's array of a subquery's rows, which DataFusion
+//! parses as a call of an unknown function `array`. psql's `\d+` writes
+//! `array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x)`.
+//!
+//! Two forms:
+//! * over the elements of one array, `ARRAY(SELECT e FROM unnest(a) AS x [WHERE p])`,
+//!   which is usually correlated (psql's reads the outer row's `reloptions`) and so
+//!   cannot be a subquery DataFusion decorrelates: it becomes DataFusion's lambda
+//!   functions over the array, `array_transform(array_filter(a, x -> p), x -> e)`;
+//! * any other subquery: `(SELECT array_agg(v) FROM (subquery) AS __array(v))`.
+//!
+//! One difference remains: PostgreSQL gives an empty array where the subquery has
+//! no row; these give NULL (array_agg of no row, the transform of a NULL array).
+//! Clients print both as nothing (psql's "Options:" line is left out for either).
+
+use super::{call, function_name_is};
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, LambdaFunction,
+    LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens, Query, SetExpr, TableAlias,
+    TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+};
+use std::ops::ControlFlow;
+
+/// The column the general form aggregates.
+const COLUMN: &str = "__array_element";
+
+pub(super) fn rewrite(expr: &mut Expr) {
+    let Expr::Function(function) = expr else {
+        return;
+    };
+    if !function_name_is(&function.name, "array") || function.name.0.len() != 1 {
+        return;
+    }
+    let FunctionArguments::Subquery(query) = &function.args else {
+        return;
+    };
+    *expr = over_one_array(query).unwrap_or_else(|| aggregated(query));
+}
+
+/// `array_transform(array_filter(a, x -> p), x -> e)` for a subquery over the
+/// elements of the array `a`, `None` for any other subquery.
+fn over_one_array(query: &Query) -> Option<Expr> {
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+    {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = select.distinct.is_none()
+        && select.having.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    let ([item], [from]) = (select.projection.as_slice(), select.from.as_slice()) else {
+        return None;
+    };
+    if !plain || !from.joins.is_empty() {
+        return None;
+    }
+    let (array, alias) = unnested_array(&from.relation)?;
+    // The element's name: the column alias, else the alias, else `unnest`.
+    let relation = alias.map(|a| a.name.clone());
+    let element = alias
+        .and_then(|a| a.columns.first())
+        .map(|c| c.name.clone())
+        .or_else(|| relation.clone())
+        .unwrap_or_else(|| Ident::new("unnest"));
+    let element_of = |e: &Expr| {
+        let mut e = e.clone();
+        let _ = e.visit(&mut ElementReferences {
+            relation: relation.as_ref(),
+            element: &element,
+        });
+        e
+    };
+    let result = match item {
+        datafusion::sql::sqlparser::ast::SelectItem::UnnamedExpr(e)
+        | datafusion::sql::sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+            element_of(e)
+        }
+        _ => return None,
+    };
+    let mut array = array;
+    if let Some(condition) = &select.selection {
+        array = call(
+            "array_filter",
+            vec![array, lambda(&element, element_of(condition))],
+        );
+    }
+    Some(match result {
+        Expr::Identifier(ident) if ident.value == element.value => array,
+        result => call("array_transform", vec![array, lambda(&element, result)]),
+    })
+}
+
+/// The array a FROM item unnests, and the item's alias.
+fn unnested_array(relation: &TableFactor) -> Option<(Expr, Option<&TableAlias>)> {
+    match relation {
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => match array_exprs.as_slice() {
+            [array] => Some((array.clone(), alias.as_ref())),
+            _ => None,
+        },
+        TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            with_ordinality: false,
+            ..
+        } if function_name_is(name, "unnest") => match args.args.as_slice() {
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] => {
+                Some((array.clone(), alias.as_ref()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+    .filter(|(_, alias)| alias.is_none_or(|a| a.columns.len() <= 1))
+}
+
+fn lambda(parameter: &Ident, body: Expr) -> Expr {
+    Expr::Lambda(LambdaFunction {
+        params: OneOrManyWithParens::One(LambdaFunctionParameter {
+            name: parameter.clone(),
+            data_type: None,
+        }),
+        body: Box::new(body),
+        syntax: LambdaSyntax::Arrow,
+    })
+}
+
+/// Makes `relation.element` the lambda's parameter `element`.
+struct ElementReferences<'a> {
+    relation: Option<&'a Ident>,
+    element: &'a Ident,
+}
+
+impl VisitorMut for ElementReferences<'_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::CompoundIdentifier(parts) = expr {
+            if let [relation, column] = parts.as_slice() {
+                if Some(&relation.value) == self.relation.map(|r| &r.value)
+                    && column.value == self.element.value
+                {
+                    *expr = Expr::Identifier(self.element.clone());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `(SELECT array_agg(v) FROM (query) AS __array(v))`.
+pub(super) fn aggregated(query: &Query) -> Expr {
+    let column = Ident::new(COLUMN);
+    let mut outer = super::from_functions::select_one(
+        call("array_agg", vec![Expr::Identifier(column.clone())]),
+        Ident::new("array"),
+    );
+    if let SetExpr::Select(select) = outer.body.as_mut() {
+        select.from = vec![datafusion::sql::sqlparser::ast::TableWithJoins {
+            relation: TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(query.clone()),
+                alias: Some(TableAlias {
+                    explicit: true,
+                    name: Ident::new("__array"),
+                    columns: vec![TableAliasColumnDef {
+                        name: column,
+                        data_type: None,
+                    }],
+                    at: None,
+                }),
+                sample: None,
+            },
+            joins: vec![],
+        }];
+    }
+    Expr::Subquery(Box::new(outer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{rewritten, run};
+
+    #[tokio::test]
+    async fn array_constructors_answer_as_in_postgresql() {
+        assert_eq!(
+            run("SELECT array_to_string(ARRAY(SELECT 'x.' || e FROM unnest(k) e WHERE e > 10), ',') AS a FROM t WHERE k IS NOT NULL").await,
+            ["x.20"]
+        );
+        assert_eq!(
+            run("SELECT array_to_string(ARRAY(SELECT name FROM t ORDER BY name), ',') AS a").await,
+            ["pg_x,pgax"]
+        );
+    }
+
+    #[test]
+    fn an_array_of_the_elements_of_an_array_is_a_transform() {
+        assert_eq!(
+            rewritten(
+                "SELECT array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x) FROM tc"
+            ),
+            "SELECT array_transform(tc.reloptions, x -> 'toast.' || x) FROM tc"
+        );
+        assert_eq!(
+            rewritten("SELECT ARRAY(SELECT s.a FROM unnest(k) AS s(a) WHERE s.a > 1) FROM t"),
+            "SELECT array_filter(k, a -> a > 1) FROM t"
+        );
+    }
+
+    #[test]
+    fn an_array_of_any_other_subquery_aggregates_its_rows() {
+        assert_eq!(
+            rewritten("SELECT ARRAY(SELECT name FROM t ORDER BY 1)"),
+            "SELECT (SELECT array_agg(__array_element) AS array FROM (SELECT name FROM t ORDER BY 1) AS __array (__array_element))"
+        );
+    }
+}
