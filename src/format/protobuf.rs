@@ -46,6 +46,7 @@ use prost_reflect::{
     DynamicMessage, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, ReflectMessage as _,
     SerializeOptions, Value,
 };
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -530,10 +531,14 @@ impl RecordDecoder for ProtobufDecoder {
     }
 }
 
+/// A record's message as JSON text per field, made on first need.
+type FieldsJson = Option<HashMap<String, Box<RawValue>>>;
+
 /// The JSON text of `field` of `message`, in Protobuf's JSON mapping. The message is
-/// serialized once per record, on first need, into `json`.
+/// written once per record, on first need, into `json`; each field keeps its text
+/// (nested fields in `.proto` order, where a parsed JSON value would sort them).
 fn json_field(
-    json: &mut Option<serde_json::Value>,
+    json: &mut FieldsJson,
     message: &DynamicMessage,
     field: &FieldDescriptor,
 ) -> Result<Cell, String> {
@@ -542,16 +547,20 @@ fn json_field(
             .use_proto_field_name(true)
             .skip_default_fields(false)
             .stringify_64_bit_integers(false);
-        let value = message
-            .serialize_with_options(serde_json::value::Serializer, &options)
+        let mut text = serde_json::Serializer::new(Vec::new());
+        message
+            .serialize_with_options(&mut text, &options)
             .map_err(|e| format!("cannot be written as JSON: {e}"))?;
-        *json = Some(value);
+        let fields = serde_json::from_slice(&text.into_inner())
+            .map_err(|e| format!("cannot be written as JSON: {e}"))?;
+        *json = Some(fields);
     }
     Ok(json
         .as_ref()
-        .and_then(|j| j.get(field.name()))
-        .filter(|v| !v.is_null())
-        .map_or(Cell::Null, |v| Cell::Text(v.to_string())))
+        .and_then(|fields| fields.get(field.name()))
+        .map(|raw| raw.get())
+        .filter(|raw| *raw != "null")
+        .map_or(Cell::Null, |raw| Cell::Text(raw.to_string())))
 }
 
 /// The cell of a declared column from `field` of `message`.
@@ -559,7 +568,7 @@ fn field_cell(
     message: &DynamicMessage,
     field: &FieldDescriptor,
     data_type: &DataType,
-    json: &mut Option<serde_json::Value>,
+    json: &mut FieldsJson,
 ) -> Result<Cell, String> {
     if field.supports_presence() && !message.has_field(field) {
         return Ok(Cell::Null);
