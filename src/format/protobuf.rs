@@ -101,7 +101,7 @@ impl ProtoSchema {
 #[derive(Clone)]
 enum Source {
     Text(String),
-    Descriptor(FileDescriptorProto),
+    Descriptor(Box<FileDescriptorProto>),
 }
 
 impl Source {
@@ -114,15 +114,18 @@ impl Source {
             .ok()
             .and_then(|bytes| FileDescriptorProto::decode(bytes.as_slice()).ok())
             .filter(|file| !file.name().is_empty())
-            .map_or_else(|| Source::Text(text.to_string()), Source::Descriptor)
+            .map_or_else(
+                || Source::Text(text.to_string()),
+                |file| Source::Descriptor(Box::new(file)),
+            )
     }
 
     fn file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
         match self {
             Source::Text(text) => protox::file::File::from_source(name, text),
-            Source::Descriptor(file) => {
-                Ok(protox::file::File::from_file_descriptor_proto(file.clone()))
-            }
+            Source::Descriptor(file) => Ok(protox::file::File::from_file_descriptor_proto(
+                file.as_ref().clone(),
+            )),
         }
     }
 }

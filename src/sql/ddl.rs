@@ -712,6 +712,33 @@ mod tests {
     }
 
     #[test]
+    fn protobuf_values_and_keys() {
+        let bare = create(
+            "CREATE TABLE t WITH (topic = 't', format = 'protobuf', key_format = 'protobuf', \
+             message = 'shop.Order')",
+        );
+        let format = bare.schema.format();
+        assert_eq!(format.value, ValueFormat::Protobuf);
+        assert_eq!(format.key, KeyFormat::Protobuf);
+        assert_eq!(format.message.as_deref(), Some("shop.Order"));
+        assert!(format.columns_from_registry && format.needs_registry());
+        let composite = create(
+            "CREATE TABLE t (tenant TEXT, id INT, PRIMARY KEY (tenant, id)) \
+             WITH (topic = 't', format = 'protobuf', key_format = 'protobuf')",
+        );
+        assert_eq!(composite.schema.key_indices(), vec![0, 1]);
+        assert!(error(
+            "CREATE TABLE t (id TEXT PRIMARY KEY) WITH (topic = 't', format = 'protobuf', \
+             envelope = 'debezium')"
+        )
+        .contains("not Protobuf"));
+        assert!(
+            error("CREATE TABLE t (id TEXT PRIMARY KEY) WITH (topic = 't', message = 'M')")
+                .contains("format = 'protobuf'")
+        );
+    }
+
+    #[test]
     fn composite_keys_need_a_struct_key_format() {
         let def = create(
             "CREATE TABLE t (tenant TEXT, id INT, v INT, PRIMARY KEY (tenant, id)) \
