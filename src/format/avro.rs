@@ -13,19 +13,15 @@
 //! values): every PostgreSQL client can show and filter them with the JSON functions,
 //! where Arrow structs have no wire type most drivers understand.
 
+use super::cells::{build, in_unit, rescale, Cell};
 use super::registry::{blocking, split_framing, RegisteredSchema, SchemaRegistry};
 use super::{
     ColumnSource, DecodeError, DecodeOutcome, Envelope, RawRecord, RecordDecoder, SourceSchema,
 };
 use apache_avro::schema::{Schema, UnionSchema};
 use apache_avro::types::Value;
-use arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
-    Int16Array, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
-    TimestampMicrosecondArray, TimestampMillisecondArray,
-};
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, TimeUnit};
-use arrow::error::ArrowError;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -46,18 +42,6 @@ pub(crate) fn read_datum(
         ));
     }
     Ok(value)
-}
-
-/// One converted cell.
-#[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-    Decimal(i128),
-    Bytes(Vec<u8>),
 }
 
 /// What a record is once its envelope is opened.
@@ -496,21 +480,6 @@ fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Ce
     })
 }
 
-fn in_unit(value: i64, from: TimeUnit, to: &TimeUnit) -> i64 {
-    let per_second = |u: &TimeUnit| match u {
-        TimeUnit::Second => 1i64,
-        TimeUnit::Millisecond => 1_000,
-        TimeUnit::Microsecond => 1_000_000,
-        TimeUnit::Nanosecond => 1_000_000_000,
-    };
-    let (f, t) = (per_second(&from), per_second(to));
-    if t >= f {
-        value.saturating_mul(t / f)
-    } else {
-        value.div_euclid(f / t)
-    }
-}
-
 fn i128_of_be(bytes: &[u8]) -> Option<i128> {
     if bytes.len() > 16 {
         return None;
@@ -525,87 +494,12 @@ fn i128_of_be(bytes: &[u8]) -> Option<i128> {
     Some(i128::from_be_bytes(full))
 }
 
-/// `unscaled` at scale `from` as an unscaled value at scale `to`, if exact.
-fn rescale(unscaled: i128, from: i64, to: i64) -> Option<i128> {
-    if to >= from {
-        unscaled.checked_mul(10i128.checked_pow((to - from) as u32)?)
-    } else {
-        let divisor = 10i128.checked_pow((from - to) as u32)?;
-        (unscaled % divisor == 0).then(|| unscaled / divisor)
-    }
-}
-
-fn build(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, ArrowError> {
-    let ints = |cells: &[Cell]| -> Vec<Option<i64>> {
-        cells
-            .iter()
-            .map(|c| match c {
-                Cell::Int(i) => Some(*i),
-                _ => None,
-            })
-            .collect()
-    };
-    Ok(match data_type {
-        DataType::Boolean => Arc::new(BooleanArray::from_iter(cells.iter().map(|c| match c {
-            Cell::Bool(b) => Some(*b),
-            _ => None,
-        }))),
-        DataType::Int16 => Arc::new(Int16Array::from_iter(
-            ints(&cells).into_iter().map(|i| i.map(|i| i as i16)),
-        )),
-        DataType::Int32 => Arc::new(Int32Array::from_iter(
-            ints(&cells).into_iter().map(|i| i.map(|i| i as i32)),
-        )),
-        DataType::Int64 => Arc::new(Int64Array::from_iter(ints(&cells))),
-        DataType::Date32 => Arc::new(Date32Array::from_iter(
-            ints(&cells).into_iter().map(|i| i.map(|i| i as i32)),
-        )),
-        DataType::Float32 => Arc::new(Float32Array::from_iter(cells.iter().map(|c| match c {
-            Cell::Float(f) => Some(*f as f32),
-            _ => None,
-        }))),
-        DataType::Float64 => Arc::new(Float64Array::from_iter(cells.iter().map(|c| match c {
-            Cell::Float(f) => Some(*f),
-            _ => None,
-        }))),
-        DataType::Utf8 => Arc::new(StringArray::from_iter(cells.into_iter().map(|c| match c {
-            Cell::Text(s) => Some(s),
-            _ => None,
-        }))),
-        DataType::Binary => Arc::new(BinaryArray::from_iter(cells.iter().map(|c| match c {
-            Cell::Bytes(b) => Some(b.as_slice()),
-            _ => None,
-        }))),
-        DataType::Decimal128(p, s) => Arc::new(
-            Decimal128Array::from_iter(cells.iter().map(|c| match c {
-                Cell::Decimal(d) => Some(*d),
-                _ => None,
-            }))
-            .with_precision_and_scale(*p, *s)?,
-        ),
-        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
-            Arc::new(TimestampMillisecondArray::from(ints(&cells)).with_timezone_opt(tz.clone()))
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            Arc::new(TimestampMicrosecondArray::from(ints(&cells)).with_timezone_opt(tz.clone()))
-        }
-        other => {
-            return Err(ArrowError::NotYetImplemented(format!(
-                "Avro values in a {other} column"
-            )))
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn decimals_rescale_exactly() {
-        assert_eq!(rescale(1234, 2, 4), Some(123_400));
-        assert_eq!(rescale(123_400, 4, 2), Some(1234));
-        assert_eq!(rescale(123_401, 4, 2), None);
+    fn decimals_read_big_endian() {
         assert_eq!(i128_of_be(&[0xff, 0x38]), Some(-200));
         assert_eq!(i128_of_be(&[0x04, 0xd2]), Some(1234));
     }

@@ -3,7 +3,8 @@
 //! The columnar store and its lookups key rows by text (see `table/columnar/index.rs`),
 //! so every key format ends as one canonical string: the UTF-8 key itself, an integer
 //! in decimal, bytes as `\x` hex, or the scalar a struct key holds. A struct key (a
-//! JSON object such as Debezium's `{"id": 42}`, or an Avro record) gives the field named
+//! JSON object such as Debezium's `{"id": 42}`, an Avro record or a Protobuf message)
+//! gives the field named
 //! like the key column, or its only field. The same rendering is used for upserts and
 //! for tombstones and Debezium deletes, so a delete always finds the row it removes.
 //!
@@ -14,6 +15,7 @@
 
 use super::registry::{blocking, split_framing, RegistryError, SchemaRegistry};
 use super::KeyFormat;
+use prost_reflect::ReflectMessage as _;
 use std::sync::Arc;
 
 /// Why a key could not be read.
@@ -91,9 +93,22 @@ impl KeyDecoder {
                     .collect::<Result<_, _>>()
                     .map_err(bad)?
             }
+            KeyFormat::Protobuf => {
+                let message = self.protobuf_message(key)?;
+                self.columns
+                    .iter()
+                    .map(|c| {
+                        if message.descriptor().get_field_by_name(c).is_none() {
+                            return Err(format!("key message has no field '{c}'"));
+                        }
+                        super::protobuf::key_text(&message, c)
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(bad)?
+            }
             _ => {
                 return Err(bad(
-                    "a composite key needs key_format = 'json' or 'avro'".into()
+                    "a composite key needs key_format = 'json', 'avro' or 'protobuf'".into(),
                 ))
             }
         };
@@ -119,6 +134,17 @@ impl KeyDecoder {
             .as_ref()
             .ok_or_else(|| bad(format!("key schema {id} is not an Avro schema")))?;
         super::avro::read_datum(avro, payload, None).map_err(bad)
+    }
+
+    fn protobuf_message(&self, key: &[u8]) -> Result<prost_reflect::DynamicMessage, KeyError> {
+        let registry = self.registry.as_ref().ok_or_else(|| {
+            KeyError::Bad("a Protobuf key needs a schema registry (schema_registry)".into())
+        })?;
+        match super::protobuf::read_message(registry, key) {
+            Ok((_, _, message)) => Ok(message),
+            Err(super::protobuf::ReadError::Bad(reason)) => Err(KeyError::Bad(reason)),
+            Err(super::protobuf::ReadError::Registry(e)) => Err(KeyError::Registry(e)),
+        }
     }
 
     fn decode_part(&self, key: &[u8], column: &str) -> Result<String, KeyError> {
@@ -147,6 +173,9 @@ impl KeyDecoder {
                 json_key(unwrap_converter(value), column).map_err(bad)
             }
             KeyFormat::Avro => avro_key(self.avro_value(key)?, column).map_err(bad),
+            KeyFormat::Protobuf => {
+                super::protobuf::key_text(&self.protobuf_message(key)?, column).map_err(bad)
+            }
         }
     }
 }

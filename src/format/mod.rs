@@ -11,15 +11,19 @@
 //! * `avro` — Avro in Confluent's wire format, schemas from a registry (`registry`).
 //! * `json_sr` — JSON in Confluent's wire format (JSON Schema): the framing removed,
 //!   then read as `json` (`framed`).
+//! * `protobuf` — Protobuf in Confluent's wire format, schemas (`.proto` text compiled
+//!   at run time) from a registry.
 //! * `debezium` — Debezium's JSON envelope around the JSON decoder (Avro events are
 //!   opened inside the Avro decoder).
 //! * `key` — record keys in each key format, as the text a table is keyed by.
 
 mod avro;
+mod cells;
 mod debezium;
 mod framed;
 mod json;
 mod key;
+mod protobuf;
 mod registry;
 mod schema;
 
@@ -28,8 +32,10 @@ pub use debezium::DebeziumJsonDecoder;
 pub use framed::FramedDecoder;
 pub use json::{DecodeOutcome, JsonDecoder, RawRecord};
 pub use key::{composite_text, key_parts, KeyDecoder, KeyError};
+pub use protobuf::{columns_of as protobuf_columns, ProtoSchema, ProtobufDecoder};
 pub use registry::{
-    blocking, split_framing, RegisteredSchema, RegistryError, SchemaKind, SchemaRegistry,
+    blocking, split_framing, RegisteredSchema, RegistryError, SchemaKind, SchemaReference,
+    SchemaRegistry,
 };
 pub use schema::{
     ColumnSource, Envelope, ErrorPolicy, FormatSpec, KeyFormat, MetadataField, SchemaError,
@@ -79,6 +85,14 @@ pub fn decoder_for(schema: &Arc<SourceSchema>) -> Box<dyn RecordDecoder> {
             Some(registry) => Box::new(AvroDecoder::new(Arc::clone(schema), Arc::clone(registry))),
             None => Box::new(Unprepared(Arc::clone(schema))),
         },
+        // Refused when the source is declared (a Debezium envelope is JSON or Avro).
+        (ValueFormat::Protobuf, _) => match &format.registry {
+            Some(registry) => Box::new(ProtobufDecoder::new(
+                Arc::clone(schema),
+                Arc::clone(registry),
+            )),
+            None => Box::new(Unprepared(Arc::clone(schema))),
+        },
     }
 }
 
@@ -117,9 +131,10 @@ pub enum PrepareError {
 }
 
 /// Connects a source's schema to its schema registry: the registry client (the
-/// source's `schema_registry`, else `default_registry`), the reader schema (the latest
-/// value schema of subject `<topic>-value`), and, when no columns were declared, the
-/// columns of that schema (and the key column from `<topic>-key`). Formats without a
+/// source's `schema_registry`, else `default_registry`), the Avro reader schema (the
+/// latest value schema of subject `<topic>-value`), and, when no columns were declared,
+/// the columns of that schema (for Protobuf, of its message `message`, else its first)
+/// and the key column from `<topic>-key`. Formats without a
 /// registry are returned as they are. Runs the registry requests on a blocking thread.
 pub async fn prepare(
     schema: Arc<SourceSchema>,
@@ -185,19 +200,40 @@ fn prepare_blocking(
                         ))
                     })?
             }
+            KeyFormat::Protobuf => {
+                let latest = registry.latest(&format!("{topic}-key"))?;
+                let compiled = protobuf::compiled(&registry, &latest)?;
+                let message = compiled
+                    .message_named(None)
+                    .map_err(PrepareError::Invalid)?;
+                protobuf::key_column_of(&message).ok_or_else(|| {
+                    PrepareError::Invalid(format!(
+                        "the key message of '{topic}' has several fields: \
+                         declare the columns and the PRIMARY KEY"
+                    ))
+                })?
+            }
             KeyFormat::Int => ("_key".to_string(), DataType::Int32),
             KeyFormat::BigInt => ("_key".to_string(), DataType::Int64),
             _ => ("_key".to_string(), DataType::Utf8),
         };
         columns.push((key_name, key_type, ColumnSource::Key));
     }
-    let value = format.value_reader.as_ref().and_then(|r| r.avro.as_ref());
-    let value = value.ok_or_else(|| {
-        PrepareError::Invalid(format!("the value schema of '{topic}' is not Avro"))
-    })?;
-    for (name, data_type, source) in
+    let value_columns = if format.value == ValueFormat::Protobuf {
+        let latest = registry.latest(&format!("{topic}-value"))?;
+        let compiled = protobuf::compiled(&registry, &latest)?;
+        let message = compiled
+            .message_named(format.message.as_deref())
+            .map_err(PrepareError::Invalid)?;
+        protobuf::columns_of(&message)
+    } else {
+        let value = format.value_reader.as_ref().and_then(|r| r.avro.as_ref());
+        let value = value.ok_or_else(|| {
+            PrepareError::Invalid(format!("the value schema of '{topic}' is not Avro"))
+        })?;
         avro::columns_of(value, format.envelope).map_err(PrepareError::Invalid)?
-    {
+    };
+    for (name, data_type, source) in value_columns {
         // The key's field is also in the value (Debezium's `after` has it): the key
         // column holds it.
         if columns.iter().any(|(n, _, _)| *n == name) {

@@ -54,6 +54,23 @@ pub struct RegisteredSchema {
     pub text: String,
     /// The parsed Avro schema, for Avro schemas.
     pub avro: Option<apache_avro::Schema>,
+    /// The schemas it imports (Protobuf `import`s), by import name.
+    pub references: Vec<SchemaReference>,
+    /// The compiled Protobuf file, once compiled (see `protobuf::compiled`): compiled
+    /// once per id, as the schema itself is fetched once.
+    pub(super) protobuf: OnceLock<Arc<super::protobuf::ProtoSchema>>,
+}
+
+/// A schema another one imports: the version `version` of subject `subject`, imported
+/// as `name` (a Protobuf import path such as `common.proto`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct SchemaReference {
+    /// The import name.
+    pub name: String,
+    /// The subject it is registered under.
+    pub subject: String,
+    /// The version of the subject.
+    pub version: i64,
 }
 
 /// What the registry could not give.
@@ -100,6 +117,8 @@ struct SchemaResponse {
     #[serde(rename = "schemaType")]
     schema_type: Option<String>,
     id: Option<u32>,
+    #[serde(default)]
+    references: Vec<SchemaReference>,
 }
 
 enum Cached {
@@ -233,15 +252,54 @@ impl SchemaRegistry {
                 let id = response.id.ok_or_else(|| {
                     RegistryError::Invalid(format!("no id for the latest schema of '{subject}'"))
                 })?;
-                let schema = Arc::new(parse_schema(id, response)?);
-                self.by_id
-                    .lock()
-                    .entry(id)
-                    .or_insert_with(|| Cached::Found(Arc::clone(&schema)));
-                Ok(schema)
+                self.remember(id, response)
             }
             None => Err(RegistryError::UnknownSubject(subject.to_string())),
         }
+    }
+
+    /// Version `version` of `subject` (a schema reference; a registered version never
+    /// changes, and the schema is cached under its id).
+    pub fn version(
+        &self,
+        subject: &str,
+        version: i64,
+    ) -> Result<Arc<RegisteredSchema>, RegistryError> {
+        let version = if version < 0 {
+            "latest".to_string()
+        } else {
+            version.to_string()
+        };
+        let path = format!("/subjects/{}/versions/{version}", path_segment(subject));
+        match self.get(&path)? {
+            Some(response) => {
+                let id = response.id.ok_or_else(|| {
+                    RegistryError::Invalid(format!("no id for version {version} of '{subject}'"))
+                })?;
+                self.remember(id, response)
+            }
+            None => Err(RegistryError::UnknownSubject(format!(
+                "{subject} (version {version})"
+            ))),
+        }
+    }
+
+    /// The schema cached under `id`, else `response` parsed and cached: one schema
+    /// value per id, so that what is derived from it (a compiled Protobuf file) is
+    /// derived once.
+    fn remember(
+        &self,
+        id: u32,
+        response: SchemaResponse,
+    ) -> Result<Arc<RegisteredSchema>, RegistryError> {
+        if let Some(Cached::Found(schema)) = self.by_id.lock().get(&id) {
+            return Ok(Arc::clone(schema));
+        }
+        let schema = Arc::new(parse_schema(id, response)?);
+        self.by_id
+            .lock()
+            .insert(id, Cached::Found(Arc::clone(&schema)));
+        Ok(schema)
     }
 
     /// GETs `path`; None for 404.
@@ -333,6 +391,8 @@ fn parse_schema(id: u32, response: SchemaResponse) -> Result<RegisteredSchema, R
         kind,
         text: response.schema,
         avro,
+        references: response.references,
+        protobuf: OnceLock::new(),
     })
 }
 

@@ -94,6 +94,9 @@ pub enum ValueFormat {
     /// JSON in Confluent's wire format for JSON Schema (`format = 'json_sr'`): read as
     /// JSON once the framing is removed; the declared columns say what is kept.
     JsonSr,
+    /// Protobuf in Confluent's wire format (message indexes after the schema id),
+    /// schemas from a registry (`format = 'protobuf'`).
+    Protobuf,
 }
 
 /// How record keys are encoded; a table's key column holds the key as text.
@@ -108,6 +111,9 @@ pub enum KeyFormat {
     Json,
     /// Avro in Confluent's wire format: a primitive, or a record read like a JSON object.
     Avro,
+    /// Protobuf in Confluent's wire format: a message whose field named like the key
+    /// column (or whose only field) is the key.
+    Protobuf,
     /// A 4-byte big-endian integer (Kafka's `IntegerSerializer`).
     Int,
     /// An 8-byte big-endian integer (Kafka's `LongSerializer`).
@@ -144,6 +150,9 @@ pub struct FormatSpec {
     pub keyed: bool,
     /// The registry client, once the source is prepared (see [`super::prepare`]).
     pub registry: Option<Arc<super::SchemaRegistry>>,
+    /// The Protobuf message whose fields are the columns when they come from the
+    /// registry (`message = '...'`; the schema's first message when absent).
+    pub message: Option<String>,
     /// The value schema records are read as (the latest at preparation): records
     /// written with other schemas are resolved to it (Avro schema evolution).
     pub value_reader: Option<Arc<super::RegisteredSchema>>,
@@ -152,7 +161,8 @@ pub struct FormatSpec {
 impl FormatSpec {
     /// True when records cannot be read without a schema registry.
     pub fn needs_registry(&self) -> bool {
-        self.value == ValueFormat::Avro || self.key == KeyFormat::Avro
+        matches!(self.value, ValueFormat::Avro | ValueFormat::Protobuf)
+            || matches!(self.key, KeyFormat::Avro | KeyFormat::Protobuf)
     }
 }
 

@@ -98,6 +98,7 @@ const OPTIONS: &[&str] = &[
     "key_format",
     "schema_registry",
     "envelope",
+    "message",
 ];
 
 /// Parses `sql` if it is a source statement; `Ok(None)` for anything else.
@@ -306,10 +307,15 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
                 "table {name} needs a PRIMARY KEY column: it holds the Kafka message key"
             )))
         }
-        (SourceKind::Table, _) if !matches!(format_spec.key, KeyFormat::Json | KeyFormat::Avro) => {
+        (SourceKind::Table, _)
+            if !matches!(
+                format_spec.key,
+                KeyFormat::Json | KeyFormat::Avro | KeyFormat::Protobuf
+            ) =>
+        {
             return Err(DdlError::Invalid(format!(
                 "table {name}: a PRIMARY KEY of several columns is read from a struct key: \
-                 key_format = 'json' or 'avro'"
+                 key_format = 'json', 'avro' or 'protobuf'"
             )))
         }
         (SourceKind::Table, _) => {}
@@ -379,9 +385,10 @@ fn format_spec(
         "json" => ValueFormat::Json,
         "avro" => ValueFormat::Avro,
         "json_sr" => ValueFormat::JsonSr,
+        "protobuf" => ValueFormat::Protobuf,
         _ => {
             return Err(format!(
-                "format '{format}' is not supported (supported: json, json_sr, avro)"
+                "format '{format}' is not supported (supported: json, json_sr, avro, protobuf)"
             ))
         }
     };
@@ -391,12 +398,13 @@ fn format_spec(
             "text" | "string" => KeyFormat::Text,
             "json" => KeyFormat::Json,
             "avro" => KeyFormat::Avro,
+            "protobuf" => KeyFormat::Protobuf,
             "int" | "integer" => KeyFormat::Int,
             "bigint" | "long" => KeyFormat::BigInt,
             "bytes" | "bytea" => KeyFormat::Bytes,
             other => {
                 return Err(format!(
-                    "key_format '{other}' is not supported (supported: text, json, avro, int, bigint, bytes)"
+                    "key_format '{other}' is not supported (supported: text, json, avro, protobuf, int, bigint, bytes)"
                 ))
             }
         },
@@ -418,10 +426,19 @@ fn format_spec(
             }
         },
     };
-    if no_columns && value != ValueFormat::Avro {
+    if no_columns && !matches!(value, ValueFormat::Avro | ValueFormat::Protobuf) {
         return Err(
-            "columns are needed (only Avro sources take them from the schema registry)".into(),
+            "columns are needed (only Avro and Protobuf sources take them from the schema \
+             registry)"
+                .into(),
         );
+    }
+    if value == ValueFormat::Protobuf && envelope == Envelope::Debezium {
+        return Err("envelope = 'debezium' reads JSON or Avro events, not Protobuf".into());
+    }
+    let message = options.get("message").cloned();
+    if message.is_some() && value != ValueFormat::Protobuf {
+        return Err("the message option names a Protobuf message: format = 'protobuf'".into());
     }
     Ok(FormatSpec {
         value,
@@ -429,6 +446,7 @@ fn format_spec(
         envelope,
         registry_url: options.get("schema_registry").cloned(),
         columns_from_registry: no_columns,
+        message,
         keyed: kind == SourceKind::Table,
         ..FormatSpec::default()
     })
@@ -691,6 +709,33 @@ mod tests {
         assert!(bare.schema.format().columns_from_registry);
         assert!(bare.schema.format().keyed);
         assert_eq!(bare.schema.arrow().fields().len(), 0);
+    }
+
+    #[test]
+    fn protobuf_values_and_keys() {
+        let bare = create(
+            "CREATE TABLE t WITH (topic = 't', format = 'protobuf', key_format = 'protobuf', \
+             message = 'shop.Order')",
+        );
+        let format = bare.schema.format();
+        assert_eq!(format.value, ValueFormat::Protobuf);
+        assert_eq!(format.key, KeyFormat::Protobuf);
+        assert_eq!(format.message.as_deref(), Some("shop.Order"));
+        assert!(format.columns_from_registry && format.needs_registry());
+        let composite = create(
+            "CREATE TABLE t (tenant TEXT, id INT, PRIMARY KEY (tenant, id)) \
+             WITH (topic = 't', format = 'protobuf', key_format = 'protobuf')",
+        );
+        assert_eq!(composite.schema.key_indices(), vec![0, 1]);
+        assert!(error(
+            "CREATE TABLE t (id TEXT PRIMARY KEY) WITH (topic = 't', format = 'protobuf', \
+             envelope = 'debezium')"
+        )
+        .contains("not Protobuf"));
+        assert!(
+            error("CREATE TABLE t (id TEXT PRIMARY KEY) WITH (topic = 't', message = 'M')")
+                .contains("format = 'protobuf'")
+        );
     }
 
     #[test]

@@ -1,0 +1,132 @@
+//! Converted cells of one column, shared by the record-at-a-time decoders (Avro and
+//! Protobuf): a record's cells are converted first and appended only when all of them
+//! fit, so that a rejected record leaves no half row; [`build`] turns a column's cells
+//! into its Arrow array.
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::error::ArrowError;
+use std::sync::Arc;
+
+/// One converted cell.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Decimal(i128),
+    Bytes(Vec<u8>),
+}
+
+pub(super) fn in_unit(value: i64, from: TimeUnit, to: &TimeUnit) -> i64 {
+    let per_second = |u: &TimeUnit| match u {
+        TimeUnit::Second => 1i64,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    };
+    let (f, t) = (per_second(&from), per_second(to));
+    if t >= f {
+        value.saturating_mul(t / f)
+    } else {
+        value.div_euclid(f / t)
+    }
+}
+
+/// `unscaled` at scale `from` as an unscaled value at scale `to`, if exact.
+pub(super) fn rescale(unscaled: i128, from: i64, to: i64) -> Option<i128> {
+    if to >= from {
+        unscaled.checked_mul(10i128.checked_pow((to - from) as u32)?)
+    } else {
+        let divisor = 10i128.checked_pow((from - to) as u32)?;
+        (unscaled % divisor == 0).then(|| unscaled / divisor)
+    }
+}
+
+pub(super) fn build(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, ArrowError> {
+    let ints = |cells: &[Cell]| -> Vec<Option<i64>> {
+        cells
+            .iter()
+            .map(|c| match c {
+                Cell::Int(i) => Some(*i),
+                _ => None,
+            })
+            .collect()
+    };
+    Ok(match data_type {
+        DataType::Boolean => Arc::new(BooleanArray::from_iter(cells.iter().map(|c| match c {
+            Cell::Bool(b) => Some(*b),
+            _ => None,
+        }))),
+        DataType::Int16 => Arc::new(Int16Array::from_iter(
+            ints(&cells).into_iter().map(|i| i.map(|i| i as i16)),
+        )),
+        DataType::Int32 => Arc::new(Int32Array::from_iter(
+            ints(&cells).into_iter().map(|i| i.map(|i| i as i32)),
+        )),
+        DataType::Int64 => Arc::new(Int64Array::from_iter(ints(&cells))),
+        DataType::Date32 => Arc::new(Date32Array::from_iter(
+            ints(&cells).into_iter().map(|i| i.map(|i| i as i32)),
+        )),
+        DataType::Float32 => Arc::new(Float32Array::from_iter(cells.iter().map(|c| match c {
+            Cell::Float(f) => Some(*f as f32),
+            _ => None,
+        }))),
+        DataType::Float64 => Arc::new(Float64Array::from_iter(cells.iter().map(|c| match c {
+            Cell::Float(f) => Some(*f),
+            _ => None,
+        }))),
+        DataType::Utf8 => Arc::new(StringArray::from_iter(cells.into_iter().map(|c| match c {
+            Cell::Text(s) => Some(s),
+            _ => None,
+        }))),
+        DataType::Binary => Arc::new(BinaryArray::from_iter(cells.iter().map(|c| match c {
+            Cell::Bytes(b) => Some(b.as_slice()),
+            _ => None,
+        }))),
+        DataType::Decimal128(p, s) => Arc::new(
+            Decimal128Array::from_iter(cells.iter().map(|c| match c {
+                Cell::Decimal(d) => Some(*d),
+                _ => None,
+            }))
+            .with_precision_and_scale(*p, *s)?,
+        ),
+        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+            Arc::new(TimestampMillisecondArray::from(ints(&cells)).with_timezone_opt(tz.clone()))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            Arc::new(TimestampMicrosecondArray::from(ints(&cells)).with_timezone_opt(tz.clone()))
+        }
+        other => {
+            return Err(ArrowError::NotYetImplemented(format!(
+                "values in a {other} column"
+            )))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_rescale_exactly() {
+        assert_eq!(rescale(1234, 2, 4), Some(123_400));
+        assert_eq!(rescale(123_400, 4, 2), Some(1234));
+        assert_eq!(rescale(123_401, 4, 2), None);
+        assert_eq!(
+            in_unit(1_500, TimeUnit::Millisecond, &TimeUnit::Microsecond),
+            1_500_000
+        );
+        assert_eq!(
+            in_unit(-1, TimeUnit::Microsecond, &TimeUnit::Millisecond),
+            -1
+        );
+    }
+}
