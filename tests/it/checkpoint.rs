@@ -583,6 +583,26 @@ async fn ready_client(port: u16) -> (tokio_postgres::Client, String, Option<Stri
     }
 }
 
+/// The crash test's config, on a port free now: a port kept across rounds could be
+/// taken by another test's listener while no server holds it.
+fn crash_config(state: &Path, broker: &Broker, sql: &Path) -> (PathBuf, u16) {
+    let port = free_port();
+    let config = state.join("ktable.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "brokers = \"{}\"\nsql = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             state_dir = \"{}\"\ncheckpoint_interval = \"20ms\"\n\n\
+             [[users]]\nname = \"admin\"\npassword = \"s3cret\"\n",
+            broker.brokers(),
+            sql.display(),
+            state.join("state").display(),
+        ),
+    )
+    .expect("config file");
+    (config, port)
+}
+
 /// The real server killed with SIGKILL at random moments, with checkpoints written
 /// every few milliseconds so that kills land during checkpoint writes too: every
 /// restart holds exactly the model, and never loads a torn checkpoint.
@@ -599,20 +619,6 @@ async fn a_server_killed_at_random_moments_restarts_to_the_same_state() {
         format!("CREATE TABLE t ({COLUMNS}) WITH (topic = '{topic}', format = 'json');\n"),
     )
     .expect("sql file");
-    let port = free_port();
-    let config = state.join("ktable.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "brokers = \"{}\"\nsql = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n\
-             state_dir = \"{}\"\ncheckpoint_interval = \"20ms\"\n\n\
-             [[users]]\nname = \"admin\"\npassword = \"s3cret\"\n",
-            broker.brokers(),
-            sql.display(),
-            state.join("state").display(),
-        ),
-    )
-    .expect("config file");
     let mut rng = ChaCha8Rng::seed_from_u64(15);
     let mut model = BTreeMap::new();
     produce_all(
@@ -624,6 +630,7 @@ async fn a_server_killed_at_random_moments_restarts_to_the_same_state() {
     let mut from_checkpoint = 0;
     let mut interrupted = 0;
     for round in 0..8 {
+        let (config, port) = crash_config(&state, &broker, &sql);
         let server = serve(&config);
         let (client, from, reason) = ready_client(port).await;
         if let Some(reason) = &reason {
