@@ -8,11 +8,10 @@
 //! stopped. It runs where the suite runs on a real broker (`KAFKA_BROKERS`, set by
 //! `.ci/run`, which also fetched the broker's jars).
 
-use crate::broker::{json_record, produce_all, tombstone, Broker, RawRecord};
-use crate::faults::{applied, create_table, table_state};
+use crate::broker::{produce_all, Broker, RawRecord};
+use crate::faults::{applied, changes, create_table, table_state};
 use crate::READY_TIMEOUT;
 use ktable::sql::{Engine, EngineConfig};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -85,18 +84,7 @@ impl Drop for OwnBroker {
 
 /// `count` records over 2,000 keys, every ninth a tombstone, applied to `model`.
 fn records(from: usize, count: usize, model: &mut BTreeMap<String, i64>) -> Vec<RawRecord> {
-    (from..from + count)
-        .map(|i| {
-            let key = format!("k{}", i % 2_000);
-            if i % 9 == 4 {
-                model.remove(&key);
-                tombstone(&key)
-            } else {
-                model.insert(key.clone(), i as i64);
-                json_record(&key, json!({ "v": i }))
-            }
-        })
-        .collect()
+    changes(2_000, 9, from, count, model)
 }
 
 /// Waits for `condition` on the engine's only source, up to the ready timeout.

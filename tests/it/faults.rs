@@ -50,10 +50,22 @@ fn engine(brokers: &str) -> Arc<Engine> {
 
 /// `count` records over 50 keys, every seventh a tombstone, applied to `model`.
 fn records(from: usize, count: usize, model: &mut BTreeMap<String, i64>) -> Vec<RawRecord> {
+    changes(50, 7, from, count, model)
+}
+
+/// Records `from..from + count` over `keys` keys (`k0`, `k1`...), each holding its
+/// number as `v`, every `tombstone_every`th a tombstone; applied to `model`.
+pub(crate) fn changes(
+    keys: usize,
+    tombstone_every: usize,
+    from: usize,
+    count: usize,
+    model: &mut BTreeMap<String, i64>,
+) -> Vec<RawRecord> {
     (from..from + count)
         .map(|i| {
-            let key = format!("k{}", i % 50);
-            if i % 7 == 3 {
+            let key = format!("k{}", i % keys);
+            if i % tombstone_every == 3 {
                 model.remove(&key);
                 tombstone(&key)
             } else {
