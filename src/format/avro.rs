@@ -13,14 +13,13 @@
 //! values): every PostgreSQL client can show and filter them with the JSON functions,
 //! where Arrow structs have no wire type most drivers understand.
 
-use super::cells::{build, in_unit, rescale, Cell};
+use super::cells::{in_unit, rescale, Cell};
 use super::registry::{blocking, split_framing, RegisteredSchema, SchemaRegistry};
 use super::{
     ColumnSource, DecodeError, DecodeOutcome, Envelope, RawRecord, RecordDecoder, SourceSchema,
 };
 use apache_avro::schema::{Schema, UnionSchema};
 use apache_avro::types::Value;
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, TimeUnit};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -170,7 +169,6 @@ impl RecordDecoder for AvroDecoder {
         let mut deletes = Vec::new();
         let key_types = self.schema.key_types();
         let key_type = (!key_types.is_empty()).then_some(key_types.as_slice());
-        let mut key_part = 0;
         for (i, record) in records.iter().enumerate() {
             if let Some(key_type) = key_type {
                 let key = record.key.map(std::str::from_utf8);
@@ -232,31 +230,7 @@ impl RecordDecoder for AvroDecoder {
             }
         }
 
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
-        for ((source, f), cells) in sources.iter().zip(&fields).zip(columns) {
-            let array = match source {
-                ColumnSource::Key => {
-                    key_part += 1;
-                    super::key::key_column(&key_types, key_part - 1, records, &accepted)
-                }
-                ColumnSource::Metadata(meta) => {
-                    super::json::metadata_column(*meta, records, &accepted)
-                }
-                _ => build(f.data_type(), cells)?,
-            };
-            arrays.push(array);
-        }
-        let batch = RecordBatch::try_new_with_options(
-            Arc::clone(self.schema.arrow()),
-            arrays,
-            &RecordBatchOptions::new().with_row_count(Some(accepted.len())),
-        )?;
-        Ok(DecodeOutcome {
-            batch,
-            accepted,
-            rejected,
-            deletes,
-        })
+        super::cells::assemble(&self.schema, records, columns, accepted, rejected, deletes)
     }
 }
 

@@ -111,6 +111,47 @@ pub(super) fn build(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, 
     })
 }
 
+/// The decoded batch of a record-at-a-time decoder: the value columns from `columns`
+/// (one cell per accepted record), the key and metadata columns read from `records`
+/// themselves, for the rows in `accepted`.
+pub(super) fn assemble(
+    schema: &super::SourceSchema,
+    records: &[super::RawRecord<'_>],
+    columns: Vec<Vec<Cell>>,
+    accepted: Vec<usize>,
+    rejected: Vec<(usize, String)>,
+    deletes: Vec<usize>,
+) -> Result<super::DecodeOutcome, super::DecodeError> {
+    use super::ColumnSource;
+    use arrow::array::{RecordBatch, RecordBatchOptions};
+    let key_types = schema.key_types();
+    let fields = schema.arrow().fields();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
+    let mut key_part = 0;
+    for ((source, field), cells) in schema.sources().iter().zip(fields).zip(columns) {
+        let array = match source {
+            ColumnSource::Key => {
+                key_part += 1;
+                super::key::key_column(&key_types, key_part - 1, records, &accepted)
+            }
+            ColumnSource::Metadata(meta) => super::json::metadata_column(*meta, records, &accepted),
+            _ => build(field.data_type(), cells)?,
+        };
+        arrays.push(array);
+    }
+    let batch = RecordBatch::try_new_with_options(
+        Arc::clone(schema.arrow()),
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(accepted.len())),
+    )?;
+    Ok(super::DecodeOutcome {
+        batch,
+        accepted,
+        rejected,
+        deletes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,14 +30,13 @@
 //! every PostgreSQL client can show and query JSON text, where Arrow structs and lists
 //! have no wire type most drivers understand.
 
-use super::cells::{build, rescale, Cell};
+use super::cells::{rescale, Cell};
 use super::registry::{
     blocking, split_framing, RegisteredSchema, RegistryError, SchemaKind, SchemaRegistry,
 };
 use super::{
     ColumnSource, DecodeError, DecodeOutcome, ErrorPolicy, RawRecord, RecordDecoder, SourceSchema,
 };
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, TimeUnit};
 use base64::Engine as _;
 use prost_reflect::prost::Message as _;
@@ -505,32 +504,14 @@ impl RecordDecoder for ProtobufDecoder {
             }
         }
 
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
-        let mut key_part = 0;
-        for ((source, f), cells) in sources.iter().zip(&fields).zip(columns) {
-            let array = match source {
-                ColumnSource::Key => {
-                    key_part += 1;
-                    super::key::key_column(&key_types, key_part - 1, records, &accepted)
-                }
-                ColumnSource::Metadata(meta) => {
-                    super::json::metadata_column(*meta, records, &accepted)
-                }
-                _ => build(f.data_type(), cells)?,
-            };
-            arrays.push(array);
-        }
-        let batch = RecordBatch::try_new_with_options(
-            Arc::clone(self.schema.arrow()),
-            arrays,
-            &RecordBatchOptions::new().with_row_count(Some(accepted.len())),
-        )?;
-        Ok(DecodeOutcome {
-            batch,
+        super::cells::assemble(
+            &self.schema,
+            records,
+            columns,
             accepted,
             rejected,
-            deletes: Vec::new(),
-        })
+            Vec::new(),
+        )
     }
 }
 
