@@ -29,7 +29,7 @@ mod regclass;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Statement, Subscript, Value, VisitMut, VisitorMut,
+    FunctionArguments, Ident, ObjectName, Query, Statement, Subscript, Value, VisitMut, VisitorMut,
 };
 use std::ops::ControlFlow;
 
@@ -240,6 +240,39 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
 
 fn number(digits: &str) -> Expr {
     Expr::value(Value::Number(digits.to_string(), false))
+}
+
+/// Applies `rewrite` to every expression of `expr` (inner ones first) that is not
+/// inside a subquery: each query's own expressions are rewritten where that query
+/// is visited, and some rewrites only apply to the outermost query.
+fn rewrite_outside_subqueries(expr: &mut Expr, rewrite: impl FnMut(&mut Expr)) {
+    let _ = expr.visit(&mut OutsideSubqueries { depth: 0, rewrite });
+}
+
+struct OutsideSubqueries<F> {
+    depth: usize,
+    rewrite: F,
+}
+
+impl<F: FnMut(&mut Expr)> VisitorMut for OutsideSubqueries<F> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if self.depth == 0 {
+            (self.rewrite)(expr);
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 #[cfg(test)]

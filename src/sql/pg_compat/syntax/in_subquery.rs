@@ -13,7 +13,7 @@
 use super::array_constructor::aggregated;
 use super::call;
 use datafusion::sql::sqlparser::ast::{
-    Expr, OrderByKind, Query, SelectItem, SetExpr, UnaryOperator, Value, VisitMut, VisitorMut,
+    Expr, OrderByKind, Query, SelectItem, SetExpr, UnaryOperator, Value, VisitorMut,
 };
 use std::ops::ControlFlow;
 
@@ -46,55 +46,34 @@ impl VisitorMut for OutsideFilters {
 /// Rewrites `expr`'s IN subqueries, not those of its subqueries (each query's own
 /// list is visited on its own).
 fn rewrite_outside_subqueries(expr: &mut Expr) {
-    let _ = expr.visit(&mut AtDepth { depth: 0 });
+    super::rewrite_outside_subqueries(expr, rewrite_in_subquery);
 }
 
-struct AtDepth {
-    depth: usize,
-}
-
-impl VisitorMut for AtDepth {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
-        self.depth += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if self.depth > 0 {
-            return ControlFlow::Continue(());
+/// `x [NOT] IN (subquery)` as an array membership; other expressions unchanged.
+fn rewrite_in_subquery(expr: &mut Expr) {
+    let Expr::InSubquery {
+        expr: value,
+        subquery,
+        negated,
+    } = expr
+    else {
+        return;
+    };
+    let member = call(
+        "coalesce",
+        vec![
+            call("array_has", vec![aggregated(subquery), (**value).clone()]),
+            Expr::value(Value::Boolean(false)),
+        ],
+    );
+    *expr = if *negated {
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr: Box::new(Expr::Nested(Box::new(member))),
         }
-        let Expr::InSubquery {
-            expr: value,
-            subquery,
-            negated,
-        } = expr
-        else {
-            return ControlFlow::Continue(());
-        };
-        let member = call(
-            "coalesce",
-            vec![
-                call("array_has", vec![aggregated(subquery), (**value).clone()]),
-                Expr::value(Value::Boolean(false)),
-            ],
-        );
-        *expr = if *negated {
-            Expr::UnaryOp {
-                op: UnaryOperator::Not,
-                expr: Box::new(Expr::Nested(Box::new(member))),
-            }
-        } else {
-            member
-        };
-        ControlFlow::Continue(())
-    }
+    } else {
+        member
+    };
 }
 
 #[cfg(test)]

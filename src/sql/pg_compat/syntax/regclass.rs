@@ -15,8 +15,7 @@
 use super::call;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType, Expr, Query, SelectItem, SetExpr, Statement, Value, VisitMut,
-    VisitorMut,
+    BinaryOperator, DataType, Expr, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -46,34 +45,8 @@ pub(super) fn rewrite(statement: &mut Statement) {
     };
     for item in select.projection.iter_mut() {
         if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
-            let _ = expr.visit(&mut OutsideSubqueries { depth: 0 });
+            super::rewrite_outside_subqueries(expr, rewrite_cast);
         }
-    }
-}
-
-/// Rewrites casts of the expression it visits, not of its subqueries.
-struct OutsideSubqueries {
-    depth: usize,
-}
-
-impl VisitorMut for OutsideSubqueries {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
-        self.depth += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if self.depth == 0 {
-            rewrite_cast(expr);
-        }
-        ControlFlow::Continue(())
     }
 }
 
