@@ -51,6 +51,12 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The most subscription cursors one session may hold at once. Each holds a
+/// subscriber's place in its source's change log (and up to the subscribe buffer of
+/// changes), so without a cap one connection could pin an unbounded amount of memory
+/// with `DECLARE` alone; 64 is far more than a client following a few tables needs.
+pub(crate) const MAX_CURSORS_PER_SESSION: usize = 64;
+
 /// One session's subscription cursors, by name.
 #[derive(Default)]
 pub(crate) struct SubscriptionCursors {
@@ -131,10 +137,18 @@ where
     };
     match statement {
         SubscribeStatement::Declare { cursor, hold, plan } => {
-            if cursors.cursors.lock().contains_key(cursor) {
-                return Err(subscribe_error(SubscribeError::CursorExists(
-                    cursor.clone(),
-                )));
+            {
+                let held = cursors.cursors.lock();
+                if held.contains_key(cursor) {
+                    return Err(subscribe_error(SubscribeError::CursorExists(
+                        cursor.clone(),
+                    )));
+                }
+                if held.len() >= MAX_CURSORS_PER_SESSION {
+                    return Err(subscribe_error(SubscribeError::TooManyCursors(
+                        MAX_CURSORS_PER_SESSION,
+                    )));
+                }
             }
             let rows = start(plan)?;
             cursors.cursors.lock().insert(

@@ -79,6 +79,11 @@ pub enum SubscribeError {
     /// A cursor of that name exists already.
     #[error("cursor \"{0}\" already exists")]
     CursorExists(String),
+    /// The session holds as many subscription cursors as it may.
+    #[error(
+        "too many subscription cursors: a session may hold {0}; CLOSE one before declaring another"
+    )]
+    TooManyCursors(usize),
 }
 
 impl SubscribeError {
@@ -94,6 +99,7 @@ impl SubscribeError {
             SubscribeError::NotRetained(_) => "55000",
             SubscribeError::NoCursor(_) => "34000", // invalid_cursor_name
             SubscribeError::CursorExists(_) => "42P03", // duplicate_cursor
+            SubscribeError::TooManyCursors(_) => "53400", // configuration_limit_exceeded
         }
     }
 }
@@ -111,8 +117,9 @@ pub struct SubscribePlan {
     source: String,
     filter: Option<Arc<dyn PhysicalExpr>>,
     projection: Vec<Arc<dyn PhysicalExpr>>,
-    /// For a table: the output column (among the selected) holding the key.
-    key_output: Option<usize>,
+    /// For a table: the output columns (among the selected) holding the key, one per
+    /// key column in key order (more than one for a composite key).
+    key_output: Option<Vec<usize>>,
     /// The rows' columns (the three `ktable_` ones, then the selected).
     schema: SchemaRef,
     snapshot: bool,
@@ -208,23 +215,27 @@ impl Engine {
             .collect::<Result<Vec<_>, _>>()?;
         let key_output = match &source.handle {
             SourceHandle::Table { table, .. } => {
-                // A change's key travels as the key's text; a composite key's text is
-                // the JSON array of its parts, which no one column can show.
-                if table.key_columns().len() > 1 {
-                    return Err(unsupported(format!(
-                        "SUBSCRIBE to {}: tables with a composite primary key are not supported yet",
-                        shape.table
-                    )));
-                }
-                let key_name = table.schema().field(table.key_column()).name().clone();
-                let position = shape.projection.iter().position(
-                    |expr| matches!(expr.clone().unalias(), Expr::Column(c) if c.name == key_name),
-                );
-                Some(position.ok_or_else(|| {
-                    unsupported(format!(
-                        "a table subscription must select the key column {key_name}"
-                    ))
-                })?)
+                // A delete carries only its key, so every key column must be selected
+                // for a delete row to say which row went.
+                let positions = table
+                    .key_columns()
+                    .iter()
+                    .map(|&column| {
+                        let key_name = table.schema().field(column).name().clone();
+                        shape
+                            .projection
+                            .iter()
+                            .position(|expr| {
+                                matches!(expr.clone().unalias(), Expr::Column(c) if c.name == key_name)
+                            })
+                            .ok_or_else(|| {
+                                unsupported(format!(
+                                    "a table subscription must select the key column {key_name}"
+                                ))
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(positions)
             }
             SourceHandle::Stream { .. } => None,
         };
@@ -557,7 +568,7 @@ fn table_rows(
     batch: &TableChanges,
     seen: &mut Offsets,
 ) -> Result<(RecordBatch, Offsets), DataFusionError> {
-    let key_output = plan.key_output.ok_or_else(|| {
+    let key_output = plan.key_output.as_deref().ok_or_else(|| {
         DataFusionError::Internal("a table subscription without a key column".into())
     })?;
     let mut touched = Offsets::new();
@@ -577,11 +588,13 @@ fn table_rows(
     let values = take_record_batch(&batch.rows, &UInt32Array::from(upserts))?;
     let mut matched = Vec::with_capacity(values.num_rows());
     let selected = plan.rows(&values, Some(&mut matched))?;
-    let key_type = plan.schema.field(3 + key_output).data_type().clone();
     // Where each output row comes from: source 0 is the selected upserts, source 1
     // the delete rows (the deleted keys, every other column NULL). An upsert the
     // filter turned away is a delete that keeps its own key value, whatever its type.
-    let mut delete_keys: Vec<String> = Vec::new();
+    // A deleted key comes as its text (a composite key's: the JSON array of its
+    // parts), one list of texts per key column.
+    let mut delete_keys: Vec<Vec<String>> = vec![Vec::new(); key_output.len()];
+    let mut deletes = 0;
     let mut key_picks: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
     let mut value_picks: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
     let mut ops: Vec<&str> = Vec::with_capacity(kept.len());
@@ -601,25 +614,38 @@ fn table_rows(
                 }
             }
             Change::Delete { key } => {
-                delete_keys.push(key.clone());
-                key_picks.push((1, delete_keys.len() - 1));
+                let parts = crate::format::key_parts(key, key_output.len()).ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "deleted key {key:?} does not have {} parts",
+                        key_output.len()
+                    ))
+                })?;
+                for (texts, part) in delete_keys.iter_mut().zip(parts) {
+                    texts.push(part);
+                }
+                key_picks.push((1, deletes));
+                deletes += 1;
                 value_picks.push((1, 0));
                 ops.push("delete");
             }
         }
     }
     // At least one NULL for the turned-away upserts to point at.
-    let null_rows = delete_keys.len().max(1);
+    let null_rows = deletes.max(1);
     let mut columns = Vec::with_capacity(selected.num_columns());
     for (i, column) in selected.columns().iter().enumerate() {
         let column = column.as_ref();
-        let merged = if i == key_output {
-            let keys: ArrayRef = Arc::new(StringArray::from(delete_keys.clone()));
-            let keys = arrow::compute::cast(&keys, &key_type)?;
-            interleave(&[column, keys.as_ref()], &key_picks)?
-        } else {
-            let nulls = new_null_array(column.data_type(), null_rows);
-            interleave(&[column, nulls.as_ref()], &value_picks)?
+        let merged = match key_output.iter().position(|&output| output == i) {
+            Some(part) => {
+                let texts: ArrayRef =
+                    Arc::new(StringArray::from(std::mem::take(&mut delete_keys[part])));
+                let keys = arrow::compute::cast(&texts, column.data_type())?;
+                interleave(&[column, keys.as_ref()], &key_picks)?
+            }
+            None => {
+                let nulls = new_null_array(column.data_type(), null_rows);
+                interleave(&[column, nulls.as_ref()], &value_picks)?
+            }
         };
         columns.push(merged);
     }

@@ -549,6 +549,25 @@ async fn cancel_close_disconnect_and_the_time_limit_end_subscriptions() {
     assert_eq!(limited.code().map(|c| c.code()), Some("57014"), "{limited}");
     active_becomes(&watcher, 0).await;
     assert_eq!(subscriptions(&watcher).await.1, 6, "six ended");
+
+    // A session holds at most 64 subscription cursors (server::subscribe).
+    client.batch_execute("BEGIN").await.expect("begin");
+    for i in 0..64 {
+        client
+            .batch_execute(&format!(
+                "DECLARE c{i} CURSOR FOR SUBSCRIBE users WITH (SNAPSHOT = false)"
+            ))
+            .await
+            .expect("declare up to the cap");
+    }
+    active_becomes(&watcher, 64).await;
+    let refused = client
+        .batch_execute("DECLARE one_more CURSOR FOR SUBSCRIBE users")
+        .await
+        .expect_err("the 65th cursor is refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("53400"), "{refused}");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    active_becomes(&watcher, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,7 +712,7 @@ async fn a_read_only_user_may_subscribe_to_a_table_and_a_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn integer_keys_are_subscribed_to_and_composite_keys_refused() {
+async fn integer_and_composite_keys_are_subscribed_to() {
     let broker = Broker::start();
     let topic = broker.topic("sub-int", 1, &[]).await;
     let members = broker.topic("sub-composite", 1, &[]).await;
@@ -704,6 +723,16 @@ async fn integer_keys_are_subscribed_to_and_composite_keys_refused() {
         &[
             json_record("1", json!({"v": 10})),
             json_record("2", json!({"v": 20})),
+        ],
+    )
+    .await;
+    let member = |tenant: &str, id: i32| json!({"tenant": tenant, "id": id}).to_string();
+    produce_all(
+        &producer,
+        &members,
+        &[
+            json_record(&member("a", 1), json!({"tenant": "a", "id": 1, "v": 1})),
+            json_record(&member("b", 1), json!({"tenant": "b", "id": 1, "v": 2})),
         ],
     )
     .await;
@@ -775,10 +804,59 @@ async fn integer_keys_are_subscribed_to_and_composite_keys_refused() {
         .collect();
     assert_eq!(snapshot, BTreeMap::from([(1, Some(10)), (2, Some(20))]));
 
+    // A composite key: its parts come back in their own columns, in any order the
+    // select list puts them, for upserts and deletes alike.
+    let mut changes = engine
+        .subscribe("SUBSCRIBE (SELECT v, id, tenant FROM m WHERE v < 100) WITH (SNAPSHOT = false)")
+        .await
+        .expect("subscribe to a composite-key table");
+    produce_all(
+        &producer,
+        &members,
+        &[
+            json_record(&member("a", 2), json!({"tenant": "a", "id": 2, "v": 3})),
+            tombstone(&member("b", 1)),
+            json_record(&member("a", 1), json!({"tenant": "a", "id": 1, "v": 700})),
+        ],
+    )
+    .await;
+    let mut seen: Vec<(String, Option<i32>, i32, String)> = Vec::new();
+    while seen.len() < 3 {
+        let batch = tokio::time::timeout_at(deadline, changes.next())
+            .await
+            .expect("changes in time")
+            .expect("the subscription goes on")
+            .expect("a batch");
+        let ops = batch.column(2).as_string::<i32>();
+        let values = batch.column(3).as_primitive::<Int32Type>();
+        let ids = batch.column(4).as_primitive::<Int32Type>();
+        let tenants = batch.column(5).as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            if ops.value(row) == "progress" {
+                continue;
+            }
+            let value = (!values.is_null(row)).then(|| values.value(row));
+            seen.push((
+                ops.value(row).to_string(),
+                value,
+                ids.value(row),
+                tenants.value(row).to_string(),
+            ));
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("upsert".to_string(), Some(3), 2, "a".to_string()),
+            ("delete".to_string(), None, 1, "b".to_string()),
+            ("delete".to_string(), None, 1, "a".to_string()),
+        ]
+    );
+
     let refused = engine
-        .subscribe("SUBSCRIBE m")
+        .subscribe("SUBSCRIBE (SELECT tenant, v FROM m)")
         .await
         .err()
-        .expect("refused");
+        .expect("refused without every key column");
     assert_eq!(refused.sqlstate(), "0A000", "{refused}");
 }
