@@ -350,4 +350,44 @@ async fn integer_and_composite_keys_are_looked_up_like_a_scan() {
         .await
         .expect("part of a composite key, unordered");
     assert_eq!(unordered.len(), 1);
+
+    // pgjdbc's getPrimaryKeys (its query text, 42.7): a row per key column, in key
+    // order, as PostgreSQL answers for a composite primary key.
+    let keys = simple_rows(
+        &client,
+        "SELECT result.TABLE_CAT, result.TABLE_SCHEM, result.TABLE_NAME, result.COLUMN_NAME, \
+         result.KEY_SEQ, result.PK_NAME FROM (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, \
+         ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME, \
+         (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, ci.relname AS PK_NAME, \
+         information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM \
+         FROM pg_catalog.pg_class ct JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid) \
+         JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid) \
+         JOIN pg_catalog.pg_index i ON ( a.attrelid = i.indrelid) \
+         JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) \
+         WHERE true AND n.nspname = E'public' AND ct.relname = E'members' AND i.indisprimary ) result \
+         where  result.A_ATTNUM = (result.KEYS).x  ORDER BY result.table_name, result.pk_name, result.key_seq",
+    )
+    .await;
+    let text = |v: &str| Some(v.to_string());
+    assert_eq!(
+        keys,
+        vec![
+            vec![
+                None,
+                text("public"),
+                text("members"),
+                text("tenant"),
+                text("1"),
+                text("members_pkey")
+            ],
+            vec![
+                None,
+                text("public"),
+                text("members"),
+                text("id"),
+                text("2"),
+                text("members_pkey")
+            ],
+        ]
+    );
 }

@@ -155,12 +155,12 @@ pub(super) fn all(keys: &Arc<KeyDirectory>) -> Vec<ScalarUDF> {
 
 /// `information_schema._pg_expandarray(array)`: pgjdbc's `getPrimaryKeys` and
 /// `getIndexInfo` and Metabase's index sync read `(… ).x` and `(… ).n` of it over
-/// `pg_index.indkey`. In PostgreSQL it returns a row per element; DataFusion has no
-/// set-returning functions outside `unnest`, which the statement's text does not
-/// name. As a scalar it answers `(x, n)` for an array of one element (every key
-/// ktable declares has one column), NULL for an empty or NULL array (PostgreSQL's
-/// no row: a comparison with it selects nothing), and an error, not a wrong answer,
-/// for more than one element.
+/// `pg_index.indkey`. In PostgreSQL it is a set-returning function: a row `(x, n)` per
+/// element (value and 1-based position), none for an empty or NULL array. DataFusion
+/// expands rows only with `unnest`, so the function gives the list of those `(x, n)`
+/// structs (empty for NULL) and the statement rewrite (`syntax.rs`) wraps each call
+/// in `unnest`: a composite key's `indkey` gives a row per key column, as it does in
+/// PostgreSQL.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ExpandArray {
     signature: Signature,
@@ -172,6 +172,14 @@ impl ExpandArray {
             arrow::datatypes::Field::new("x", element.clone(), true),
             arrow::datatypes::Field::new("n", DataType::Int32, true),
         ])
+    }
+
+    fn item(element: &DataType) -> arrow::datatypes::FieldRef {
+        Arc::new(arrow::datatypes::Field::new(
+            "item",
+            DataType::Struct(Self::fields(element)),
+            true,
+        ))
     }
 }
 
@@ -187,7 +195,7 @@ impl ScalarUDFImpl for ExpandArray {
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         match arg_types {
             [DataType::List(item)] | [DataType::LargeList(item)] => {
-                Ok(DataType::Struct(Self::fields(item.data_type())))
+                Ok(DataType::List(Self::item(item.data_type())))
             }
             _ => exec_err!("_pg_expandarray takes an array"),
         }
@@ -203,31 +211,34 @@ impl ScalarUDFImpl for ExpandArray {
             return exec_err!("_pg_expandarray takes an array");
         };
         let element = lists.value_type();
-        let mut firsts = Vec::with_capacity(lists.len());
-        let mut valid = Vec::with_capacity(lists.len());
+        // Each list's elements stay where they are; only a NULL list's (if any) are
+        // left out, so the offsets are rebuilt and the values taken by index.
+        let mut indices: Vec<u64> = Vec::with_capacity(lists.values().len());
+        let mut positions: Vec<i32> = Vec::with_capacity(lists.values().len());
+        let mut offsets: Vec<i32> = Vec::with_capacity(lists.len() + 1);
+        offsets.push(0);
         for i in 0..lists.len() {
-            let length = if lists.is_null(i) {
-                0
-            } else {
-                lists.value_length(i)
-            };
-            if length > 1 {
-                return exec_err!(
-                    "_pg_expandarray over an array of {length} elements is not supported"
-                );
+            if !lists.is_null(i) {
+                let start = usize::try_from(lists.value_offsets()[i]).unwrap_or(0);
+                let length = lists.value_length(i).max(0) as usize;
+                indices.extend((start..start + length).map(|at| at as u64));
+                positions.extend(1..=length as i32);
             }
-            let offset = usize::try_from(lists.value_offsets()[i]).unwrap_or(0);
-            firsts.push(if length == 1 { Some(offset) } else { None });
-            valid.push(length == 1);
+            offsets.push(indices.len() as i32);
         }
-        let indices: arrow::array::UInt64Array =
-            firsts.iter().map(|f| f.map(|o| o as u64)).collect();
-        let x = arrow::compute::take(lists.values().as_ref(), &indices, None)?;
-        let n: arrow::array::Int32Array = valid.iter().map(|&v| v.then_some(1)).collect();
-        let out = arrow::array::StructArray::try_new(
-            Self::fields(&element),
-            vec![x, Arc::new(n)],
-            Some(arrow::buffer::NullBuffer::from(valid)),
+        let x = arrow::compute::take(
+            lists.values().as_ref(),
+            &arrow::array::UInt64Array::from(indices),
+            None,
+        )?;
+        let n = arrow::array::Int32Array::from(positions);
+        let rows =
+            arrow::array::StructArray::try_new(Self::fields(&element), vec![x, Arc::new(n)], None)?;
+        let out = arrow::array::ListArray::try_new(
+            Self::item(&element),
+            arrow::buffer::OffsetBuffer::new(offsets.into()),
+            Arc::new(rows),
+            None,
         )?;
         if scalar && out.len() == 1 {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))

@@ -8,6 +8,9 @@
 //! * `(expr).field`: field access on a composite value (pgjdbc's `getPrimaryKeys`
 //!   and `getIndexInfo`: `(information_schema._pg_expandarray(i.indkey)).n`).
 //!   DataFusion's planner takes only `expr['field']`, which means the same.
+//! * `_pg_expandarray(a)`, a set-returning function in PostgreSQL, → `unnest` of the
+//!   list of rows our `_pg_expandarray` gives (see `functions.rs`): a row per element,
+//!   zipped with the other calls in the select list as PostgreSQL does.
 //! * `generate_subscripts(array, dim)` in an expression, a set-returning function
 //!   DataFusion lacks (SQLAlchemy's key reflection): the subscripts as a series,
 //!   unnested, which zips with an `unnest` of the same array beside it as
@@ -66,6 +69,7 @@ impl VisitorMut for Expressions {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         user_keyword(expr);
+        expand_array(expr);
         field_access(expr);
         generate_subscripts(expr);
         like_escape(expr);
@@ -96,6 +100,13 @@ fn user_keyword(expr: &mut Expr) {
             function.args = FunctionArguments::None;
         }
         *expr = session_user;
+    }
+}
+
+/// `_pg_expandarray(a)` → `unnest(_pg_expandarray(a))`.
+fn expand_array(expr: &mut Expr) {
+    if call_args(expr, "_pg_expandarray").is_some() {
+        *expr = call("unnest", vec![expr.clone()]);
     }
 }
 
@@ -346,6 +357,12 @@ mod tests {
             ["pg_x"]
         );
         assert_eq!(run("SELECT (named_struct('n', 7)).n AS n").await, ["7"]);
+        // A row per element, none for a NULL array; calls in one select list zip.
+        assert_eq!(
+            run("SELECT name, (_pg_expandarray(k)).x AS x, (_pg_expandarray(k)).n AS n FROM t")
+                .await,
+            ["pg_x,10,1", "pg_x,20,2"]
+        );
         assert_eq!(run("SELECT user = session_user AS same").await, ["true"]);
     }
 
