@@ -93,6 +93,10 @@ pub struct FileConfig {
     /// The most memory one table may hold ("8 GiB"); past it the table stops ingesting.
     #[serde(default, deserialize_with = "byte_size")]
     pub table_memory_limit: Option<usize>,
+    /// The most memory all tables together may hold; past it a growing table stops
+    /// ingesting.
+    #[serde(default, deserialize_with = "byte_size")]
+    pub tables_memory_limit: Option<usize>,
     /// Changes each source keeps for its subscribers once subscribed to; a
     /// subscriber further behind is ended (SQLSTATE 53400).
     pub subscribe_buffer: Option<usize>,

@@ -109,6 +109,11 @@ struct ServeArgs {
     /// stops ingesting (last_error in ktable_tables) [default: no limit]
     #[arg(long, env = "KTABLE_TABLE_MEMORY_LIMIT", value_parser = ktable::config::parse_byte_size)]
     table_memory_limit: Option<usize>,
+    /// The most memory all tables together may hold, e.g. "16 GiB"; a table that
+    /// grows while they hold more stops ingesting (last_error in ktable_tables)
+    /// [default: no limit]
+    #[arg(long, env = "KTABLE_TABLES_MEMORY_LIMIT", value_parser = ktable::config::parse_byte_size)]
+    tables_memory_limit: Option<usize>,
     /// Changes each table or stream keeps for its subscribers (SUBSCRIBE) once
     /// subscribed to; a subscriber further behind is ended with SQLSTATE 53400
     /// [default: 100000]
@@ -154,6 +159,7 @@ struct Settings {
     state_dir: Option<PathBuf>,
     checkpoint_interval: Option<Duration>,
     table_memory_limit: Option<usize>,
+    tables_memory_limit: Option<usize>,
     subscribe_buffer: Option<usize>,
 }
 
@@ -256,6 +262,7 @@ impl ServeArgs {
             state_dir: self.state_dir.or(file.state_dir),
             checkpoint_interval: self.checkpoint_interval.or(file.checkpoint_interval),
             table_memory_limit: self.table_memory_limit.or(file.table_memory_limit),
+            tables_memory_limit: self.tables_memory_limit.or(file.tables_memory_limit),
             subscribe_buffer: self.subscribe_buffer.or(file.subscribe_buffer),
         })
     }
@@ -314,6 +321,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(bytes) = settings.table_memory_limit {
         config = config.table_memory_limit(bytes);
+    }
+    if let Some(bytes) = settings.tables_memory_limit {
+        config = config.tables_memory_limit(bytes);
     }
     if let Some(changes) = settings.subscribe_buffer {
         config = config.subscribe_buffer(changes);

@@ -57,6 +57,9 @@ pub struct SourceDef {
     pub schema: Arc<SourceSchema>,
     /// What a stream keeps (unused by tables).
     pub retention: Retention,
+    /// The most bytes the table may hold (`memory_limit`), overriding the server's
+    /// `table_memory_limit`; tables only (a stream's bound is its retention).
+    pub memory_limit: Option<usize>,
     /// `IF NOT EXISTS` was given.
     pub if_not_exists: bool,
 }
@@ -99,6 +102,7 @@ const OPTIONS: &[&str] = &[
     "schema_registry",
     "envelope",
     "message",
+    "memory_limit",
 ];
 
 /// Parses `sql` if it is a source statement; `Ok(None)` for anything else.
@@ -257,6 +261,19 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
         })?,
     };
     let retention = retention(&options, kind, &name)?;
+    let memory_limit = match (options.get("memory_limit"), kind) {
+        (None, _) => None,
+        (Some(_), SourceKind::Stream) => {
+            return Err(DdlError::Invalid(format!(
+                "stream {name}: memory_limit applies to tables; bound a stream with retention_bytes"
+            )))
+        }
+        (Some(value), SourceKind::Table) => {
+            Some(crate::config::parse_byte_size(value).map_err(|e| {
+                DdlError::Invalid(format!("table {name}: invalid memory_limit '{value}': {e}"))
+            })?)
+        }
+    };
 
     let mut primary_keys: Vec<String> = create
         .constraints
@@ -297,6 +314,7 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
             format: format.to_ascii_lowercase(),
             schema: Arc::new(schema),
             retention,
+            memory_limit,
             if_not_exists: create.if_not_exists,
         });
     }
@@ -370,6 +388,7 @@ fn create_source(create: CreateTable, kind: SourceKind) -> Result<SourceDef, Ddl
         format: format.to_ascii_lowercase(),
         schema: Arc::new(schema),
         retention,
+        memory_limit,
         if_not_exists: create.if_not_exists,
     })
 }

@@ -13,7 +13,7 @@ use super::{bounded_functions, script, SqlError};
 use crate::kafka::ConsumerConfig;
 use crate::source::{Source, SourceError};
 use crate::stream::{StreamSink, StreamStore};
-use crate::table::columnar::{ColumnarSink, ColumnarTable};
+use crate::table::columnar::{ColumnarSink, ColumnarTable, MemoryBudget};
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use datafusion::dataframe::DataFrame;
@@ -41,6 +41,7 @@ pub struct EngineConfig {
     state_dir: Option<std::path::PathBuf>,
     checkpoint_interval: Duration,
     table_memory_limit: Option<usize>,
+    tables_memory_limit: Option<usize>,
     schema_registry: Option<String>,
     pub(super) subscribe_buffer: usize,
 }
@@ -68,6 +69,7 @@ impl EngineConfig {
             state_dir: None,
             checkpoint_interval: crate::state::DEFAULT_CHECKPOINT_INTERVAL,
             table_memory_limit: None,
+            tables_memory_limit: None,
             schema_registry: None,
             subscribe_buffer: crate::changefeed::DEFAULT_CAPACITY,
         }
@@ -163,6 +165,15 @@ impl EngineConfig {
         self
     }
 
+    /// The most bytes all tables together may hold (default: no limit). A table that
+    /// grows while the tables hold more stops ingesting, with the reason in
+    /// `ktable_tables.last_error`; its rows stay queryable, and tables that do not
+    /// grow go on.
+    pub fn tables_memory_limit(mut self, bytes: usize) -> Self {
+        self.tables_memory_limit = Some(bytes);
+        self
+    }
+
     /// Any librdkafka consumer property (security settings, fetch sizes...).
     pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.push((key.into(), value.into()));
@@ -209,6 +220,8 @@ pub struct Engine {
     /// Set while a source waits for Kafka to start (see `source_start`), cleared by
     /// the next start that succeeds.
     kafka_unreachable: Arc<AtomicBool>,
+    /// What all tables may hold together (`tables_memory_limit`), if limited.
+    tables_budget: Option<Arc<MemoryBudget>>,
 }
 
 impl Engine {
@@ -221,7 +234,9 @@ impl Engine {
             runtime_env(&config),
         );
         bounded_functions::install(&context, config.query_memory_limit);
+        let tables_budget = config.tables_memory_limit.map(MemoryBudget::new);
         let engine = Self {
+            tables_budget,
             config,
             registry: Arc::new(Registry::default()),
             context,
@@ -546,7 +561,8 @@ impl Engine {
                     def.schema.key_indices(),
                 ));
                 let sink = ColumnarSink::new(Arc::clone(&def.schema), Arc::clone(&table))
-                    .memory_limit(self.config.table_memory_limit);
+                    .memory_limit(def.memory_limit.or(self.config.table_memory_limit))
+                    .memory_budget(self.tables_budget.clone());
                 SourceHandle::Table {
                     source: Source::new(consumer, def.topic.as_str(), sink)?,
                     table,

@@ -11,11 +11,14 @@
 //!   against the row's key column.
 //! * `sink` — [`ColumnarSink`]: decodes records of a batch into one segment and applies
 //!   them to the store.
+//! * `budget` — [`MemoryBudget`]: the memory all tables may hold together.
 
+mod budget;
 mod index;
 mod sink;
 mod store;
 
+pub use budget::MemoryBudget;
 pub use sink::ColumnarSink;
 pub(crate) use sink::{decode_values, needs_headers, RetryState};
 pub use store::{

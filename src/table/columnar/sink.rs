@@ -1,5 +1,6 @@
 //! [`ColumnarSink`]: a source's records into a [`ColumnarTable`].
 
+use super::budget::MemoryBudget;
 use super::store::{Change, ColumnarTable};
 use crate::format::{
     decoder_for, key_decoder_for, DecodeError, DecodeOutcome, ErrorPolicy, KeyDecoder, KeyError,
@@ -8,6 +9,7 @@ use crate::format::{
 use crate::kafka::FetchedRecord;
 use crate::source::{Counters, Prepared, RecordSink, SinkError};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,9 @@ pub struct ColumnarSink {
     keys: Option<KeyDecoder>,
     needs_headers: bool,
     memory_limit: Option<usize>,
+    budget: Option<Arc<MemoryBudget>>,
+    /// The table's size as last reported to `budget`.
+    counted: AtomicUsize,
     retry: RetryState,
 }
 
@@ -34,6 +39,8 @@ impl ColumnarSink {
             schema,
             table,
             memory_limit: None,
+            budget: None,
+            counted: AtomicUsize::new(0),
         }
     }
 
@@ -46,9 +53,63 @@ impl ColumnarSink {
         self
     }
 
+    /// Counts the table in `budget`, which all the tables of a server share; the table
+    /// stops ingesting, with the reason in its `last_error`, when it grows while the
+    /// tables together hold more than the budget's limit.
+    pub fn memory_budget(mut self, budget: Option<Arc<MemoryBudget>>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Checks the table's size against its own limit and the shared budget, after a
+    /// batch was applied.
+    fn check_memory(&self) -> Result<(), SinkError> {
+        if self.memory_limit.is_none() && self.budget.is_none() {
+            return Ok(());
+        }
+        let held = self.table.memory_bytes();
+        let size = |bytes: usize| bytesize::ByteSize::b(bytes as u64);
+        if let Some(limit) = self.memory_limit {
+            if held > limit {
+                return Err(SinkError(format!(
+                    "memory limit reached: the table holds {} of its memory limit {} \
+                     (memory_limit, or the server's table_memory_limit); ingestion stopped, \
+                     queries on the rows it holds still work",
+                    size(held),
+                    size(limit),
+                )));
+            }
+        }
+        if let Some(budget) = &self.budget {
+            let before = self.counted.swap(held, Ordering::Relaxed);
+            let together = budget.record(before, held);
+            if held > before && together > budget.limit() {
+                return Err(SinkError(format!(
+                    "memory limit reached: the tables hold {} of the server's \
+                     tables_memory_limit {} (this one {}); ingestion stopped, queries on \
+                     the rows it holds still work",
+                    size(together),
+                    size(budget.limit()),
+                    size(held),
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The table the sink fills.
     pub fn table(&self) -> &Arc<ColumnarTable> {
         &self.table
+    }
+}
+
+impl Drop for ColumnarSink {
+    fn drop(&mut self) {
+        // The source ended (dropped, or the server stops): its table no longer grows,
+        // and is about to be freed unless a query still reads it.
+        if let Some(budget) = &self.budget {
+            budget.record(*self.counted.get_mut(), 0);
+        }
     }
 }
 
@@ -281,17 +342,7 @@ impl RecordSink for ColumnarSink {
             sink.table
                 .apply_at(batch, &changes, &positions)
                 .map_err(|e| SinkError(format!("applying rows failed: {e}")))?;
-            if let Some(limit) = sink.memory_limit {
-                let held = sink.table.memory_bytes();
-                if held > limit {
-                    return Err(SinkError(format!(
-                        "memory limit reached: the table holds {} of its table_memory_limit {}; \
-                         ingestion stopped, queries on the rows it holds still work",
-                        bytesize::ByteSize::b(held as u64),
-                        bytesize::ByteSize::b(limit as u64),
-                    )));
-                }
-            }
+            sink.check_memory()?;
             failure.map_or(Ok(()), Err)
         }))
     }
