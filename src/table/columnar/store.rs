@@ -268,8 +268,30 @@ impl ColumnarTable {
             )));
         }
         let keys = rows.clone();
-        let mut inner = self.inner.write();
-        let inner = &mut *inner;
+        let merges = {
+            let mut inner = self.inner.write();
+            self.apply_locked(&mut inner, rows, &keys, changes, positions);
+            plan_compaction(&mut inner)
+        };
+        // The merging (filtering and copying rows) runs without the lock, so lookups
+        // and scans never wait for it; only re-pointing the index takes the lock again.
+        for merge in merges {
+            let merged = merge.run(&self.schema)?;
+            install(&mut self.inner.write(), merged, &self.key_columns);
+        }
+        Ok(())
+    }
+
+    /// The changes of one batch, under the write lock.
+    fn apply_locked(
+        &self,
+        inner: &mut Inner,
+        rows: RecordBatch,
+        keys: &RecordBatch,
+        changes: &[Change],
+        positions: &[(i32, i64)],
+    ) {
+        let key_types = &self.key_types;
         // Checked under the lock a subscription starts under.
         let published =
             (self.changes.is_capturing() && positions.len() == changes.len()).then(|| {
@@ -304,7 +326,7 @@ impl ColumnarTable {
                 let key_at = |at: RowId| key_at(segments, &self.key_columns, at);
                 match change {
                     Change::Upsert { row } => {
-                        match (new_segment, key_in(&keys, &self.key_columns, *row as usize)) {
+                        match (new_segment, key_in(keys, &self.key_columns, *row as usize)) {
                             (Some(segment), Some(key)) => inner.index.upsert(
                                 key.as_bytes(),
                                 RowId { segment, row: *row },
@@ -337,7 +359,6 @@ impl ColumnarTable {
         if let Some(published) = published {
             self.changes.push(published);
         }
-        compact(inner, &self.key_columns, &self.schema)
     }
 
     /// Adds `rows` as live rows: each row's key once, none of them in the table yet
@@ -469,9 +490,35 @@ fn snapshot_of(inner: &mut Inner) -> Arc<TableSnapshot> {
     snapshot
 }
 
-/// Drops empty segments, merges small ones, rewrites sparse large ones.
-fn compact(inner: &mut Inner, key_columns: &[usize], schema: &SchemaRef) -> Result<(), ArrowError> {
+/// Segments to merge into one, as they were when chosen: their rows and which were
+/// live. Segments never change but for rows going from live to dead, so the merge can
+/// be made from this copy without the lock and checked against the table when it is
+/// installed.
+struct Merge {
+    segments: Vec<(u64, RecordBatch, Vec<bool>)>,
+}
+
+/// A merge's result: the rows that were live, and where each came from.
+struct Merged {
+    from: Vec<u64>,
+    batch: RecordBatch,
+    origins: Vec<RowId>,
+}
+
+/// Drops empty segments and chooses what to merge: the small segments together once
+/// there are too many, and each sparse large segment alone.
+fn plan_compaction(inner: &mut Inner) -> Vec<Merge> {
     inner.segments.retain(|_, s| s.live_rows > 0);
+    let copy = |inner: &Inner, ids: &[u64]| Merge {
+        segments: ids
+            .iter()
+            .filter_map(|id| {
+                let segment = inner.segments.get(id)?;
+                Some((*id, segment.batch.clone(), segment.live.clone()))
+            })
+            .collect(),
+    };
+    let mut merges = Vec::new();
     let small: Vec<u64> = inner
         .segments
         .iter()
@@ -479,7 +526,7 @@ fn compact(inner: &mut Inner, key_columns: &[usize], schema: &SchemaRef) -> Resu
         .map(|(id, _)| *id)
         .collect();
     if small.len() > MAX_SMALL_SEGMENTS {
-        rewrite(inner, &small, key_columns, schema)?;
+        merges.push(copy(inner, &small));
     }
     let sparse: Vec<u64> = inner
         .segments
@@ -489,61 +536,80 @@ fn compact(inner: &mut Inner, key_columns: &[usize], schema: &SchemaRef) -> Resu
         })
         .map(|(id, _)| *id)
         .collect();
-    for id in sparse {
-        rewrite(inner, &[id], key_columns, schema)?;
-    }
-    Ok(())
+    merges.extend(
+        sparse
+            .iter()
+            .map(|id| copy(inner, std::slice::from_ref(id))),
+    );
+    merges
 }
 
-/// Replaces segments `ids` by one segment of their live rows, re-pointing the index.
-fn rewrite(
-    inner: &mut Inner,
-    ids: &[u64],
-    key_columns: &[usize],
-    schema: &SchemaRef,
-) -> Result<(), ArrowError> {
-    let mut live = Vec::with_capacity(ids.len());
-    // Where each kept row was, in the order the merged segment holds them.
-    let mut origins = Vec::new();
-    for id in ids {
-        if let Some(segment) = inner.segments.remove(id) {
-            origins.extend(
-                (0..segment.live.len())
-                    .filter(|&row| segment.live[row])
-                    .map(|row| RowId {
-                        segment: *id,
-                        row: row as u32,
-                    }),
-            );
-            let mask = BooleanArray::from(segment.live);
-            live.push(filter_record_batch(&segment.batch, &mask)?);
+impl Merge {
+    /// One batch of the rows that were live, in segment order.
+    fn run(self, schema: &SchemaRef) -> Result<Merged, ArrowError> {
+        let mut live = Vec::with_capacity(self.segments.len());
+        let mut origins = Vec::new();
+        let mut from = Vec::with_capacity(self.segments.len());
+        for (id, batch, mask) in self.segments {
+            origins.extend((0..mask.len()).filter(|&row| mask[row]).map(|row| RowId {
+                segment: id,
+                row: row as u32,
+            }));
+            live.push(filter_record_batch(&batch, &BooleanArray::from(mask))?);
+            from.push(id);
         }
+        Ok(Merged {
+            from,
+            batch: concat_batches(schema, &live)?,
+            origins,
+        })
     }
-    let merged = concat_batches(schema, &live)?;
-    if merged.num_rows() == 0 {
-        return Ok(());
+}
+
+/// Replaces the merged segments by the merged one, re-pointing the index; a row that
+/// died since the merge was chosen stays dead in it. A merge whose segments are no
+/// longer all there (the table was cleared) is dropped.
+fn install(inner: &mut Inner, merged: Merged, key_columns: &[usize]) {
+    if !merged.from.iter().all(|id| inner.segments.contains_key(id)) {
+        return;
     }
     let id = inner.next_segment;
     inner.next_segment += 1;
-    for (row, from) in origins.into_iter().enumerate() {
-        let to = RowId {
-            segment: id,
-            row: row as u32,
-        };
-        if let Some(key) = key_in(&merged, key_columns, row) {
+    let mut live = vec![false; merged.batch.num_rows()];
+    let mut live_rows = 0;
+    for (row, from) in merged.origins.into_iter().enumerate() {
+        let still_live = inner
+            .segments
+            .get(&from.segment)
+            .is_some_and(|s| s.live[from.row as usize]);
+        if !still_live {
+            continue;
+        }
+        if let Some(key) = key_in(&merged.batch, key_columns, row) {
+            let to = RowId {
+                segment: id,
+                row: row as u32,
+            };
             inner.index.relocate(key.as_bytes(), from, to);
         }
+        live[row] = true;
+        live_rows += 1;
     }
-    inner.segments.insert(
-        id,
-        Segment {
-            live: vec![true; merged.num_rows()],
-            live_rows: merged.num_rows(),
-            batch: merged,
-            view: None,
-        },
-    );
-    Ok(())
+    for old in &merged.from {
+        inner.segments.remove(old);
+    }
+    if live_rows > 0 {
+        inner.segments.insert(
+            id,
+            Segment {
+                live,
+                live_rows,
+                batch: merged.batch,
+                view: None,
+            },
+        );
+    }
+    inner.snapshot = None;
 }
 
 /// The key of the row at `at`, if that row exists.
