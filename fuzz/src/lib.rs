@@ -6,9 +6,14 @@
 //! promises more (every record accounted for), it asserts that too.
 
 use ktable::format::{JsonDecoder, RawRecord};
+use ktable::server::{serve, QueryLimits, ServerConfig};
 use ktable::sql::{parse_ddl, split_script, Ddl, Engine, EngineConfig, KafkaTableProvider};
 use ktable::table::columnar::ColumnarTable;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// The declaration the JSON target decodes into and the SQL target queries: every
 /// column type and a metadata column.
@@ -78,17 +83,186 @@ pub fn sql_statement(data: &[u8]) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a Tokio runtime");
-        // No broker is ever contacted: nothing is run.
-        let engine = Engine::new(EngineConfig::new("127.0.0.1:9"));
-        let def = users();
-        let key = def.schema.key_index().expect("users has a key");
-        let table = Arc::new(ColumnarTable::new(Arc::clone(def.schema.arrow()), key));
-        engine
-            .context()
-            .register_table("users", Arc::new(KafkaTableProvider::new(table)))
-            .expect("register users");
-        (runtime, engine)
+        (runtime, engine_with_users())
     });
     let _ = runtime.block_on(engine.prepare(engine.context(), text));
     let _ = engine.prepare_cached(text);
+}
+
+/// An engine over an empty `users` table; no broker is ever contacted.
+fn engine_with_users() -> Engine {
+    let engine = Engine::new(EngineConfig::new("127.0.0.1:9"));
+    let def = users();
+    let key = def.schema.key_index().expect("users has a key");
+    let table = Arc::new(ColumnarTable::new(Arc::clone(def.schema.arrow()), key));
+    engine
+        .context()
+        .register_table("users", Arc::new(KafkaTableProvider::new(table)))
+        .expect("register users");
+    engine
+}
+
+/// The prefix of the threads the pgwire target's server runs on: a panic on one of
+/// them is a defect even though Tokio would only end that connection's task.
+const SERVER_THREADS: &str = "fuzz-pgwire";
+
+/// Panics seen on the server's threads.
+static SERVER_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// A client's bytes to a running server (`ktable::server::serve`, no users, an empty
+/// `users` table, a 2 s statement limit). The first byte chooses how the rest is
+/// sent: odd, after a valid startup message (user `fuzz`), so the rest reaches the
+/// message loop (simple and extended protocol, COPY, cancel...); even, as the whole
+/// byte stream, startup (or SSL/cancel request) included. The client then closes its
+/// side and reads until the server closes the connection. Whatever the bytes, no
+/// server thread panics, the server closes the connection within 10 s of the
+/// client's end, and a new client is still served.
+pub fn pgwire_messages(data: &[u8]) {
+    static SERVER: OnceLock<(SocketAddr, Arc<Engine>, tokio::runtime::Handle)> = OnceLock::new();
+    let (address, engine, runtime) = SERVER.get_or_init(start_server);
+    let address = *address;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut bytes = Vec::with_capacity(data.len() + 64);
+    if mode % 2 == 1 {
+        bytes.extend_from_slice(&startup_message("fuzz"));
+    }
+    bytes.extend_from_slice(rest);
+    let before = SERVER_PANICS.load(Ordering::SeqCst);
+    let mut stream = TcpStream::connect(address).expect("the server accepts connections");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    // The server may close before reading everything (a fatal error): a failed
+    // write is an answer too.
+    let _ = stream.write_all(&bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 8192];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                panic!("the server kept the connection open 10 s after the client's end")
+            }
+            // Reset by the server: closed.
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        SERVER_PANICS.load(Ordering::SeqCst),
+        before,
+        "a server thread panicked"
+    );
+    assert!(
+        still_serves(address),
+        "the server no longer answers a query"
+    );
+    // A source declared by the input waits for a broker that never answers, with a
+    // consumer of its own: the next input starts without it.
+    for source in engine.sources() {
+        let kind = match source.kind {
+            ktable::sql::SourceKind::Table => "TABLE",
+            ktable::sql::SourceKind::Stream => "STREAM",
+        };
+        let drop = format!(
+            "DROP {kind} IF EXISTS \"{}\"",
+            source.name.replace('"', "\"\"")
+        );
+        let _ = runtime.block_on(engine.sql(&drop));
+    }
+}
+
+/// A protocol 3.0 startup message for `user` and database `ktable`.
+fn startup_message(user: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&196_608u32.to_be_bytes());
+    for (name, value) in [("user", user), ("database", "ktable")] {
+        body.extend_from_slice(name.as_bytes());
+        body.push(0);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut message = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    message.extend_from_slice(&body);
+    message
+}
+
+/// Whether a new connection logs in and gets `SELECT 1` answered.
+fn still_serves(address: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut bytes = startup_message("probe");
+    let query = b"SELECT 1\0";
+    bytes.push(b'Q');
+    bytes.extend_from_slice(&((query.len() + 4) as u32).to_be_bytes());
+    bytes.extend_from_slice(query);
+    bytes.extend_from_slice(&[b'X', 0, 0, 0, 4]);
+    if stream.write_all(&bytes).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    // The row's DataRow: one column, "1".
+    answer
+        .windows(11)
+        .any(|w| w == [b'D', 0, 0, 0, 11, 0, 1, 0, 0, 0, 1])
+}
+
+fn start_server() -> (SocketAddr, Arc<Engine>, tokio::runtime::Handle) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current()
+            .name()
+            .is_some_and(|name| name.starts_with(SERVER_THREADS))
+        {
+            SERVER_PANICS.fetch_add(1, Ordering::SeqCst);
+        }
+        previous(info);
+    }));
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(SERVER_THREADS)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let engine = Arc::new(engine_with_users());
+    let serving = Arc::clone(&engine);
+    let config = ServerConfig {
+        listen: address,
+        max_connections_per_address: 0,
+        authentication_timeout: Duration::from_secs(5),
+        limits: QueryLimits {
+            timeout: Some(Duration::from_secs(2)),
+            max_rows: Some(10_000),
+        },
+        ..ServerConfig::default()
+    };
+    runtime.spawn(async move {
+        if let Err(error) = serve(serving, &config, std::future::pending()).await {
+            panic!("the fuzz server stopped: {error}");
+        }
+    });
+    let handle = runtime.handle().clone();
+    // Serving for the life of the process.
+    std::mem::forget(runtime);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(address).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fuzz server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (address, engine, handle)
 }

@@ -40,3 +40,8 @@ fn ddl_corpus() {
 fn sql_statement_corpus() {
     replay("sql_statement", targets::sql_statement);
 }
+
+#[test]
+fn pgwire_messages_corpus() {
+    replay("pgwire_messages", targets::pgwire_messages);
+}
