@@ -4,7 +4,10 @@
 //! 1. full scan + aggregate (`GROUP BY` a low-cardinality column) over 1,000,000 rows;
 //! 2. `SELECT * FROM t WHERE id = '...'`: planning and execution time, against a
 //!    `HashMap::get` plus encoding the row as text (what a wire protocol does);
-//! 3. resident memory per row against the Arrow size of the same rows.
+//! 3. resident memory per row against the Arrow size of the same rows;
+//! 4. `ColumnarTable::lookup` latency while a writer applies 100,000 updates/s
+//!    (batches of 1,000 random keys every 10 ms, compaction included), against the
+//!    same lookups with no writer.
 //!
 //! The table is filled through its sink's path (decoded batches of 1,024 rows applied
 //! with upserts), so segments and compaction are what a restore leaves. `BENCH_ROWS`,
@@ -20,8 +23,9 @@ use datafusion::prelude::SessionContext;
 use ktable::sql::KafkaTableProvider;
 use ktable::table::columnar::{Change, ColumnarTable};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use support::{env_usize, median};
 
 const GROUPS: [&str; 8] = [
@@ -210,4 +214,70 @@ async fn main() {
         "  ratio (resident / Arrow): {:.2}",
         store_resident as f64 / arrow_bytes as f64
     );
+
+    // 4. Lookups under updates.
+    let seconds = env_usize("BENCH_UPDATE_SECONDS", 5) as u64;
+    let idle = lookup_latencies(&table, rows, Duration::from_secs(seconds));
+    let stop = Arc::new(AtomicBool::new(false));
+    let applied = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (table, stop, applied) = (Arc::clone(&table), Arc::clone(&stop), Arc::clone(&applied));
+        std::thread::spawn(move || {
+            let mut next = Instant::now();
+            let mut round = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                // 1,000 updates of scattered existing keys, as a topic's updates come.
+                let start = (round * 7_919_003) % rows.saturating_sub(1_000).max(1);
+                let updates = batch(start, 1_000.min(rows));
+                let changes: Vec<Change> = (0..updates.num_rows() as u32)
+                    .map(|row| Change::Upsert { row })
+                    .collect();
+                table.apply(updates, &changes).expect("apply");
+                applied.fetch_add(changes.len(), Ordering::Relaxed);
+                round += 1;
+                next += Duration::from_millis(10);
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    let busy = lookup_latencies(&table, rows, Duration::from_secs(seconds));
+    let rate = applied.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    println!(
+        "ColumnarTable::lookup of one key, {seconds} s each ({} segments at the end):",
+        table.segment_count()
+    );
+    for (name, mut samples) in [("no writer", idle), ("100,000 updates/s", busy)] {
+        samples.sort_unstable();
+        let at = |q: f64| support::quantile(&samples, q) as f64 / 1e3;
+        println!(
+            "  {name:<18} p50 {:>7.2} µs  p99 {:>7.2} µs  p99.9 {:>8.2} µs  max {:>9.2} µs  ({} lookups)",
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            samples[samples.len() - 1] as f64 / 1e3,
+            samples.len()
+        );
+    }
+    println!("  updates applied: {rate:.0}/s");
+}
+
+/// Nanoseconds of each `lookup` of one key, for `length`.
+fn lookup_latencies(table: &ColumnarTable, rows: usize, length: Duration) -> Vec<u64> {
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    let mut i = 0usize;
+    while started.elapsed() < length {
+        let key = format!("user-{:07}", (i * 7919) % rows);
+        let at = Instant::now();
+        let found = table.lookup(&[key.as_str()]).expect("lookup");
+        samples.push(at.elapsed().as_nanos() as u64);
+        std::hint::black_box(found);
+        i += 1;
+    }
+    samples
 }
