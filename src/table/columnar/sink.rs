@@ -69,17 +69,7 @@ impl ColumnarSink {
         }
         let held = self.table.memory_bytes();
         let size = |bytes: usize| bytesize::ByteSize::b(bytes as u64);
-        if let Some(limit) = self.memory_limit {
-            if held > limit {
-                return Err(SinkError(format!(
-                    "memory limit reached: the table holds {} of its memory limit {} \
-                     (memory_limit, or the server's table_memory_limit); ingestion stopped, \
-                     queries on the rows it holds still work",
-                    size(held),
-                    size(limit),
-                )));
-            }
-        }
+        // The budget first, so that it counts the table's size whichever limit stops it.
         if let Some(budget) = &self.budget {
             let before = self.counted.swap(held, Ordering::Relaxed);
             let together = budget.record(before, held);
@@ -91,6 +81,17 @@ impl ColumnarSink {
                     size(together),
                     size(budget.limit()),
                     size(held),
+                )));
+            }
+        }
+        if let Some(limit) = self.memory_limit {
+            if held > limit {
+                return Err(SinkError(format!(
+                    "memory limit reached: the table holds {} of its memory limit {} \
+                     (memory_limit, or the server's table_memory_limit); ingestion stopped, \
+                     queries on the rows it holds still work",
+                    size(held),
+                    size(limit),
                 )));
             }
         }
