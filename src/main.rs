@@ -403,9 +403,13 @@ async fn serve(
     }
     engine.run_path(engine.context(), &sql).await?;
     phase.send_replace(Phase::Serving);
+    let stopping = Arc::clone(&engine);
     let shutdown = async move {
         shutdown_signal().await;
         phase.send_replace(Phase::ShuttingDown);
+        // Sources stop first: subscriptions then end on their own (their streams
+        // finish), so the connections holding them close within the grace period.
+        stopping.stop();
     };
     let listening = server::serve_counted(Arc::clone(&engine), &server, server_metrics, shutdown);
     tokio::pin!(listening);

@@ -22,6 +22,10 @@
 //! Wake-ups go through a `tokio::sync::watch` of the newest sequence number: a
 //! subscriber that is behind reads everything ready at once, batches of batches.
 
+mod positions;
+
+pub use positions::PositionColumns;
+
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -492,10 +492,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Stops every source's consumer; the data stays queryable.
+    /// Stops every source's consumer; the data stays queryable. Subscriptions end
+    /// once they have read the changes applied so far (their streams finish), so a
+    /// server shutting down does not wait on them.
     pub fn stop(&self) {
         for source in self.registry.all() {
             source.stop();
+            source.handle.close_changes();
         }
     }
 

@@ -62,6 +62,15 @@ impl SourceHandle {
         }
     }
 
+    /// Ends the subscriptions once they have read what was applied: no change
+    /// will come (the source was dropped, or the engine stopped).
+    pub(crate) fn close_changes(&self) {
+        match self {
+            SourceHandle::Table { table, .. } => table.changes().close(),
+            SourceHandle::Stream { store, .. } => store.changes().close(),
+        }
+    }
+
     /// See [`Source::waiting_for_kafka`].
     pub(crate) fn waiting_for_kafka(&self, error: &crate::source::SourceError) {
         match self {
@@ -147,10 +156,8 @@ impl Registry {
     /// the changes it applied.
     pub(crate) fn remove(&self, name: &str) -> Option<Arc<RegisteredSource>> {
         let removed = self.sources.write().remove(name);
-        match removed.as_ref().map(|source| &source.handle) {
-            Some(SourceHandle::Table { table, .. }) => table.changes().close(),
-            Some(SourceHandle::Stream { store, .. }) => store.changes().close(),
-            None => {}
+        if let Some(source) = &removed {
+            source.handle.close_changes();
         }
         removed
     }

@@ -32,18 +32,16 @@
 //! partition; the changes after them follow, if the source's change log still holds
 //! them (else an error says from where it does).
 
+mod rows;
+
 use super::engine::Engine;
 use super::registry::SourceHandle;
 use super::subscribe_syntax::SubscribeSyntax;
 use super::SqlError;
 use crate::changefeed::{FellBehind, LogReader, NotRetained, Offsets, ReadError};
 use crate::stream::StreamChanges;
-use crate::table::columnar::{Change, SubscribeFrom, TableChanges};
-use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch,
-    StringArray, UInt32Array,
-};
-use arrow::compute::{filter_record_batch, interleave, prep_null_mask_filter, take_record_batch};
+use crate::table::columnar::{SubscribeFrom, TableChanges};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchemaRef;
 use datafusion::error::DataFusionError;
@@ -52,6 +50,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
+use rows::{progress_rows, snapshot_rows, stream_rows, table_rows};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -305,7 +304,7 @@ impl Engine {
         tracing::debug!(source = %plan.source, ?offsets, "subscription started");
         let mut pending = VecDeque::new();
         for batch in first {
-            let rows = plan.rows(&batch, None)?;
+            let rows = plan.rows(&batch)?;
             if rows.num_rows() > 0 {
                 pending.push_back(snapshot_rows(plan, rows)?);
             }
@@ -445,7 +444,7 @@ impl Subscription {
                     return Some(Err(error));
                 }
                 Err(ReadError::Closed) => {
-                    tracing::debug!(source = %self.plan.source, "subscription ended: source dropped");
+                    tracing::debug!(source = %self.plan.source, "subscription ended: its source was dropped or stopped");
                     return None;
                 }
                 Err(ReadError::Evicted { capacity }) => {
@@ -460,248 +459,4 @@ impl Subscription {
             }
         }
     }
-}
-
-impl SubscribePlan {
-    /// The selected columns of the rows of `values` (the source's columns) that pass
-    /// the filter; with `matched`, the filter's verdict per row is given back instead
-    /// of dropping rows.
-    fn rows(
-        &self,
-        values: &RecordBatch,
-        matched: Option<&mut Vec<bool>>,
-    ) -> Result<RecordBatch, DataFusionError> {
-        let mask = match &self.filter {
-            Some(filter) => {
-                let verdict = filter.evaluate(values)?.into_array(values.num_rows())?;
-                let verdict = verdict.as_boolean_opt().ok_or_else(|| {
-                    DataFusionError::Plan("the WHERE of a SUBSCRIBE is not a condition".into())
-                })?;
-                Some(if verdict.null_count() > 0 {
-                    prep_null_mask_filter(verdict)
-                } else {
-                    verdict.clone()
-                })
-            }
-            None => None,
-        };
-        let values = match (&mask, matched) {
-            (Some(mask), Some(matched)) => {
-                matched.extend(mask.values().iter());
-                values.clone()
-            }
-            (Some(mask), None) => filter_record_batch(values, mask)?,
-            (None, Some(matched)) => {
-                matched.extend(std::iter::repeat_n(true, values.num_rows()));
-                values.clone()
-            }
-            (None, None) => values.clone(),
-        };
-        let columns = self
-            .projection
-            .iter()
-            .map(|expr| expr.evaluate(&values)?.into_array(values.num_rows()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let selected = Arc::new(Schema::new(self.schema.fields()[3..].to_vec()));
-        let options =
-            arrow::array::RecordBatchOptions::new().with_row_count(Some(values.num_rows()));
-        Ok(RecordBatch::try_new_with_options(
-            selected, columns, &options,
-        )?)
-    }
-}
-
-/// Rows with the three `ktable_` columns in front of `selected`.
-fn with_meta(
-    plan: &SubscribePlan,
-    partitions: Int32Array,
-    offsets: Int64Array,
-    ops: StringArray,
-    selected: Vec<ArrayRef>,
-) -> Result<RecordBatch, DataFusionError> {
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(partitions), Arc::new(offsets), Arc::new(ops)];
-    columns.extend(selected);
-    Ok(RecordBatch::try_new(Arc::clone(&plan.schema), columns)?)
-}
-
-fn snapshot_rows(plan: &SubscribePlan, rows: RecordBatch) -> Result<RecordBatch, DataFusionError> {
-    let n = rows.num_rows();
-    with_meta(
-        plan,
-        Int32Array::new_null(n),
-        Int64Array::new_null(n),
-        StringArray::from_iter_values(std::iter::repeat_n("snapshot", n)),
-        rows.columns().to_vec(),
-    )
-}
-
-/// One progress row per partition of `offsets`.
-fn progress_rows(plan: &SubscribePlan, offsets: &Offsets) -> Result<RecordBatch, DataFusionError> {
-    let n = offsets.len();
-    let selected = plan.schema.fields()[3..]
-        .iter()
-        .map(|f| new_null_array(f.data_type(), n))
-        .collect();
-    with_meta(
-        plan,
-        Int32Array::from_iter_values(offsets.keys().copied()),
-        Int64Array::from_iter_values(offsets.values().copied()),
-        StringArray::from_iter_values(std::iter::repeat_n("progress", n)),
-        selected,
-    )
-}
-
-/// Whether the change at `position` is new to a subscriber that has seen `seen`;
-/// records it as seen.
-fn take_position(seen: &mut Offsets, (partition, offset): (i32, i64)) -> bool {
-    if seen.get(&partition).is_some_and(|&last| offset <= last) {
-        return false;
-    }
-    seen.insert(partition, offset);
-    true
-}
-
-/// A table's applied batch as subscription rows, and the last offset per partition
-/// it moved the subscriber to.
-fn table_rows(
-    plan: &SubscribePlan,
-    batch: &TableChanges,
-    seen: &mut Offsets,
-) -> Result<(RecordBatch, Offsets), DataFusionError> {
-    let key_output = plan.key_output.as_deref().ok_or_else(|| {
-        DataFusionError::Internal("a table subscription without a key column".into())
-    })?;
-    let mut touched = Offsets::new();
-    // The new changes, in order: an upsert's row in the batch, or a deleted key.
-    let mut upserts: Vec<u32> = Vec::new();
-    let mut kept: Vec<(&Change, (i32, i64))> = Vec::new();
-    for (change, &position) in batch.changes.iter().zip(&batch.positions) {
-        if !take_position(seen, position) {
-            continue;
-        }
-        touched.insert(position.0, position.1);
-        if let Change::Upsert { row } = change {
-            upserts.push(*row);
-        }
-        kept.push((change, position));
-    }
-    let values = take_record_batch(&batch.rows, &UInt32Array::from(upserts))?;
-    let mut matched = Vec::with_capacity(values.num_rows());
-    let selected = plan.rows(&values, Some(&mut matched))?;
-    // Where each output row comes from: source 0 is the selected upserts, source 1
-    // the delete rows (the deleted keys, every other column NULL). An upsert the
-    // filter turned away is a delete that keeps its own key value, whatever its type.
-    // A deleted key comes as its text (a composite key's: the JSON array of its
-    // parts), one list of texts per key column.
-    let mut delete_keys: Vec<Vec<String>> = vec![Vec::new(); key_output.len()];
-    let mut deletes = 0;
-    let mut key_picks: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
-    let mut value_picks: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
-    let mut ops: Vec<&str> = Vec::with_capacity(kept.len());
-    let mut upsert_index = 0;
-    for (change, _) in &kept {
-        match change {
-            Change::Upsert { .. } => {
-                let row = upsert_index;
-                upsert_index += 1;
-                key_picks.push((0, row));
-                if matched.get(row).copied().unwrap_or(false) {
-                    value_picks.push((0, row));
-                    ops.push("upsert");
-                } else {
-                    value_picks.push((1, 0));
-                    ops.push("delete");
-                }
-            }
-            Change::Delete { key } => {
-                let parts = crate::format::key_parts(key, key_output.len()).ok_or_else(|| {
-                    DataFusionError::Internal(format!(
-                        "deleted key {key:?} does not have {} parts",
-                        key_output.len()
-                    ))
-                })?;
-                for (texts, part) in delete_keys.iter_mut().zip(parts) {
-                    texts.push(part);
-                }
-                key_picks.push((1, deletes));
-                deletes += 1;
-                value_picks.push((1, 0));
-                ops.push("delete");
-            }
-        }
-    }
-    // At least one NULL for the turned-away upserts to point at.
-    let null_rows = deletes.max(1);
-    let mut columns = Vec::with_capacity(selected.num_columns());
-    for (i, column) in selected.columns().iter().enumerate() {
-        let column = column.as_ref();
-        let merged = match key_output.iter().position(|&output| output == i) {
-            Some(part) => {
-                let texts: ArrayRef =
-                    Arc::new(StringArray::from(std::mem::take(&mut delete_keys[part])));
-                let keys = arrow::compute::cast(&texts, column.data_type())?;
-                interleave(&[column, keys.as_ref()], &key_picks)?
-            }
-            None => {
-                let nulls = new_null_array(column.data_type(), null_rows);
-                interleave(&[column, nulls.as_ref()], &value_picks)?
-            }
-        };
-        columns.push(merged);
-    }
-    let rows = with_meta(
-        plan,
-        Int32Array::from_iter_values(kept.iter().map(|(_, p)| p.0)),
-        Int64Array::from_iter_values(kept.iter().map(|(_, p)| p.1)),
-        StringArray::from(ops),
-        columns,
-    )?;
-    Ok((rows, touched))
-}
-
-/// A stream's appended batch as subscription rows, and the last offset per partition
-/// it moved the subscriber to.
-fn stream_rows(
-    plan: &SubscribePlan,
-    batch: &StreamChanges,
-    seen: &mut Offsets,
-) -> Result<(RecordBatch, Offsets), DataFusionError> {
-    let mut touched = Offsets::new();
-    let new: Vec<bool> = batch
-        .positions
-        .iter()
-        .map(|&position| {
-            let new = take_position(seen, position);
-            if new {
-                touched.insert(position.0, position.1);
-            }
-            new
-        })
-        .collect();
-    let all_new = new.iter().all(|n| *n);
-    let keep = BooleanArray::from(new);
-    let values = if all_new {
-        batch.rows.clone()
-    } else {
-        filter_record_batch(&batch.rows, &keep)?
-    };
-    let positions: Vec<(i32, i64)> = batch
-        .positions
-        .iter()
-        .zip(keep.values().iter())
-        .filter(|(_, keep)| *keep)
-        .map(|(p, _)| *p)
-        .collect();
-    let mut matched = Vec::with_capacity(values.num_rows());
-    let selected = plan.rows(&values, Some(&mut matched))?;
-    let mask = BooleanArray::from(matched);
-    let n = selected.num_rows();
-    let rows = with_meta(
-        plan,
-        Int32Array::from_iter_values(positions.iter().map(|p| p.0)),
-        Int64Array::from_iter_values(positions.iter().map(|p| p.1)),
-        StringArray::from_iter_values(std::iter::repeat_n("insert", n)),
-        selected.columns().to_vec(),
-    )?;
-    Ok((filter_record_batch(&rows, &mask)?, touched))
 }

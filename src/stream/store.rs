@@ -4,12 +4,12 @@
 //! [`ChangeLog`] under the window's write lock, so a subscription that starts with the
 //! window sees every later record once.
 
-use crate::changefeed::{ChangeBatch, ChangeLog, LogReader, NotRetained, Offsets};
+use crate::changefeed::{ChangeBatch, ChangeLog, LogReader, NotRetained, Offsets, PositionColumns};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parking_lot::RwLock;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How much of a stream is kept. Every bound that is set applies.
@@ -64,6 +64,15 @@ pub struct StreamChanges {
     pub rows: RecordBatch,
     /// The partition and offset of each row.
     pub positions: Vec<(i32, i64)>,
+    position_columns: OnceLock<PositionColumns>,
+}
+
+impl StreamChanges {
+    /// The positions as columns, made by the first subscriber that asks and shared.
+    pub fn position_columns(&self) -> &PositionColumns {
+        self.position_columns
+            .get_or_init(|| PositionColumns::of(&self.positions))
+    }
 }
 
 impl ChangeBatch for StreamChanges {
@@ -152,6 +161,7 @@ impl StreamStore {
             self.changes.push(StreamChanges {
                 rows: batch.clone(),
                 positions: positions.to_vec(),
+                position_columns: OnceLock::new(),
             });
         }
         let bytes = batch.get_array_memory_size();

@@ -278,6 +278,55 @@ async fn a_typed_ktable_subscription_follows_its_table() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_engine_ends_its_subscriptions_after_what_was_applied() {
+    let broker = Broker::start();
+    let topic = broker.topic("sub-stop", 2, &[]).await;
+    let events = broker.topic("sub-stop-events", 1, &[]).await;
+    let producer = broker.raw_producer();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut model = BTreeMap::new();
+    let engine = model_engine(&broker, &topic).await;
+    engine
+        .sql(&format!(
+            "CREATE STREAM e (v INT) WITH (topic = '{events}')"
+        ))
+        .await
+        .expect("stream");
+    engine.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    let mut table_changes = engine.subscribe("SUBSCRIBE t").await.expect("subscribe");
+    let mut stream_changes = engine.subscribe("SUBSCRIBE e").await.expect("subscribe");
+    produce_all(
+        &producer,
+        &topic,
+        &random_changes(&mut rng, 100, &mut model),
+    )
+    .await;
+    produce_all(&producer, &events, &[json_record("a", json!({"v": 1}))]).await;
+    let mut view = View::default();
+    view.follow(&mut table_changes, &model).await;
+    let first = tokio::time::timeout(READY_TIMEOUT, stream_changes.next())
+        .await
+        .expect("the stream's record in time")
+        .expect("not ended")
+        .expect("a batch");
+    assert_eq!(first.num_rows(), 1);
+
+    engine.stop();
+    for (name, changes) in [
+        ("table", &mut table_changes),
+        ("stream", &mut stream_changes),
+    ] {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(batch) = changes.next().await {
+                batch.expect("no error, only the end");
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the {name} subscription ended when the engine stopped"));
+    }
+}
+
 fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
     messages
         .iter()

@@ -11,17 +11,17 @@
 //!   against the row's key column.
 //! * `sink` — [`ColumnarSink`]: decodes records of a batch into one segment and applies
 //!   them to the store.
+//! * `changes` — [`TableChanges`]: an applied batch as the change feed carries it.
 //! * `budget` — [`MemoryBudget`]: the memory all tables may hold together.
 
 mod budget;
+mod changes;
 mod index;
 mod sink;
 mod store;
 
 pub use budget::MemoryBudget;
+pub use changes::{Change, ChangeRows, TableChanges};
 pub use sink::ColumnarSink;
 pub(crate) use sink::{decode_values, needs_headers, RetryState};
-pub use store::{
-    is_key_type, Change, ColumnarTable, SubscribeFrom, TableChanges, TableSnapshot,
-    TableSubscription,
-};
+pub use store::{is_key_type, ColumnarTable, SubscribeFrom, TableSnapshot, TableSubscription};

@@ -1,7 +1,8 @@
 //! [`ColumnarSink`]: a source's records into a [`ColumnarTable`].
 
 use super::budget::MemoryBudget;
-use super::store::{Change, ColumnarTable};
+use super::changes::Change;
+use super::store::ColumnarTable;
 use crate::format::{
     decoder_for, key_decoder_for, DecodeError, DecodeOutcome, ErrorPolicy, KeyDecoder, KeyError,
     RawRecord, RecordDecoder, SourceSchema,

@@ -33,26 +33,12 @@ pub const TARGET_SEGMENT_ROWS: usize = 64 * 1024;
 /// How many small segments may accumulate before they are merged.
 pub const MAX_SMALL_SEGMENTS: usize = 8;
 
+use super::changes::{Change, TableChanges};
 use super::index::{KeyIndex, KeyRef, RowId};
-use crate::changefeed::{ChangeBatch, ChangeLog, LogReader, NotRetained, Offsets};
+use crate::changefeed::{ChangeLog, LogReader, NotRetained, Offsets};
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use std::borrow::Cow;
-
-/// One change, in record order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// The key of row `row` of the batch being applied now has that row's value.
-    Upsert {
-        /// The row in the applied batch.
-        row: u32,
-    },
-    /// The key is deleted.
-    Delete {
-        /// The deleted key, as text (an integer key in decimal).
-        key: String,
-    },
-}
 
 struct Segment {
     batch: RecordBatch,
@@ -118,29 +104,13 @@ struct Inner {
 /// Keyed rows of one table in Arrow segments.
 pub struct ColumnarTable {
     schema: SchemaRef,
-    /// The key column, or the parts of a composite key in schema order.
-    key_columns: Vec<usize>,
+    /// The key column, or the parts of a composite key in schema order (shared with
+    /// the change feed's batches).
+    key_columns: Arc<[usize]>,
     /// The key columns' types, made once: every lookup and applied batch reads them.
     key_types: Vec<DataType>,
     inner: RwLock<Inner>,
     changes: Arc<ChangeLog<TableChanges>>,
-}
-
-/// One applied batch, as the change feed carries it: the batch's rows, its changes in
-/// order, and each change's Kafka partition and offset.
-pub struct TableChanges {
-    /// The rows `Change::Upsert` refers to (the segment the batch added).
-    pub rows: RecordBatch,
-    /// The changes, in record order.
-    pub changes: Vec<Change>,
-    /// The partition and offset of each change.
-    pub positions: Vec<(i32, i64)>,
-}
-
-impl ChangeBatch for TableChanges {
-    fn positions(&self) -> &[(i32, i64)] {
-        &self.positions
-    }
 }
 
 /// Where a subscription starts.
@@ -179,7 +149,7 @@ impl ColumnarTable {
             .collect();
         Self {
             schema,
-            key_columns,
+            key_columns: key_columns.into(),
             key_types,
             inner: RwLock::new(Inner {
                 index: KeyIndex::default(),
@@ -295,11 +265,12 @@ impl ColumnarTable {
         // Checked under the lock a subscription starts under.
         let published =
             (self.changes.is_capturing() && positions.len() == changes.len()).then(|| {
-                TableChanges {
-                    rows: rows.clone(),
-                    changes: changes.to_vec(),
-                    positions: positions.to_vec(),
-                }
+                TableChanges::new(
+                    rows.clone(),
+                    changes.to_vec(),
+                    positions.to_vec(),
+                    Arc::clone(&self.key_columns),
+                )
             });
         for &(partition, offset) in positions {
             inner.applied.insert(partition, offset);
