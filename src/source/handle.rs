@@ -223,6 +223,11 @@ impl<S: RecordSink> Source<S> {
         &self.sink
     }
 
+    /// The sink, shared (for what outlives a borrow of the handle, e.g. checkpoints).
+    pub(crate) fn shared_sink(&self) -> Arc<S> {
+        Arc::clone(&self.sink)
+    }
+
     /// Signals the consumer task to stop; it ends at its next turn without waiting for a
     /// record. The sink stays readable. See [`stopped`](Self::stopped) to wait for it.
     pub fn stop(&self) {

@@ -11,7 +11,7 @@
 
 use super::registry::{RegisteredSource, Registry, SourceHandle};
 use crate::source::SourceError;
-use crate::state::{describe_schema, CheckpointDir, TableCheckpoints};
+use crate::state::{describe_schema, CheckpointDir, CheckpointStore, TableCheckpoints};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -44,8 +44,9 @@ impl StartSettings {
                 Some(dir) => {
                     let dir = CheckpointDir::new(dir, &def.name);
                     let schema = describe_schema(&def.schema, &def.format);
+                    let store = Arc::clone(table) as Arc<dyn CheckpointStore>;
                     let checkpoints =
-                        TableCheckpoints::start(&def.name, dir, schema, source, table).await?;
+                        TableCheckpoints::start(&def.name, dir, schema, source, store).await?;
                     // Only one start succeeds per source, so the cell is empty here.
                     let _ =
                         checkpointing.set(Arc::new(checkpoints).every(self.checkpoint_interval));

@@ -13,15 +13,18 @@
 //!   fallback reason in one place.
 //! * `files` — [`CheckpointDir`]: atomic, durable writes (temp file, fsync, rename,
 //!   folder fsync; the manifest is the commit point) and checked reads.
+//! * `store` — [`CheckpointStore`]: what a store gives a checkpoint and takes back.
 //! * `table` — [`TableCheckpoints`]: restore-or-fall-back at start, the consistent cut,
 //!   the periodic task.
 
 mod files;
 mod manifest;
+mod store;
 mod table;
 
 pub use files::{CheckpointDir, CheckpointError};
 pub use manifest::{
     Manifest, Mismatch, Observed, PartitionOffset, DEFAULT_DELETE_RETENTION, FORMAT_VERSION,
 };
+pub use store::{CheckpointStore, CutRows};
 pub use table::{describe_schema, Checkpointing, TableCheckpoints, DEFAULT_CHECKPOINT_INTERVAL};

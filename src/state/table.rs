@@ -1,5 +1,5 @@
-//! Checkpoints of one SQL table: restore from the last one at start, write new ones
-//! periodically and on demand.
+//! Checkpoints of one table (a SQL table or a typed `KTable`): restore from the last
+//! one at start, write new ones periodically and on demand.
 //!
 //! The cut: a checkpoint reads the source's positions *first* and then takes the
 //! store's snapshot. The source advances its positions only after a batch is applied,
@@ -15,10 +15,10 @@
 
 use super::files::{CheckpointDir, CheckpointError};
 use super::manifest::{Manifest, Mismatch, Observed, PartitionOffset, FORMAT_VERSION};
+use super::store::CheckpointStore;
 use crate::format::SourceSchema;
 use crate::kafka::TopicFacts;
-use crate::source::{RestoreOrigin, Source, SourceError};
-use crate::table::columnar::{ColumnarSink, ColumnarTable};
+use crate::source::{RecordSink, RestoreOrigin, Source, SourceError};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -67,8 +67,10 @@ pub struct TableCheckpoints {
     dir: CheckpointDir,
     name: String,
     schema: String,
-    source: Source<ColumnarSink>,
-    table: Arc<ColumnarTable>,
+    topic: String,
+    /// The source's positions (see [`Source::positions`]).
+    positions: Box<dyn Fn() -> Vec<(i32, i64)> + Send + Sync>,
+    store: Arc<dyn CheckpointStore>,
     topic_id: Option<String>,
     /// The positions and time of the last checkpoint written or loaded.
     last: Mutex<Option<Cut>>,
@@ -77,15 +79,15 @@ pub struct TableCheckpoints {
 }
 
 impl TableCheckpoints {
-    /// Starts `source` (which fills `table`) from the checkpoint in `dir` when it still
+    /// Starts `source` (which fills `store`) from the checkpoint in `dir` when it still
     /// fits the topic and the declaration `schema` (see [`describe_schema`]), else from
     /// the earliest offsets with the reason in the source's statistics and the log.
-    pub async fn start(
+    pub async fn start<S: RecordSink>(
         name: &str,
         dir: CheckpointDir,
         schema: String,
-        source: &Source<ColumnarSink>,
-        table: &Arc<ColumnarTable>,
+        source: &Source<S>,
+        store: Arc<dyn CheckpointStore>,
     ) -> Result<Self, SourceError> {
         let watermarks = source.watermarks().await?;
         let facts = source.topic_facts().await.unwrap_or_else(|error| {
@@ -93,16 +95,16 @@ impl TableCheckpoints {
             TopicFacts::default()
         });
         let loaded = {
-            let (dir, schema, table, watermarks, facts) = (
+            let (dir, schema, store, watermarks, facts) = (
                 dir.clone(),
                 schema.clone(),
-                Arc::clone(table),
+                Arc::clone(&store),
                 watermarks.clone(),
                 facts.clone(),
             );
             let topic = source.topic().to_string();
             tokio::task::spawn_blocking(move || {
-                load(&dir, &schema, &topic, &watermarks, &facts, &table)
+                load(&dir, &schema, &topic, &watermarks, &facts, store.as_ref())
             })
             .await
             .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
@@ -141,12 +143,14 @@ impl TableCheckpoints {
                 None
             }
         };
+        let positions = source.clone();
         Ok(Self {
             dir,
             name: name.to_string(),
             schema,
-            source: source.clone(),
-            table: Arc::clone(table),
+            topic: source.topic().to_string(),
+            positions: Box::new(move || positions.positions()),
+            store,
             topic_id: facts.topic_id,
             last: Mutex::new(last),
             writing: tokio::sync::Mutex::new(()),
@@ -163,7 +167,7 @@ impl TableCheckpoints {
     pub async fn write(&self) -> Result<bool, CheckpointError> {
         let _one_at_a_time = self.writing.lock().await;
         // Positions first, then the snapshot: see the module doc.
-        let positions = self.source.positions();
+        let positions = (self.positions)();
         if positions.is_empty()
             || self
                 .last
@@ -173,13 +177,13 @@ impl TableCheckpoints {
         {
             return Ok(false);
         }
-        let snapshot = self.table.snapshot();
+        let rows = self.store.cut();
         let created = SystemTime::now();
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             table: self.name.clone(),
             schema: self.schema.clone(),
-            topic: self.source.topic().to_string(),
+            topic: self.topic.clone(),
             topic_id: self.topic_id.clone(),
             partitions: positions
                 .iter()
@@ -196,15 +200,13 @@ impl TableCheckpoints {
             rows: 0,
         };
         let dir = self.dir.clone();
-        let schema = Arc::clone(self.table.schema());
+        let schema = self.store.checkpoint_schema();
         let started = std::time::Instant::now();
         let written = tokio::task::spawn_blocking(move || {
-            let batches = snapshot
-                .batches()
-                .map_err(|reason| CheckpointError::Mismatch {
-                    path: dir.path().to_path_buf(),
-                    reason,
-                })?;
+            let batches = rows().map_err(|reason| CheckpointError::Mismatch {
+                path: dir.path().to_path_buf(),
+                reason,
+            })?;
             dir.write(manifest, &schema, &batches)
         })
         .await
@@ -263,15 +265,15 @@ fn age(at: SystemTime) -> Duration {
     SystemTime::now().duration_since(at).unwrap_or_default()
 }
 
-/// Reads, checks and loads the checkpoint into the (empty) table; the reason when it
-/// cannot be used, with the table left empty.
+/// Reads, checks and loads the checkpoint into the (empty) store; the reason when it
+/// cannot be used, with the store left empty.
 fn load(
     dir: &CheckpointDir,
     schema: &str,
     topic: &str,
     watermarks: &[(i32, i64, i64)],
     facts: &TopicFacts,
-    table: &ColumnarTable,
+    table: &dyn CheckpointStore,
 ) -> Result<Manifest, Mismatch> {
     let unreadable = |e: CheckpointError| Mismatch::Unreadable(e.to_string());
     let manifest = dir
@@ -286,12 +288,12 @@ fn load(
         now: SystemTime::now(),
     })?;
     let batches = dir
-        .read_snapshot(&manifest, table.schema())
+        .read_snapshot(&manifest, &table.checkpoint_schema())
         .map_err(unreadable)?;
     for batch in batches {
         if let Err(error) = table.load(batch) {
             table.clear();
-            return Err(Mismatch::Unreadable(error.to_string()));
+            return Err(Mismatch::Unreadable(error));
         }
     }
     if table.len() as u64 != manifest.rows {

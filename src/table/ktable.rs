@@ -1,14 +1,21 @@
 //! The typed table handle: `KTable<K, V>`.
 
 use super::map_sink::{MapSink, TypedChanges};
+use super::typed_checkpoint::{describe_types, TypedCheckpointStore};
 use super::{KTableError, KTableStats};
 use crate::changefeed::{FellBehind, LogReader, NotRetained, Offsets, ReadError};
-use crate::kafka::{ConsumerConfig, Deserializer, KafkaConsumer};
+use crate::kafka::{ConsumerConfig, Deserializer, KafkaConsumer, Serializer};
 use crate::source::Source;
+use crate::state::{
+    CheckpointDir, CheckpointError, Checkpointing, TableCheckpoints, DEFAULT_CHECKPOINT_INTERVAL,
+};
 use futures::Stream;
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// A Kafka topic materialized as a live map from key to latest value.
 ///
@@ -42,6 +49,22 @@ use std::time::{Duration, Instant};
 /// ```
 pub struct KTable<K, V> {
     source: Source<MapSink<K, V>>,
+    /// Checkpoints, when asked for: shared by every clone.
+    checkpoints: Arc<Mutex<Checkpoints<K, V>>>,
+}
+
+/// A typed table's checkpoints: asked for (until the first start), then running.
+enum Checkpoints<K, V> {
+    None,
+    Planned(CheckpointPlan<K, V>),
+    Running(Checkpointing),
+}
+
+struct CheckpointPlan<K, V> {
+    state_dir: PathBuf,
+    key_serializer: Arc<dyn Serializer<K>>,
+    value_serializer: Arc<dyn Serializer<V>>,
+    interval: Duration,
 }
 
 /// One change of a [`KTable`], as [`KTable::subscribe`] delivers it.
@@ -61,6 +84,7 @@ impl<K, V> Clone for KTable<K, V> {
     fn clone(&self) -> Self {
         Self {
             source: self.source.clone(),
+            checkpoints: Arc::clone(&self.checkpoints),
         }
     }
 }
@@ -85,9 +109,14 @@ where
         VS: Deserializer<V>,
     {
         let sink = MapSink::new(key_serializer, value_serializer);
-        Ok(Self {
-            source: Source::new(config, topic, sink)?,
-        })
+        Ok(Self::of(Source::new(config, topic, sink)?))
+    }
+
+    fn of(source: Source<MapSink<K, V>>) -> Self {
+        Self {
+            source,
+            checkpoints: Arc::new(Mutex::new(Checkpoints::None)),
+        }
     }
 
     /// Creates a table over an existing consumer. The consumer is assigned every partition
@@ -102,18 +131,134 @@ where
     {
         let (consumer, config, key_serializer, value_serializer) = consumer.into_parts();
         let sink = MapSink::new(key_serializer, value_serializer);
-        Self {
-            source: Source::from_consumer(consumer, &config, topic, sink),
+        Self::of(Source::from_consumer(consumer, &config, topic, sink))
+    }
+
+    /// Keeps checkpoints of the table under `state_dir`, so that a restart loads the
+    /// last one and reads only the records after it, as `ktable serve --state-dir`
+    /// does for SQL tables (same files, same checks: a checkpoint that does not fit
+    /// the topic any more, or whose entries do not decode, is set aside for a full
+    /// restore). Entries are encoded with `key_serializer` and `value_serializer` and
+    /// decoded with the table's deserializers, so give their counterparts. A checkpoint
+    /// is written every [`DEFAULT_CHECKPOINT_INTERVAL`] (see
+    /// [`checkpoint_interval`](Self::checkpoint_interval)), and on
+    /// [`checkpoint`](Self::checkpoint): call that at shutdown. The folder is
+    /// `<state_dir>/tables/<group id>.<topic>` (escaped): give each table its own group
+    /// id. Call before the first [`start`](Self::start).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ktable::kafka::{ConsumerConfig, JsonSerializer, StringSerializer};
+    /// use ktable::KTable;
+    /// use std::time::Duration;
+    ///
+    /// let users: KTable<String, serde_json::Value> = KTable::new(
+    ///     ConsumerConfig::new("localhost:9092", "user-lookups"),
+    ///     "users",
+    ///     StringSerializer,
+    ///     JsonSerializer,
+    /// )
+    /// .await?
+    /// .with_checkpoints("/var/lib/my-service", StringSerializer, JsonSerializer);
+    /// users.start().await?; // from the last checkpoint, if it still fits
+    /// users.wait_until_ready(Duration::from_secs(30)).await?;
+    /// // ... serve ...
+    /// users.stop();
+    /// users.checkpoint().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_checkpoints<KS, VS>(
+        self,
+        state_dir: impl Into<PathBuf>,
+        key_serializer: KS,
+        value_serializer: VS,
+    ) -> Self
+    where
+        KS: Serializer<K>,
+        VS: Serializer<V>,
+    {
+        *self.checkpoints.lock() = Checkpoints::Planned(CheckpointPlan {
+            state_dir: state_dir.into(),
+            key_serializer: Arc::new(key_serializer),
+            value_serializer: Arc::new(value_serializer),
+            interval: DEFAULT_CHECKPOINT_INTERVAL,
+        });
+        self
+    }
+
+    /// Sets the time between two checkpoints (see
+    /// [`with_checkpoints`](Self::with_checkpoints); before the first start).
+    pub fn checkpoint_interval(self, interval: Duration) -> Self {
+        if let Checkpoints::Planned(plan) = &mut *self.checkpoints.lock() {
+            plan.interval = interval;
+        }
+        self
+    }
+
+    /// Writes a checkpoint now, unless the table has none (see
+    /// [`with_checkpoints`](Self::with_checkpoints)), is not started, or applied
+    /// nothing since the last; true if one was written.
+    pub async fn checkpoint(&self) -> Result<bool, CheckpointError> {
+        let checkpoints = match &*self.checkpoints.lock() {
+            Checkpoints::Running(running) => Arc::clone(running.checkpoints()),
+            _ => return Ok(false),
+        };
+        checkpoints.write().await
+    }
+
+    /// When the last checkpoint was cut (written, or loaded at start), if any.
+    pub fn last_checkpoint(&self) -> Option<SystemTime> {
+        match &*self.checkpoints.lock() {
+            Checkpoints::Running(running) => running.checkpoints().last_checkpoint(),
+            _ => None,
         }
     }
 
     /// Starts the background task that reads the topic, and returns once it runs.
     ///
-    /// The first start reads every partition from its earliest offset. A start after
+    /// The first start reads every partition from its earliest offset (or, with
+    /// [`with_checkpoints`](Self::with_checkpoints), loads the last checkpoint and reads
+    /// from its offsets). A start after
     /// [`stop`](Self::stop) continues from where the table stopped, keeping its state.
     /// Needs a Tokio runtime.
     pub async fn start(&self) -> Result<(), KTableError> {
-        self.source.start().await
+        let plan = {
+            let mut checkpoints = self.checkpoints.lock();
+            match std::mem::replace(&mut *checkpoints, Checkpoints::None) {
+                Checkpoints::Planned(plan) => plan,
+                other => {
+                    *checkpoints = other;
+                    drop(checkpoints);
+                    return self.source.start().await;
+                }
+            }
+        };
+        let name = format!("{}.{}", self.group_id(), self.topic());
+        let store = TypedCheckpointStore::new(
+            self.source.shared_sink(),
+            Arc::clone(&plan.key_serializer),
+            Arc::clone(&plan.value_serializer),
+        );
+        let started = TableCheckpoints::start(
+            &name,
+            CheckpointDir::new(&plan.state_dir, &name),
+            describe_types::<K, V>(),
+            &self.source,
+            Arc::new(store),
+        )
+        .await;
+        let mut checkpoints = self.checkpoints.lock();
+        match started {
+            Ok(started) => {
+                *checkpoints = Checkpoints::Running(Arc::new(started).every(plan.interval));
+                Ok(())
+            }
+            Err(error) => {
+                // Not started: the next start tries again, with checkpoints.
+                *checkpoints = Checkpoints::Planned(plan);
+                Err(error)
+            }
+        }
     }
 
     /// Signals the consumer task to stop; it ends at its next turn without waiting for a
@@ -228,7 +373,7 @@ where
     ) -> impl Stream<Item = Result<TableChange<K, V>, FellBehind>> + Send + 'static {
         let sink = self.source.sink();
         let applied = sink.apply_gate.lock();
-        sink.changes.start_capture(&applied, false);
+        sink.changes.start_capture(&applied, sink.loaded());
         let reader = sink.changes.reader_from_now();
         let offsets = applied.clone();
         drop(applied);
@@ -247,7 +392,7 @@ where
     ) {
         let sink = self.source.sink();
         let applied = sink.apply_gate.lock();
-        sink.changes.start_capture(&applied, false);
+        sink.changes.start_capture(&applied, sink.loaded());
         let reader = sink.changes.reader_from_now();
         let snapshot = self.snapshot();
         let offsets = applied.clone();
@@ -266,7 +411,7 @@ where
     > {
         let sink = self.source.sink();
         let applied = sink.apply_gate.lock();
-        sink.changes.start_capture(&applied, false);
+        sink.changes.start_capture(&applied, sink.loaded());
         let reader = sink.changes.reader_from(&offsets)?;
         drop(applied);
         Ok(typed_changes(reader, offsets))

@@ -17,12 +17,13 @@
 //! after it reaches the subscriber's log once it is applied.
 
 use crate::changefeed::{ChangeBatch, ChangeLog};
-use crate::kafka::Deserializer;
 use crate::kafka::FetchedRecord;
+use crate::kafka::{Deserializer, SerializationError};
 use crate::source::{Counters, Prepared, RecordSink, SinkError};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -46,6 +47,9 @@ pub(crate) struct MapSink<K, V> {
     pub(crate) changes: Arc<ChangeLog<TypedChanges<K, V>>>,
     key_deserializer: Box<dyn Deserializer<K>>,
     value_deserializer: Box<dyn Deserializer<V>>,
+    /// Entries were loaded from a checkpoint, whose offsets the change log does not
+    /// hold (a resume from before them must be refused).
+    loaded: AtomicBool,
 }
 
 impl<K: Eq + Hash, V> MapSink<K, V> {
@@ -59,7 +63,29 @@ impl<K: Eq + Hash, V> MapSink<K, V> {
             changes: Arc::new(ChangeLog::default()),
             key_deserializer: Box::new(key_deserializer),
             value_deserializer: Box::new(value_deserializer),
+            loaded: AtomicBool::new(false),
         }
+    }
+}
+
+impl<K: Eq + Hash + 'static, V: 'static> MapSink<K, V> {
+    pub(crate) fn decode_key(&self, bytes: &[u8]) -> Result<K, SerializationError> {
+        self.key_deserializer.deserialize(bytes)
+    }
+
+    pub(crate) fn decode_value(&self, bytes: &[u8]) -> Result<V, SerializationError> {
+        self.value_deserializer.deserialize(bytes)
+    }
+
+    /// Adds entries of a checkpoint.
+    pub(crate) fn load(&self, entries: Vec<(K, V)>) {
+        self.loaded.store(true, Ordering::Release);
+        self.map.write().extend(entries);
+    }
+
+    /// Whether entries came from a checkpoint (see [`ChangeLog::start_capture`]).
+    pub(crate) fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 }
 

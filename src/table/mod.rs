@@ -14,6 +14,7 @@ pub mod columnar;
 mod ktable;
 mod map_sink;
 mod stats;
+mod typed_checkpoint;
 
 pub use crate::source::{PartitionProgress, SourceError as KTableError};
 pub use ktable::{KTable, TableChange};

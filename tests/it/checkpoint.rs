@@ -10,7 +10,10 @@
 use crate::broker::{json_record, produce_all, tombstone, Broker, RawRecord};
 use crate::READY_TIMEOUT;
 use arrow::array::{Array, AsArray, RecordBatch};
+use ktable::kafka::{ConsumerConfig, JsonSerializer, StringSerializer};
+use ktable::source::RestoreOrigin;
 use ktable::sql::{Engine, EngineConfig};
+use ktable::KTable;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
@@ -190,6 +193,113 @@ async fn a_restart_from_a_checkpoint_equals_a_full_restore() {
     .expect("create table");
     full.wait_until_ready(READY_TIMEOUT).await.expect("ready");
     assert_eq!(contents(&full).await, model);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A typed table of `topic` with checkpoints under `state`, started and restored.
+async fn typed_table(
+    brokers: &str,
+    state: &Path,
+    topic: &str,
+) -> KTable<String, serde_json::Value> {
+    let table: KTable<String, serde_json::Value> = KTable::new(
+        ConsumerConfig::new(brokers, "ckpt-typed").request_timeout(Duration::from_secs(5)),
+        topic,
+        StringSerializer,
+        JsonSerializer,
+    )
+    .await
+    .expect("table")
+    .with_checkpoints(state, StringSerializer, JsonSerializer)
+    .checkpoint_interval(Duration::from_secs(3600));
+    table.start().await.expect("start");
+    table.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    table
+}
+
+fn typed_contents(table: &KTable<String, serde_json::Value>) -> BTreeMap<String, i64> {
+    table
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| (k, v["v"].as_i64().expect("v")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_typed_ktable_restarts_from_its_checkpoint_to_the_same_state() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let topic = broker.topic("ckpt-typed", 3, &[]).await;
+    let producer = broker.raw_producer();
+    let state = state_dir("typed");
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut model = BTreeMap::new();
+    for round in 0..3 {
+        produce_all(
+            &producer,
+            &topic,
+            &random_changes(&mut rng, 2_000, 300, &mut model),
+        )
+        .await;
+        let table = typed_table(&brokers, &state, &topic).await;
+        assert_eq!(typed_contents(&table), model, "round {round}");
+        let stats = table.stats();
+        if round == 0 {
+            assert!(
+                matches!(&stats.restored_from, RestoreOrigin::FullInstead(r) if r == "no checkpoint"),
+                "{:?}",
+                stats.restored_from
+            );
+            assert!(table.last_checkpoint().is_none());
+        } else {
+            assert!(
+                matches!(stats.restored_from, RestoreOrigin::Checkpoint(_)),
+                "{:?}",
+                stats.restored_from
+            );
+            assert_eq!(
+                stats.offsets_total, 2_000,
+                "only the records after the checkpoint are read"
+            );
+            assert!(table.last_checkpoint().is_some());
+        }
+        produce_all(
+            &producer,
+            &topic,
+            &random_changes(&mut rng, 400, 300, &mut model),
+        )
+        .await;
+        crate::eventually("the live changes", || typed_contents(&table) == model).await;
+        // A subscriber cannot resume from before what the checkpoint loaded.
+        if round > 0 {
+            assert!(table.subscribe_after(Default::default()).is_err());
+        }
+        table.stop();
+        table.stopped().await;
+        assert!(table.checkpoint().await.expect("checkpoint"), "written");
+        assert!(
+            !table.checkpoint().await.expect("checkpoint"),
+            "nothing new"
+        );
+    }
+
+    // A value type the checkpoint's entries do not decode into: a full restore.
+    let table: KTable<String, u64> = KTable::new(
+        ConsumerConfig::new(&brokers, "ckpt-typed").request_timeout(Duration::from_secs(5)),
+        &topic,
+        StringSerializer,
+        JsonSerializer,
+    )
+    .await
+    .expect("table")
+    .with_checkpoints(&state, StringSerializer, JsonSerializer);
+    table.start().await.expect("start");
+    table.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    assert!(
+        matches!(&table.stats().restored_from, RestoreOrigin::FullInstead(r) if r.contains("schema changed")),
+        "{:?}",
+        table.stats().restored_from
+    );
     let _ = std::fs::remove_dir_all(&state);
 }
 
