@@ -79,6 +79,7 @@ impl<S: RecordSink> Worker<S> {
         let _alive = AliveGuard(&state);
         let started = Instant::now();
         let mut progress_log = tokio::time::interval(PROGRESS_LOG_INTERVAL);
+        progress_log.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (to_apply, steps) = mpsc::channel(PIPELINE_DEPTH);
         let mut applier = tokio::spawn(apply_steps(
             Arc::clone(&state),
@@ -97,6 +98,17 @@ impl<S: RecordSink> Worker<S> {
                 result = &mut applier => {
                     applier_ended = Some(result);
                     break;
+                }
+                // Before the records: while a restore reads without pause, the
+                // records' branch is always ready and would starve this one.
+                _ = progress_log.tick(), if !state.is_restored() => {
+                    let (done, total) = state.progress.lock().offsets();
+                    tracing::info!(
+                        topic = %state.topic,
+                        offsets_done = done,
+                        offsets_total = total,
+                        "restoring: {done}/{total} offsets",
+                    );
                 }
                 first = self.consumer.recv() => {
                     self.collect(first, &mut batch, &mut ended);
@@ -143,15 +155,6 @@ impl<S: RecordSink> Worker<S> {
                     if to_apply.send(step).await.is_err() {
                         break;
                     }
-                }
-                _ = progress_log.tick(), if !state.is_restored() => {
-                    let (done, total) = state.progress.lock().offsets();
-                    tracing::info!(
-                        topic = %state.topic,
-                        offsets_done = done,
-                        offsets_total = total,
-                        "restoring: {done}/{total} offsets",
-                    );
                 }
             }
         }
