@@ -9,9 +9,9 @@
 //!   functions over the array, `array_transform(array_filter(a, x -> p), x -> e)`;
 //! * any other subquery: `(SELECT array_agg(v) FROM (subquery) AS __array(v))`.
 //!
-//! One difference remains: PostgreSQL gives an empty array where the subquery has
-//! no row; these give NULL (array_agg of no row, the transform of a NULL array).
-//! Clients print both as nothing (psql's "Options:" line is left out for either).
+//! Either is wrapped in `coalesce(..., make_array())`: PostgreSQL's array of no rows
+//! is empty (`{}`), where array_agg of no row and the transform of a NULL array are
+//! NULL.
 
 use super::{call, function_name_is};
 use datafusion::sql::sqlparser::ast::{
@@ -34,7 +34,10 @@ pub(super) fn rewrite(expr: &mut Expr) {
     let FunctionArguments::Subquery(query) = &function.args else {
         return;
     };
-    *expr = over_one_array(query).unwrap_or_else(|| aggregated(query));
+    let array = over_one_array(query).unwrap_or_else(|| aggregated(query));
+    // PostgreSQL's array of no rows is empty, where array_agg of no rows (and the
+    // transform of a NULL array) is NULL.
+    *expr = call("coalesce", vec![array, call("make_array", vec![])]);
 }
 
 /// `array_transform(array_filter(a, x -> p), x -> e)` for a subquery over the
@@ -204,17 +207,33 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_array_of_no_rows_is_empty_not_null() {
+        assert_eq!(
+            run("SELECT cardinality(ARRAY(SELECT name FROM t WHERE name = 'none')) AS n").await,
+            ["0"]
+        );
+        assert_eq!(
+            run("SELECT cardinality(ARRAY(SELECT e FROM unnest(k) e WHERE e > 10)) AS n FROM t WHERE k IS NULL").await,
+            ["0"]
+        );
+        assert_eq!(
+            run("SELECT cardinality(ARRAY(SELECT e * 2 FROM unnest(k) e)) AS n FROM t WHERE k IS NULL").await,
+            ["0"]
+        );
+    }
+
     #[test]
     fn an_array_of_the_elements_of_an_array_is_a_transform() {
         assert_eq!(
             rewritten(
                 "SELECT array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x) FROM tc"
             ),
-            "SELECT array_transform(tc.reloptions, x -> 'toast.' || x) FROM tc"
+            "SELECT coalesce(array_transform(tc.reloptions, x -> 'toast.' || x), make_array()) FROM tc"
         );
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT s.a FROM unnest(k) AS s(a) WHERE s.a > 1) FROM t"),
-            "SELECT array_filter(k, a -> a > 1) FROM t"
+            "SELECT coalesce(array_filter(k, a -> a > 1), make_array()) FROM t"
         );
     }
 
@@ -222,7 +241,7 @@ mod tests {
     fn an_array_of_any_other_subquery_aggregates_its_rows() {
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT name FROM t ORDER BY 1)"),
-            "SELECT (SELECT array_agg(__array_element) AS array FROM (SELECT name FROM t ORDER BY 1) AS __array (__array_element))"
+            "SELECT coalesce((SELECT array_agg(__array_element) AS array FROM (SELECT name FROM t ORDER BY 1) AS __array (__array_element)), make_array())"
         );
     }
 }
