@@ -24,8 +24,9 @@
 #    started.
 #
 # Env: BENCH_RECORDS (10000000), BENCH_KEYS (1000000), BENCH_RUNS (3),
-#      BENCH_KTABLE_PORT (54394), BENCH_DIR (/tmp/ktable-bench-restart), BENCH_KEEP=1
-#      keeps the generated data, KTABLE_CACHE, CARGO_TARGET_DIR and the
+#      BENCH_KTABLE_PORT (54394), BENCH_DIR (/tmp/ktable-bench-restart), BENCH_TOPIC
+#      (a topic an earlier run loaded, with the same BENCH_KEYS: not loaded again),
+#      BENCH_KEEP=1 keeps the state folder, KTABLE_CACHE, CARGO_TARGET_DIR and the
 #      scripts/kafka-start.sh variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,10 @@ fi
 eval "$(scripts/kafka-start.sh)"
 
 mkdir -p "$WORK"
+if [[ -n ${BENCH_TOPIC:-} ]]; then
+  topic=$BENCH_TOPIC
+  log "using the topic $topic as loaded by an earlier run ($KEYS keys)"
+else
 topic="bench-restart-$$"
 log "generating $RECORDS records over $KEYS keys"
 awk -v records="$RECORDS" -v keys="$KEYS" 'BEGIN {
@@ -87,6 +92,8 @@ awk -v records="$RECORDS" -v keys="$KEYS" 'BEGIN {
 }' >"$WORK/records.tsv"
 log "loading them into $topic"
 "$LOADER" "$KAFKA_BROKERS" "$topic" 4 <"$WORK/records.tsv" >&2
+rm -f "$WORK/records.tsv"
+fi
 
 cat >"$WORK/ktable.sql" <<EOF
 CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT, age INT, city TEXT, score DOUBLE)
@@ -133,10 +140,13 @@ for run in $(seq 1 "$RUNS"); do
   rocksdb+=("$(streams_restore rocksdb)")
   log "run $run: Kafka Streams GlobalKTable in memory ${in_memory[-1]} s, RocksDB ${rocksdb[-1]} s"
   rm -rf "$WORK/state"
-  read -r full origin < <(serve_until_ready)
+  # Not in a subshell: the server's pid must reach stop_server.
+  serve_until_ready >"$WORK/answer"
+  read -r full origin <"$WORK/answer"
   [[ $origin == full ]] || die "run $run: an empty state folder restored from '$origin'"
   stop_server
-  read -r restart origin < <(serve_until_ready)
+  serve_until_ready >"$WORK/answer"
+  read -r restart origin <"$WORK/answer"
   [[ $origin == checkpoint ]] || die "run $run: the restart restored from '$origin', not the checkpoint"
   stop_server
   log "run $run: full restore $full s, restart from the checkpoint $restart s"

@@ -27,7 +27,7 @@ pub trait CheckpointStore: Send + Sync + 'static {
     fn clear(&self);
 
     /// How many keys the store holds.
-    fn len(&self) -> usize;
+    fn key_count(&self) -> usize;
 }
 
 impl CheckpointStore for ColumnarTable {
@@ -50,7 +50,7 @@ impl CheckpointStore for ColumnarTable {
         ColumnarTable::clear(self)
     }
 
-    fn len(&self) -> usize {
+    fn key_count(&self) -> usize {
         ColumnarTable::len(self)
     }
 }

@@ -296,10 +296,10 @@ fn load(
             return Err(Mismatch::Unreadable(error));
         }
     }
-    if table.len() as u64 != manifest.rows {
+    if table.key_count() as u64 != manifest.rows {
         let reason = format!(
             "{} distinct keys, the manifest says {} rows",
-            table.len(),
+            table.key_count(),
             manifest.rows
         );
         table.clear();

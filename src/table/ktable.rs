@@ -177,12 +177,19 @@ where
         KS: Serializer<K>,
         VS: Serializer<V>,
     {
-        *self.checkpoints.lock() = Checkpoints::Planned(CheckpointPlan {
-            state_dir: state_dir.into(),
-            key_serializer: Arc::new(key_serializer),
-            value_serializer: Arc::new(value_serializer),
-            interval: DEFAULT_CHECKPOINT_INTERVAL,
-        });
+        let mut checkpoints = self.checkpoints.lock();
+        if matches!(*checkpoints, Checkpoints::Running(_)) {
+            // Started already: its state came from elsewhere; keep what runs.
+            tracing::warn!(topic = %self.topic(), "with_checkpoints after start is ignored");
+        } else {
+            *checkpoints = Checkpoints::Planned(CheckpointPlan {
+                state_dir: state_dir.into(),
+                key_serializer: Arc::new(key_serializer),
+                value_serializer: Arc::new(value_serializer),
+                interval: DEFAULT_CHECKPOINT_INTERVAL,
+            });
+        }
+        drop(checkpoints);
         self
     }
 
@@ -222,16 +229,18 @@ where
     /// [`stop`](Self::stop) continues from where the table stopped, keeping its state.
     /// Needs a Tokio runtime.
     pub async fn start(&self) -> Result<(), KTableError> {
-        let plan = {
+        let planned = {
             let mut checkpoints = self.checkpoints.lock();
             match std::mem::replace(&mut *checkpoints, Checkpoints::None) {
-                Checkpoints::Planned(plan) => plan,
+                Checkpoints::Planned(plan) => Some(plan),
                 other => {
                     *checkpoints = other;
-                    drop(checkpoints);
-                    return self.source.start().await;
+                    None
                 }
             }
+        };
+        let Some(plan) = planned else {
+            return self.source.start().await;
         };
         let name = format!("{}.{}", self.group_id(), self.topic());
         let store = TypedCheckpointStore::new(

@@ -137,7 +137,7 @@ where
         self.sink.map.write().clear();
     }
 
-    fn len(&self) -> usize {
+    fn key_count(&self) -> usize {
         self.sink.map.read().len()
     }
 }
