@@ -47,7 +47,6 @@ export KTABLE_CACHE=${KTABLE_CACHE:-$HOME/.cache/ktable}
 # The same target dir as .ci/run and the benches: the bench profile's dependencies
 # are usually built there already.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$KTABLE_CACHE/target}
-KAFKA_STATE=${KTABLE_KAFKA_DIR:-/tmp/ktable-kafka}
 
 log() { echo "bench-pgwire: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -161,8 +160,7 @@ awk -v rows="$ROWS" -v csv="$WORK/users.csv" -v tsv="$WORK/users.tsv" -f benches
 
 # A broker that was already running (another developer's, tests) is used and left
 # running; one we start is stopped at exit.
-if pid=$(cat "$KAFKA_STATE/kafka.pid" 2>/dev/null) && [[ -n $pid ]] \
-  && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka'; then
+if pid=$(scripts/kafka-running.sh); then
   log "using the Kafka broker already running (pid $pid)"
 else
   kafka_started=1

@@ -38,7 +38,6 @@ PORT=${BENCH_KTABLE_PORT:-54394}
 WORK=${BENCH_DIR:-/tmp/ktable-bench-restart}
 export KTABLE_CACHE=${KTABLE_CACHE:-$HOME/.cache/ktable}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$KTABLE_CACHE/target}
-KAFKA_STATE=${KTABLE_KAFKA_DIR:-/tmp/ktable-kafka}
 
 log() { echo "bench-restart: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -68,8 +67,7 @@ streams_restore() {
 KTABLE=$CARGO_TARGET_DIR/release/ktable
 LOADER=$CARGO_TARGET_DIR/release/examples/load_benchmark_topic
 
-if pid=$(cat "$KAFKA_STATE/kafka.pid" 2>/dev/null) && [[ -n $pid ]] \
-  && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka'; then
+if pid=$(scripts/kafka-running.sh); then
   log "using the Kafka broker already running (pid $pid)"
 else
   kafka_started=1

@@ -18,11 +18,9 @@ cd "$(dirname "$0")/.."
 
 export KTABLE_CACHE=${KTABLE_CACHE:-$HOME/.cache/ktable}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$KTABLE_CACHE/target}
-KAFKA_STATE=${KTABLE_KAFKA_DIR:-/tmp/ktable-kafka}
 
 kafka_started=
-if pid=$(cat "$KAFKA_STATE/kafka.pid" 2>/dev/null) && [[ -n $pid ]] \
-  && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka'; then
+if pid=$(scripts/kafka-running.sh); then
   echo "bench-soak: using the Kafka broker already running (pid $pid)" >&2
 else
   kafka_started=1
