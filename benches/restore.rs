@@ -4,7 +4,10 @@
 //! `cargo bench --bench restore` runs on an in-process MockCluster with a topic that fits
 //! its per-partition limit; with `KAFKA_BROKERS` set it runs on that broker (by default
 //! 1,000,000 records, 100,000 keys, ~200-byte JSON values, 4 partitions). Override with
-//! `BENCH_RECORDS`, `BENCH_KEYS`, `BENCH_RUNS`.
+//! `BENCH_RECORDS`, `BENCH_KEYS`, `BENCH_RUNS`. For profiling one path: `BENCH_TOPIC`
+//! reads a topic an earlier run left (produced with the same `BENCH_RECORDS` and
+//! `BENCH_KEYS`) instead of producing one, and `BENCH_ONLY=bare,ktable,sql` picks the
+//! restores to run.
 //!
 //! The bare consumer assigns every partition from the beginning and reads up to the high
 //! watermarks seen at start, touching each payload. The `KTable` does the same and also
@@ -131,38 +134,54 @@ async fn main() {
     let keys = env_usize("BENCH_KEYS", if real { 100_000 } else { 16_000 }) as u64;
     let runs = env_usize("BENCH_RUNS", 5);
     let brokers = broker.brokers();
-    let topic = format!("bench-restore-{}", std::process::id());
-    broker.create_topic(&topic, PARTITIONS).await;
-
-    let produced = Instant::now();
-    support::produce(
-        &brokers,
-        &topic,
-        (0..records as u64).map(|i| {
-            (
-                format!("user-{}", i % keys),
-                support::user_json(i % keys, i, 200),
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "bare,ktable,sql".into());
+    let runs_path = |name: &str| only.split(',').any(|p| p.trim() == name);
+    let topic = match std::env::var("BENCH_TOPIC") {
+        Ok(topic) => topic,
+        Err(_) => {
+            let topic = format!("bench-restore-{}", std::process::id());
+            broker.create_topic(&topic, PARTITIONS).await;
+            let produced = Instant::now();
+            support::produce(
+                &brokers,
+                &topic,
+                (0..records as u64).map(|i| {
+                    (
+                        format!("user-{}", i % keys),
+                        support::user_json(i % keys, i, 200),
+                    )
+                }),
             )
-        }),
-    )
-    .await;
-    eprintln!(
-        "produced {records} records in {:.1}s",
-        produced.elapsed().as_secs_f64()
-    );
+            .await;
+            eprintln!(
+                "produced {records} records in {:.1}s into {topic}",
+                produced.elapsed().as_secs_f64()
+            );
+            topic
+        }
+    };
 
     let (mut bare, mut table, mut sql) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
-        bare.push(bare_consumer(&brokers, &topic, run).await);
-        let (seconds, len) = table_restore(&brokers, &topic, run).await;
-        assert_eq!(len as u64, keys.min(records as u64));
-        table.push(seconds);
-        let (sql_seconds, rows) = sql_restore(&brokers, &topic, run).await;
-        assert_eq!(rows as u64, keys.min(records as u64));
-        sql.push(sql_seconds);
+        if runs_path("bare") {
+            bare.push(bare_consumer(&brokers, &topic, run).await);
+        }
+        if runs_path("ktable") {
+            let (seconds, len) = table_restore(&brokers, &topic, run).await;
+            assert_eq!(len as u64, keys.min(records as u64));
+            table.push(seconds);
+        }
+        if runs_path("sql") {
+            let (seconds, rows) = sql_restore(&brokers, &topic, run).await;
+            assert_eq!(rows as u64, keys.min(records as u64));
+            sql.push(seconds);
+        }
+        let last = |times: &[f64]| times.last().map_or("-".into(), |s| format!("{s:.3}s"));
         eprintln!(
-            "run {run}: bare {:.3}s, KTable {seconds:.3}s, SQL table {sql_seconds:.3}s",
-            bare[run]
+            "run {run}: bare {}, KTable {}, SQL table {}",
+            last(&bare),
+            last(&table),
+            last(&sql)
         );
     }
     let (bare, table, sql) = (median(&mut bare), median(&mut table), median(&mut sql));

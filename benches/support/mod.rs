@@ -108,10 +108,11 @@ pub async fn produce(brokers: &str, topic: &str, records: impl Iterator<Item = (
     let _ = rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30));
 }
 
-/// The median of `samples` (sorted in place).
+/// The median of `samples` (sorted in place); NaN when there are none (a path the run
+/// skipped).
 pub fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The `q` quantile (0..=1) of sorted `samples`.
