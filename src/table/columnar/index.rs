@@ -58,6 +58,9 @@ pub(super) struct KeyIndex {
     /// Tests make every key collide to exercise the overflow map.
     #[cfg(test)]
     pub(super) all_collide: bool,
+    /// How many entries were re-pointed (tests check that filling a segment moves none).
+    #[cfg(test)]
+    pub(super) relocated: usize,
 }
 
 impl KeyIndex {
@@ -141,6 +144,10 @@ impl KeyIndex {
 
     /// Moves `key` from row `from` to row `to` (compaction); no-op if it is elsewhere.
     pub(super) fn relocate(&mut self, key: &[u8], from: RowId, to: RowId) {
+        #[cfg(test)]
+        {
+            self.relocated += 1;
+        }
         let hash = self.hash(key);
         if let Some(slot) = self.by_hash.get_mut(&hash) {
             if *slot == from {
