@@ -16,6 +16,7 @@
 use super::registry::{blocking, split_framing, RegistryError, SchemaRegistry};
 use super::KeyFormat;
 use prost_reflect::ReflectMessage as _;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Why a key could not be read.
@@ -59,6 +60,16 @@ impl KeyDecoder {
             [column] => self.decode_part(key, column),
             _ => self.decode_composite(key),
         }
+    }
+
+    /// [`decode`](Self::decode), reading a text key in place instead of copying it.
+    pub fn decode_borrowed<'a>(&self, key: &'a [u8]) -> Result<Cow<'a, str>, KeyError> {
+        if matches!(self.format, KeyFormat::Text) && self.columns.len() == 1 {
+            return std::str::from_utf8(key)
+                .map(Cow::Borrowed)
+                .map_err(|e| KeyError::Bad(format!("key is not UTF-8: {e}")));
+        }
+        self.decode(key).map(Cow::Owned)
     }
 
     fn decode_composite(&self, key: &[u8]) -> Result<String, KeyError> {
@@ -276,20 +287,30 @@ pub fn key_parts(text: &str, n: usize) -> Option<Vec<String>> {
 /// Checks that a key's text fits the key columns of types `types`: any text for TEXT,
 /// a number in range for INT and BIGINT.
 pub(crate) fn key_fits(types: &[arrow::datatypes::DataType], text: &str) -> Result<(), String> {
-    use arrow::datatypes::DataType as D;
+    // One key column, the common case: the text is the part, nothing to split.
+    if let [only] = types {
+        return part_fits(only, text);
+    }
     let parts = key_parts(text, types.len())
         .ok_or_else(|| format!("key '{text}' does not have {} parts", types.len()))?;
     for (data_type, part) in types.iter().zip(&parts) {
-        let fits = match data_type {
-            D::Int32 => part.parse::<i32>().is_ok(),
-            D::Int64 => part.parse::<i64>().is_ok(),
-            _ => true,
-        };
-        if !fits {
-            return Err(format!("key '{part}' is not a {data_type} key"));
-        }
+        part_fits(data_type, part)?;
     }
     Ok(())
+}
+
+fn part_fits(data_type: &arrow::datatypes::DataType, part: &str) -> Result<(), String> {
+    use arrow::datatypes::DataType as D;
+    let fits = match data_type {
+        D::Int32 => part.parse::<i32>().is_ok(),
+        D::Int64 => part.parse::<i64>().is_ok(),
+        _ => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!("key '{part}' is not a {data_type} key"))
+    }
 }
 
 /// Key part `part` (of `types.len()`) of the rows `rows` of `records`, whose keys are
@@ -302,6 +323,21 @@ pub(crate) fn key_column(
 ) -> arrow::array::ArrayRef {
     use arrow::array::{Int32Array, Int64Array, StringArray};
     use arrow::datatypes::DataType as D;
+    if let [only] = types {
+        // One key column: each key's text is the part, read in place.
+        let texts = rows
+            .iter()
+            .map(|&i| records[i].key.and_then(|k| std::str::from_utf8(k).ok()));
+        return match only {
+            D::Int32 => Arc::new(Int32Array::from_iter(
+                texts.map(|t| t.and_then(|t| t.parse::<i32>().ok())),
+            )),
+            D::Int64 => Arc::new(Int64Array::from_iter(
+                texts.map(|t| t.and_then(|t| t.parse::<i64>().ok())),
+            )),
+            _ => Arc::new(StringArray::from_iter(texts)),
+        };
+    }
     let texts: Vec<Option<String>> = rows
         .iter()
         .map(|&i| {

@@ -10,6 +10,7 @@ use crate::format::{
 use crate::kafka::FetchedRecord;
 use crate::source::{Counters, Prepared, RecordSink, SinkError};
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,7 +177,7 @@ pub(crate) fn decode_values(
     decoder: &Mutex<Box<dyn RecordDecoder>>,
     needs_headers: bool,
     records: &[&FetchedRecord<'_>],
-    keys: Option<&[String]>,
+    keys: Option<&[Cow<'_, str>]>,
 ) -> Result<DecodeOutcome, DecodeError> {
     let headers: Vec<Option<String>> = if needs_headers {
         records.iter().map(|r| r.headers_json()).collect()
@@ -191,13 +192,13 @@ pub(crate) fn decode_values(
 fn raw_records<'a>(
     records: impl Iterator<Item = &'a FetchedRecord<'a>>,
     headers: &'a [Option<String>],
-    keys: Option<&'a [String]>,
+    keys: Option<&'a [Cow<'a, str>]>,
 ) -> Vec<RawRecord<'a>> {
     records
         .enumerate()
         .map(|(i, record)| RawRecord {
             key: match keys {
-                Some(keys) => keys.get(i).map(String::as_bytes),
+                Some(keys) => keys.get(i).map(|key| key.as_bytes()),
                 None => record.key(),
             },
             value: record.value().unwrap_or_default(),
@@ -233,15 +234,16 @@ impl RecordSink for ColumnarSink {
         for record in records {
             decoded_keys.push(match (record.key(), &self.keys) {
                 (None, _) => None,
-                (Some(key), Some(keys)) => match keys.decode(key) {
+                (Some(key), Some(keys)) => match keys.decode_borrowed(key) {
                     Err(KeyError::Registry(e)) if e.is_transient() => {
                         return Err(self.retry.fail_key(&KeyError::Registry(e)))
                     }
                     other => Some(other),
                 },
+                // A text key is read in place: no copy per record.
                 (Some(key), None) => Some(
                     std::str::from_utf8(key)
-                        .map(str::to_string)
+                        .map(Cow::Borrowed)
                         .map_err(|e| KeyError::Bad(format!("key is not UTF-8: {e}"))),
                 ),
             });
@@ -264,7 +266,7 @@ impl RecordSink for ColumnarSink {
                 Some(Ok(key)) => key,
             };
             if record.value().is_none() {
-                plan.push((record, Planned::Delete(key)));
+                plan.push((record, Planned::Delete(key.into_owned())));
                 continue;
             }
             plan.push((record, Planned::Decode(to_decode.len())));
@@ -309,7 +311,7 @@ impl RecordSink for ColumnarSink {
                 Planned::Decode(input) if deletes[input] => {
                     counters.deleted(1);
                     changes.push(Change::Delete {
-                        key: keys_to_decode[input].clone(),
+                        key: keys_to_decode[input].to_string(),
                     });
                 }
                 Planned::Decode(input) => match row_of[input] {
