@@ -369,6 +369,21 @@ mod tests {
     }
 
     #[test]
+    fn a_text_key_is_read_in_place_and_bad_utf8_is_refused() {
+        let decoder = KeyDecoder::new(KeyFormat::Text, vec!["id".into()], None);
+        assert!(matches!(
+            decoder.decode_borrowed(b"user-1"),
+            Ok(Cow::Borrowed("user-1"))
+        ));
+        assert!(matches!(
+            decoder.decode_borrowed(&[0xff, 0xfe]),
+            Err(KeyError::Bad(_))
+        ));
+        let ints = KeyDecoder::new(KeyFormat::Int, vec!["id".into()], None);
+        assert_eq!(ints.decode_borrowed(&7i32.to_be_bytes()).unwrap(), "7");
+    }
+
+    #[test]
     fn every_key_format_renders_one_text() {
         assert_eq!(key(KeyFormat::Text, b"a"), Ok("a".into()));
         assert_eq!(key(KeyFormat::Int, &42i32.to_be_bytes()), Ok("42".into()));

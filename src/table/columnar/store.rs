@@ -163,7 +163,7 @@ impl Segment {
     }
 }
 
-/// A segment as a snapshot sees it.
+/// A segment's chunk as a snapshot sees it.
 pub struct SegmentView {
     batch: RecordBatch,
     /// None when every row is live.
@@ -483,8 +483,9 @@ impl ColumnarTable {
         }
         let inner = self.inner.read();
         let mut batches: Vec<&RecordBatch> = Vec::new();
-        // The position in `batches` of each chunk a found row is in, by its first row.
-        let mut positions: HashMap<(u64, *const RecordBatch), usize> = HashMap::new();
+        // The position in `batches` of each chunk a found row is in (chunks are told
+        // apart by address: the read lock keeps them in place).
+        let mut positions: HashMap<*const RecordBatch, usize> = HashMap::new();
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(keys.len());
         let mut seen = HashSet::with_capacity(keys.len());
         for key in &encoded {
@@ -505,7 +506,7 @@ impl ColumnarTable {
                 continue;
             };
             let position = *positions
-                .entry((at.segment, batch as *const RecordBatch))
+                .entry(batch as *const RecordBatch)
                 .or_insert_with(|| {
                     batches.push(batch);
                     batches.len() - 1
