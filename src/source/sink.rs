@@ -4,6 +4,7 @@ use super::bad_record_log::{BadRecordLine, BadRecordLog, LINE_INTERVAL};
 use crate::kafka::FetchedRecord;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Applies a source's records to some state.
@@ -11,16 +12,18 @@ use std::time::Instant;
 /// `apply` receives records in offset order within each partition (partitions may be
 /// interleaved) and must account for every record in `counters`: an upsert, a
 /// tombstone, a null key, or a bad record (see [`Counters::reject`]). It runs on the
-/// source's consumer task; readers of the sink's state run concurrently.
+/// source's own task or thread, one call at a time; readers of the sink's state run
+/// concurrently.
 pub trait RecordSink: Send + Sync + 'static {
     /// Applies `records`, in order. An error stops the source (the sink keeps what it
     /// applied); bad records are not errors, they are counted and skipped.
     fn apply(&self, records: &[FetchedRecord<'_>], counters: &Counters) -> Result<(), SinkError>;
 
     /// Does the part of applying `records` that needs the records themselves
-    /// (decoding), and returns the rest, which the source runs on another task while
-    /// it fetches and prepares the next batch. Counting is done here. The default
-    /// applies at once.
+    /// (decoding), and returns the rest, which the source runs on its applying thread
+    /// while it fetches and prepares the next batch. Counting is done here, into
+    /// counters of this batch that the source adds to its statistics only after the
+    /// returned step has run. The default applies at once.
     fn prepare(
         &self,
         records: &[FetchedRecord<'_>],
@@ -60,10 +63,31 @@ pub struct Counters {
     null_keys: AtomicU64,
     bad_records: AtomicU64,
     /// Only the sink's consumer task rejects records, so the lock is never contended.
-    bad_record_log: Mutex<BadRecordLog>,
+    /// Shared with the source's per-batch counters, so that the log's pace is the
+    /// source's.
+    bad_record_log: Arc<Mutex<BadRecordLog>>,
 }
 
 impl Counters {
+    /// Empty counters for one batch, logging bad records at this source's pace: the
+    /// source adds them to its own with [`Counters::add`] once the batch is applied, so
+    /// that its statistics never count a record whose change is not visible yet.
+    pub(crate) fn for_batch(&self) -> Counters {
+        Counters {
+            bad_record_log: Arc::clone(&self.bad_record_log),
+            ..Counters::default()
+        }
+    }
+
+    /// Adds a batch's counts (see [`Counters::for_batch`]).
+    pub(crate) fn add(&self, batch: &Counters) {
+        self.upserted(batch.upserts());
+        self.deleted(batch.tombstones());
+        self.null_key(batch.null_keys());
+        self.bad_records
+            .fetch_add(batch.bad_records(), Ordering::Relaxed);
+    }
+
     /// Counts `n` records that set a key's value (or, for a stream, were appended).
     pub fn upserted(&self, n: u64) {
         self.upserts.fetch_add(n, Ordering::Relaxed);

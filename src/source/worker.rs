@@ -18,7 +18,7 @@
 //! trickle of live records is still applied one by one without waiting.
 
 use super::state::SourceState;
-use super::{Prepared, RecordSink, SinkError};
+use super::{Counters, Prepared, RecordSink, SinkError};
 use crate::kafka::{cached_high_watermark, FetchedRecord, KafkaContext};
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -68,7 +68,8 @@ impl Drop for AliveGuard<'_> {
 
 /// One prepared batch on its way to the applying task, with what it advances.
 struct Step<S> {
-    apply: Option<Prepared<S>>,
+    /// The rest of applying the batch, and what it counted.
+    apply: Option<(Prepared<S>, Counters)>,
     /// `(partition, offset)` of every record of the batch.
     applied: Vec<(i32, i64)>,
     /// Partitions whose end was reached after the batch, with the high watermark
@@ -129,7 +130,10 @@ impl<S: RecordSink> Worker<S> {
                     let apply = if batch.is_empty() {
                         None
                     } else {
-                        let mut prepared = self.sink.prepare(&batch, &state.counters);
+                        // Counted apart, and added to the source's counters only once
+                        // the batch is applied: statistics never lead the state.
+                        let mut counts = state.counters.for_batch();
+                        let mut prepared = self.sink.prepare(&batch, &counts);
                         // A sink failing for a passing reason (an unreachable schema
                         // registry) keeps the batch: wait, then prepare it again.
                         while let (Err(error), Some(wait)) = (&prepared, self.sink.retry_after()) {
@@ -140,14 +144,18 @@ impl<S: RecordSink> Worker<S> {
                                 _ = &mut self.shutdown => break 'records,
                                 _ = tokio::time::sleep(wait) => {}
                             }
-                            prepared = self.sink.prepare(&batch, &state.counters);
+                            counts = state.counters.for_batch();
+                            prepared = self.sink.prepare(&batch, &counts);
                             if prepared.is_ok() {
                                 *state.last_error.lock() = None;
                             }
                         }
                         match prepared {
-                            Ok(apply) => Some(apply),
+                            Ok(apply) => Some((apply, counts)),
                             Err(error) => {
+                                // What the sink counted before failing (the record
+                                // that stopped it under `on_error = 'fail'`) is kept.
+                                state.counters.add(&counts);
                                 stopped_by(&state, &error);
                                 break;
                             }
@@ -295,8 +303,11 @@ fn apply_steps<S: RecordSink>(
     started: Instant,
 ) {
     while let Some(step) = steps.blocking_recv() {
-        if let Some(apply) = step.apply {
-            if let Err(error) = apply(sink.as_ref()) {
+        if let Some((apply, counts)) = step.apply {
+            let applied = apply(sink.as_ref());
+            // A failing step may have applied part of its batch: its counts are kept.
+            state.counters.add(&counts);
+            if let Err(error) = applied {
                 stopped_by(&state, &error);
                 return;
             }
