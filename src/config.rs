@@ -87,6 +87,8 @@ pub struct FileConfig {
     pub max_expression_depth: Option<usize>,
     /// How many tables and views users may create in memory.
     pub max_user_objects: Option<usize>,
+    /// How many Kafka tables and streams the server may serve.
+    pub max_sources: Option<usize>,
     /// Let statements read and write the server's files (`COPY ... TO`, `CREATE
     /// EXTERNAL TABLE`).
     pub allow_host_access: Option<bool>,

@@ -101,6 +101,10 @@ struct ServeArgs {
     /// How many tables and views users may create in memory [default: 100]
     #[arg(long, env = "KTABLE_MAX_USER_OBJECTS")]
     max_user_objects: Option<usize>,
+    /// How many Kafka tables and streams the server may serve, those of --sql included
+    /// [default: 256]
+    #[arg(long, env = "KTABLE_MAX_SOURCES")]
+    max_sources: Option<usize>,
     /// Let statements read and write the server's files (COPY ... TO, CREATE EXTERNAL
     /// TABLE) as the server's OS user [default: false]
     #[arg(long, env = "KTABLE_ALLOW_HOST_ACCESS")]
@@ -155,6 +159,7 @@ struct Settings {
     query_memory_limit: usize,
     max_expression_depth: usize,
     max_user_objects: usize,
+    max_sources: usize,
     allow_host_access: bool,
     state_dir: Option<PathBuf>,
     checkpoint_interval: Option<Duration>,
@@ -255,6 +260,10 @@ impl ServeArgs {
                 .max_user_objects
                 .or(file.max_user_objects)
                 .unwrap_or(ktable::sql::DEFAULT_MAX_USER_OBJECTS),
+            max_sources: self
+                .max_sources
+                .or(file.max_sources)
+                .unwrap_or(ktable::sql::DEFAULT_MAX_SOURCES),
             allow_host_access: self
                 .allow_host_access
                 .or(file.allow_host_access)
@@ -315,6 +324,7 @@ fn main() -> std::process::ExitCode {
         .query_memory_limit(settings.query_memory_limit)
         .max_expression_depth(settings.max_expression_depth)
         .max_user_objects(settings.max_user_objects)
+        .max_sources(settings.max_sources)
         .allow_host_access(settings.allow_host_access);
     if let Some(dir) = &settings.state_dir {
         config = config.state_dir(dir);

@@ -4,7 +4,7 @@ use super::ddl::{self, Ddl, SourceDef, SourceKind};
 use super::guard::{Checked, Refusal, StatementGuard};
 use super::host_access::NoHostAccess;
 use super::memory::SessionMemoryPool;
-use super::registry::{RegisteredSource, Registry, SourceHandle, SourceInfo};
+use super::registry::{Inserted, RegisteredSource, Registry, SourceHandle, SourceInfo};
 use super::shape::ShapeCache;
 use super::source_start::StartSettings;
 use super::statement::StatementKind;
@@ -38,6 +38,7 @@ pub struct EngineConfig {
     memory_limit: usize,
     query_memory_limit: usize,
     max_user_objects: usize,
+    max_sources: usize,
     state_dir: Option<std::path::PathBuf>,
     checkpoint_interval: Duration,
     table_memory_limit: Option<usize>,
@@ -48,6 +49,11 @@ pub struct EngineConfig {
 
 /// How many tables and views users may create in memory, by default.
 pub const DEFAULT_MAX_USER_OBJECTS: usize = 100;
+
+/// How many Kafka tables and streams one engine may serve, by default. Each holds a
+/// consumer (librdkafka's threads and buffers) and an applying thread, so a writer
+/// declaring sources without end would exhaust the host's threads and memory.
+pub const DEFAULT_MAX_SOURCES: usize = 256;
 
 /// The memory all queries of an engine may hold at once, by default.
 pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
@@ -66,6 +72,7 @@ impl EngineConfig {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             query_memory_limit: DEFAULT_QUERY_MEMORY_LIMIT,
             max_user_objects: DEFAULT_MAX_USER_OBJECTS,
+            max_sources: DEFAULT_MAX_SOURCES,
             state_dir: None,
             checkpoint_interval: crate::state::DEFAULT_CHECKPOINT_INTERVAL,
             table_memory_limit: None,
@@ -96,6 +103,14 @@ impl EngineConfig {
     /// [`DEFAULT_MAX_USER_OBJECTS`]); Kafka sources are not counted.
     pub fn max_user_objects(mut self, count: usize) -> Self {
         self.max_user_objects = count;
+        self
+    }
+
+    /// How many Kafka tables and streams the engine may serve at once (default
+    /// [`DEFAULT_MAX_SOURCES`]), counting those of the start-up DDL; declaring one more
+    /// fails with SQLSTATE 53400 until one is dropped.
+    pub fn max_sources(mut self, count: usize) -> Self {
+        self.max_sources = count;
         self
     }
 
@@ -553,6 +568,10 @@ impl Engine {
         if ctx.table_exist(def.name.as_str())? {
             return Err(SqlError::AlreadyExists(def.name));
         }
+        // Checked again, under the registry's lock, when the source is added.
+        if self.registry.len() >= self.config.max_sources {
+            return Err(self.too_many_sources());
+        }
         let consumer = self.config.consumer(&def.name);
         let handle = match def.kind {
             SourceKind::Table => {
@@ -604,16 +623,28 @@ impl Engine {
         let def = &registered.def;
         tracing::info!(name = %def.name, kind = %def.kind, topic = %def.topic, "source created");
         ctx.register_table(def.name.as_str(), registered.handle.provider())?;
-        if !self.registry.insert(Arc::clone(&registered)) {
-            // Another statement declared the same name meanwhile: keep that one.
+        let inserted = self
+            .registry
+            .insert(Arc::clone(&registered), self.config.max_sources);
+        if inserted != Inserted::Added {
+            // Another statement declared the same name, or the last free place, meanwhile.
             registered.stop();
             ctx.deregister_table(def.name.as_str())?;
-            return Err(SqlError::AlreadyExists(def.name.clone()));
+            return Err(match inserted {
+                Inserted::Full => self.too_many_sources(),
+                _ => SqlError::AlreadyExists(def.name.clone()),
+            });
         }
         if let Some(error) = waiting {
             starting.retry(&registered, &self.registry, &error, &self.kafka_unreachable);
         }
         Ok(())
+    }
+
+    fn too_many_sources(&self) -> SqlError {
+        SqlError::Refused(Refusal::TooManySources {
+            limit: self.config.max_sources,
+        })
     }
 
     fn start_settings(&self) -> StartSettings {

@@ -73,6 +73,14 @@ pub enum Refusal {
         /// The limit.
         limit: usize,
     },
+    /// Declaring one more Kafka table or stream would pass the engine's limit.
+    #[error(
+        "too many Kafka tables and streams: the limit is {limit} (max_sources); drop some first"
+    )]
+    TooManySources {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl Refusal {
@@ -81,7 +89,7 @@ impl Refusal {
         match self {
             Refusal::TooDeep { .. } => "54001", // statement_too_complex
             Refusal::HostAccess(_) | Refusal::Setting(_) => "42501", // insufficient_privilege
-            Refusal::TooManyObjects { .. } => "53400", // configuration_limit_exceeded
+            Refusal::TooManyObjects { .. } | Refusal::TooManySources { .. } => "53400", // configuration_limit_exceeded
         }
     }
 }

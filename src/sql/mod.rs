@@ -47,7 +47,7 @@ mod types;
 
 pub use ddl::{parse as parse_ddl, Ddl, DdlError, SourceDef, SourceKind};
 pub use engine::{
-    Engine, EngineConfig, DEFAULT_MAX_USER_OBJECTS, DEFAULT_MEMORY_LIMIT,
+    Engine, EngineConfig, DEFAULT_MAX_SOURCES, DEFAULT_MAX_USER_OBJECTS, DEFAULT_MEMORY_LIMIT,
     DEFAULT_QUERY_MEMORY_LIMIT,
 };
 pub use error::{datafusion_sqlstate, SqlError};

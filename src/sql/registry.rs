@@ -132,6 +132,15 @@ pub struct SourceInfo {
     pub last_checkpoint: Option<std::time::SystemTime>,
 }
 
+/// What [`Registry::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    Added,
+    NameTaken,
+    /// The registry holds its limit of sources.
+    Full,
+}
+
 #[derive(Default)]
 pub(crate) struct Registry {
     sources: RwLock<BTreeMap<String, Arc<RegisteredSource>>>,
@@ -142,14 +151,22 @@ impl Registry {
         self.sources.read().get(name).cloned()
     }
 
-    /// Adds a source unless one has that name; false if one has.
-    pub(crate) fn insert(&self, source: Arc<RegisteredSource>) -> bool {
+    /// Adds a source unless one has that name or `limit` sources are registered.
+    pub(crate) fn insert(&self, source: Arc<RegisteredSource>, limit: usize) -> Inserted {
         let mut sources = self.sources.write();
         if sources.contains_key(&source.def.name) {
-            return false;
+            return Inserted::NameTaken;
+        }
+        if sources.len() >= limit {
+            return Inserted::Full;
         }
         sources.insert(source.def.name.clone(), source);
-        true
+        Inserted::Added
+    }
+
+    /// How many sources are registered.
+    pub(crate) fn len(&self) -> usize {
+        self.sources.read().len()
     }
 
     /// Forgets a source (it was dropped); its subscriptions end once they have read

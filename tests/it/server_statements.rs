@@ -250,6 +250,30 @@ async fn user_created_objects_need_the_write_role_and_count_against_a_limit() {
         .expect("room again after a drop");
 }
 
+/// Each Kafka source holds a consumer and a thread: a writer cannot declare them
+/// without end. The two of the start-up script count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_sources_count_against_a_limit() {
+    let broker = Broker::start();
+    let server = start_configured(&broker, users(), |engine| engine.max_sources(3)).await;
+    let admin = admin(&server).await;
+    let extra = broker.topic("pg-extra", 1, &[]).await;
+    let declare = |name: &str| format!("CREATE STREAM {name} (v TEXT) WITH (topic = '{extra}')");
+    admin
+        .batch_execute(&declare("s1"))
+        .await
+        .expect("the third source");
+    let (simple, extended) = both_codes(&admin, &declare("s2")).await;
+    assert_eq!((simple.as_str(), extended.as_str()), ("53400", "53400"));
+    let sources = first_value(&admin, "SELECT count(*) FROM ktable_tables").await;
+    assert_eq!(sources, "3", "a refused source is not registered");
+    admin.batch_execute("DROP STREAM s1").await.expect("drop");
+    admin
+        .batch_execute(&declare("s2"))
+        .await
+        .expect("room again after a drop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_over_its_memory_fails_with_53200_alone() {
     let broker = Broker::start();
