@@ -1,15 +1,17 @@
 //! The key index of a columnar table: key → location of its live row.
 //!
-//! Keys are not stored here: the index maps a 64-bit hash of the key to the row, and the
-//! row's key column (already in the segment) settles whether a hit is really that key.
-//! A key whose hash is held by a different key goes to a small overflow map keyed by
-//! the key itself. A hash-keyed entry takes 24 bytes against ~100 for a map owning a
-//! copy of each key, which is most of a table's memory beside its Arrow data.
+//! Keys are not stored here: each entry holds 32 bits of the key's hash and where its
+//! row is, and the row's key column (already in the segment) settles whether a hit is
+//! really that key, so keys whose hashes collide simply share a probe sequence. An
+//! entry takes 12 bytes (against 24 for a map from a 64-bit hash to a `RowId`, and ~100
+//! for a map owning a copy of each key): beside the Arrow data, the index is most of a
+//! table's memory. Growing the table rehashes from the stored 32 bits, without reading
+//! a key.
 //!
 //! Keys are compared as bytes ([`KeyRef`]): the UTF-8 of a TEXT key, the big-endian
 //! bytes of an INT or BIGINT key, so one index serves every key column type.
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 /// Where a row is: its segment and its position in that segment.
@@ -19,7 +21,51 @@ pub(super) struct RowId {
     pub(super) row: u32,
 }
 
-type Map<K> = HashMap<K, RowId, foldhash::fast::RandomState>;
+/// The most rows a segment may hold: an entry keeps a row's position in 24 bits.
+/// Segments hold 64k rows by design; only a batch applied whole can be larger.
+pub(super) const MAX_SEGMENT_ROWS: usize = 1 << ROW_BITS;
+const ROW_BITS: u32 = 24;
+/// Segment ids fit in the other 40 bits: a segment is made per 1,024 rows applied at
+/// the least, so a table would have to apply 10^15 rows to run out.
+const SEGMENT_BITS: u32 = 64 - ROW_BITS;
+
+/// One entry: the high half of the key's 64-bit hash, and the row's place packed
+/// into 64 bits as two halves (so that the entry is 12 bytes, aligned to 4).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    hash: u32,
+    place: [u32; 2],
+}
+
+impl Entry {
+    fn new(hash: u32, at: RowId) -> Self {
+        debug_assert!(at.segment < 1 << SEGMENT_BITS && (at.row as usize) < MAX_SEGMENT_ROWS);
+        let packed = (at.segment << ROW_BITS) | u64::from(at.row);
+        Self {
+            hash,
+            place: [(packed >> 32) as u32, packed as u32],
+        }
+    }
+
+    fn at(&self) -> RowId {
+        let packed = (u64::from(self.place[0]) << 32) | u64::from(self.place[1]);
+        RowId {
+            segment: packed >> ROW_BITS,
+            row: (packed & ((1 << ROW_BITS) - 1)) as u32,
+        }
+    }
+
+    fn set(&mut self, at: RowId) {
+        *self = Entry::new(self.hash, at);
+    }
+}
+
+/// The table's hash of an entry with hash bits `hash`: the 32 bits spread over 64 (the
+/// table takes its bucket from the low bits and a tag from the top seven), the same
+/// when an entry is inserted, found and moved on growth.
+fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
 /// A key as the index compares it: borrowed bytes, or a fixed-width integer inline (no
 /// allocation per probe).
@@ -52,10 +98,8 @@ impl PartialEq for KeyRef<'_> {
 #[derive(Default)]
 pub(super) struct KeyIndex {
     hasher: foldhash::fast::RandomState,
-    by_hash: Map<u64>,
-    /// Keys whose hash another key holds in `by_hash`; almost always empty.
-    collided: Map<Box<[u8]>>,
-    /// Tests make every key collide to exercise the overflow map.
+    entries: HashTable<Entry>,
+    /// Tests make every key hash alike, to exercise keys that share their hash.
     #[cfg(test)]
     pub(super) all_collide: bool,
     /// How many entries were re-pointed (tests check that filling a segment moves none).
@@ -64,27 +108,35 @@ pub(super) struct KeyIndex {
 }
 
 impl KeyIndex {
-    fn hash(&self, key: &[u8]) -> u64 {
+    fn hash(&self, key: &[u8]) -> u32 {
         #[cfg(test)]
         if self.all_collide {
             return 0;
         }
-        self.hasher.hash_one(key)
+        (self.hasher.hash_one(key) >> 32) as u32
     }
 
     pub(super) fn len(&self) -> usize {
-        self.by_hash.len() + self.collided.len()
+        self.entries.len()
     }
 
-    /// Bytes the index's tables take (slots, including free ones, and control bytes).
+    /// Bytes the index's table takes (entries, including free ones, and control bytes).
     pub(super) fn memory_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<(u64, RowId)>() + 1;
-        self.by_hash.capacity() * slot
-            + self
-                .collided
-                .keys()
-                .map(|key| key.len() + slot + 16)
-                .sum::<usize>()
+        let buckets = match self.entries.capacity() {
+            0 => 0,
+            // hashbrown keeps buckets a power of two, filled to at most 7/8.
+            capacity => (capacity * 8 / 7).next_power_of_two(),
+        };
+        buckets * (std::mem::size_of::<Entry>() + 1)
+    }
+
+    /// The entry of `key`, whose hash bits are `hash`; `key_at` reads a row's key.
+    fn matches<'k, 'a>(
+        hash: u32,
+        key: &'k [u8],
+        key_at: &'k impl Fn(RowId) -> Option<KeyRef<'a>>,
+    ) -> impl FnMut(&Entry) -> bool + 'k {
+        move |entry| entry.hash == hash && key_at(entry.at()).is_some_and(|k| k.as_bytes() == key)
     }
 
     /// The row of `key`; `key_at` reads the key of a row.
@@ -93,15 +145,10 @@ impl KeyIndex {
         key: &[u8],
         key_at: impl Fn(RowId) -> Option<KeyRef<'a>>,
     ) -> Option<RowId> {
-        if let Some(&at) = self.by_hash.get(&self.hash(key)) {
-            if key_at(at).is_some_and(|k| k.as_bytes() == key) {
-                return Some(at);
-            }
-        }
-        if self.collided.is_empty() {
-            return None;
-        }
-        self.collided.get(key).copied()
+        let hash = self.hash(key);
+        self.entries
+            .find(spread(hash), Self::matches(hash, key, &key_at))
+            .map(Entry::at)
     }
 
     /// Points `key` at `at`; returns the row it pointed at before.
@@ -111,20 +158,18 @@ impl KeyIndex {
         at: RowId,
         key_at: impl Fn(RowId) -> Option<KeyRef<'a>>,
     ) -> Option<RowId> {
-        if let Some(slot) = self.collided.get_mut(key) {
-            return Some(std::mem::replace(slot, at));
-        }
         let hash = self.hash(key);
-        match self.by_hash.get_mut(&hash) {
-            None => {
-                self.by_hash.insert(hash, at);
-                None
-            }
-            Some(slot) if key_at(*slot).is_some_and(|k| k.as_bytes() == key) => {
-                Some(std::mem::replace(slot, at))
-            }
-            Some(_) => self.collided.insert(key.into(), at),
+        if let Some(entry) = self
+            .entries
+            .find_mut(spread(hash), Self::matches(hash, key, &key_at))
+        {
+            let before = entry.at();
+            entry.set(at);
+            return Some(before);
         }
+        self.entries
+            .insert_unique(spread(hash), Entry::new(hash, at), |e| spread(e.hash));
+        None
     }
 
     /// Forgets `key`; returns the row it pointed at.
@@ -134,31 +179,49 @@ impl KeyIndex {
         key_at: impl Fn(RowId) -> Option<KeyRef<'a>>,
     ) -> Option<RowId> {
         let hash = self.hash(key);
-        if let Some(&at) = self.by_hash.get(&hash) {
-            if key_at(at).is_some_and(|k| k.as_bytes() == key) {
-                return self.by_hash.remove(&hash);
-            }
-        }
-        self.collided.remove(key)
+        let found = self
+            .entries
+            .find_entry(spread(hash), Self::matches(hash, key, &key_at))
+            .ok()?;
+        Some(found.remove().0.at())
     }
 
     /// Moves `key` from row `from` to row `to` (compaction); no-op if it is elsewhere.
+    /// The entry is found by its row: no key is read.
     pub(super) fn relocate(&mut self, key: &[u8], from: RowId, to: RowId) {
         #[cfg(test)]
         {
             self.relocated += 1;
         }
         let hash = self.hash(key);
-        if let Some(slot) = self.by_hash.get_mut(&hash) {
-            if *slot == from {
-                *slot = to;
-                return;
-            }
+        if let Some(entry) = self
+            .entries
+            .find_mut(spread(hash), |e| e.hash == hash && e.at() == from)
+        {
+            entry.set(to);
         }
-        if let Some(slot) = self.collided.get_mut(key) {
-            if *slot == from {
-                *slot = to;
-            }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_keeps_its_place_in_twelve_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 12);
+        for at in [
+            RowId { segment: 0, row: 0 },
+            RowId {
+                segment: (1 << SEGMENT_BITS) - 1,
+                row: (MAX_SEGMENT_ROWS - 1) as u32,
+            },
+            RowId {
+                segment: 123_456_789,
+                row: 65_535,
+            },
+        ] {
+            assert_eq!(Entry::new(7, at).at(), at);
         }
     }
 }

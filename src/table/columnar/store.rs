@@ -60,7 +60,7 @@ pub fn small_tier(rows: usize) -> u32 {
 const EARLY_SEAL_ROWS: usize = 1024;
 
 use super::changes::{Change, TableChanges};
-use super::index::{KeyIndex, KeyRef, RowId};
+use super::index::{KeyIndex, KeyRef, RowId, MAX_SEGMENT_ROWS};
 use crate::changefeed::{ChangeLog, LogReader, NotRetained, Offsets};
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
@@ -338,7 +338,8 @@ impl ColumnarTable {
         self.len() == 0
     }
 
-    /// Applies `changes` in order; `Upsert` rows refer to `rows` (in the table's schema).
+    /// Applies `changes` in order; `Upsert` rows refer to `rows` (in the table's schema),
+    /// fewer than 2^24 of them (16,777,216) at once.
     pub fn apply(&self, rows: RecordBatch, changes: &[Change]) -> Result<(), ArrowError> {
         self.apply_at(rows, changes, &[])
     }
@@ -355,6 +356,12 @@ impl ColumnarTable {
         if let Some(unfit) = key_types.iter().find(|t| !is_key_type(t)) {
             return Err(ArrowError::SchemaError(format!(
                 "a key column of type {unfit} is not supported"
+            )));
+        }
+        if rows.num_rows() >= MAX_SEGMENT_ROWS {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "a batch of {} rows: the table takes fewer than {MAX_SEGMENT_ROWS} at once",
+                rows.num_rows()
             )));
         }
         let keys = rows.clone();
@@ -446,11 +453,17 @@ impl ColumnarTable {
     /// Adds `rows` as live rows: each row's key once, none of them in the table yet
     /// (a checkpoint's snapshot loaded into an empty table).
     pub fn load(&self, rows: RecordBatch) -> Result<(), ArrowError> {
-        let changes: Vec<Change> = (0..rows.num_rows() as u32)
-            .map(|row| Change::Upsert { row })
-            .collect();
         self.inner.write().loaded = true;
-        self.apply(rows, &changes)
+        // In pieces a segment can hold, however large the batch.
+        const PIECE: usize = 1 << 20;
+        for start in (0..rows.num_rows()).step_by(PIECE) {
+            let piece = rows.slice(start, PIECE.min(rows.num_rows() - start));
+            let changes: Vec<Change> = (0..piece.num_rows() as u32)
+                .map(|row| Change::Upsert { row })
+                .collect();
+            self.apply(piece, &changes)?;
+        }
+        Ok(())
     }
 
     /// Bytes the table holds: its segments' Arrow buffers, liveness masks and key index.
