@@ -5,9 +5,13 @@
 //! Each function must never panic, whatever the bytes; where the code under test
 //! promises more (every record accounted for), it asserts that too.
 
+use datafusion::common::ParamValues;
+use futures::StreamExt;
 use ktable::format::{JsonDecoder, RawRecord};
 use ktable::server::{serve, QueryLimits, ServerConfig};
-use ktable::sql::{parse_ddl, split_script, Ddl, Engine, EngineConfig, KafkaTableProvider};
+use ktable::sql::{
+    parse_ddl, split_script, Ddl, Engine, EngineConfig, KafkaTableProvider, Output, StatementKind,
+};
 use ktable::table::columnar::ColumnarTable;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -72,8 +76,11 @@ pub fn ddl(data: &[u8]) {
 }
 
 /// SQL text through the statement front end: the guard, both parsers, DataFusion's
-/// planner and the point-lookup recognizer, over a `users` table. Statements are
-/// prepared, never run.
+/// planner and the point-lookup recognizer, over a `users` table. Queries and
+/// lookups then run (without parameters) for up to a second and 10,000 rows, as a
+/// reader's statement would: a panic while executing is a defect as much as one
+/// while planning. Source DDL and subscriptions are prepared, never run (they wait
+/// on a broker, or never end).
 pub fn sql_statement(data: &[u8]) {
     static ENGINE: OnceLock<(tokio::runtime::Runtime, Engine)> = OnceLock::new();
     let Ok(text) = std::str::from_utf8(data) else {
@@ -81,17 +88,50 @@ pub fn sql_statement(data: &[u8]) {
     };
     let (runtime, engine) = ENGINE.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("a Tokio runtime");
         (runtime, engine_with_users())
     });
-    let _ = runtime.block_on(engine.prepare(engine.context(), text));
     let _ = engine.prepare_cached(text);
+    let Ok(prepared) = runtime.block_on(engine.prepare(engine.context(), text)) else {
+        return;
+    };
+    if !matches!(
+        prepared.kind(),
+        StatementKind::Query | StatementKind::PointLookup
+    ) {
+        return;
+    }
+    runtime.block_on(async {
+        let run = async {
+            let no_parameters = ParamValues::List(Vec::new());
+            let Ok(Output::Rows(mut rows)) = engine
+                .execute(engine.context(), &prepared, no_parameters)
+                .await
+            else {
+                return;
+            };
+            let mut seen = 0;
+            while let Some(Ok(batch)) = rows.next().await {
+                seen += batch.num_rows();
+                if seen > 10_000 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), run).await;
+    });
 }
 
-/// An engine over an empty `users` table; no broker is ever contacted.
+/// An engine over an empty `users` table; no broker is ever contacted. Its memory
+/// limits keep a greedy query under libFuzzer's 2 GiB RSS limit.
 fn engine_with_users() -> Engine {
-    let engine = Engine::new(EngineConfig::new("127.0.0.1:9"));
+    let engine = Engine::new(
+        EngineConfig::new("127.0.0.1:9")
+            .memory_limit(512 << 20)
+            .query_memory_limit(256 << 20),
+    );
     let def = users();
     let key = def.schema.key_index().expect("users has a key");
     let table = Arc::new(ColumnarTable::new(Arc::clone(def.schema.arrow()), key));
@@ -105,6 +145,10 @@ fn engine_with_users() -> Engine {
 /// The prefix of the threads the pgwire target's server runs on: a panic on one of
 /// them is a defect even though Tokio would only end that connection's task.
 const SERVER_THREADS: &str = "fuzz-pgwire";
+/// The prefix of the threads the server runs DataFusion's work on
+/// (`server::query_runtime`): a panic there only fails one statement, and is a
+/// defect all the same.
+const QUERY_THREADS: &str = "ktable-query";
 
 /// Panics seen on the server's threads.
 static SERVER_PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -221,7 +265,7 @@ fn start_server() -> (SocketAddr, Arc<Engine>, tokio::runtime::Handle) {
     std::panic::set_hook(Box::new(move |info| {
         if std::thread::current()
             .name()
-            .is_some_and(|name| name.starts_with(SERVER_THREADS))
+            .is_some_and(|name| name.starts_with(SERVER_THREADS) || name.starts_with(QUERY_THREADS))
         {
             SERVER_PANICS.fetch_add(1, Ordering::SeqCst);
         }
