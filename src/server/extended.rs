@@ -136,7 +136,7 @@ impl ExtendedQueryHandler for KtableExtended {
         &self,
         client: &mut C,
         portal: &Portal<Self::Statement>,
-        _max_rows: usize,
+        max_rows: usize,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -151,7 +151,8 @@ impl ExtendedQueryHandler for KtableExtended {
         shared.access.check(&*client, prepared)?;
         if prepared.kind() == StatementKind::Subscribe {
             let format = &portal.result_column_format;
-            return subscribe::run(client, shared, &session, prepared, format, false).await;
+            return subscribe::run(client, shared, &session, prepared, format, false, max_rows)
+                .await;
         }
         let started = Instant::now();
         if statement.text_key {

@@ -105,7 +105,7 @@ impl KtableQueries {
         }
         if let Some(cursor) = subscribe::cursor_prepared(&*client, sql) {
             let format = Format::UnifiedText;
-            return subscribe::run(client, shared, &session, &cursor, &format, true).await;
+            return subscribe::run(client, shared, &session, &cursor, &format, true, 0).await;
         }
         let prepared = shared
             .limits
@@ -122,7 +122,7 @@ impl KtableQueries {
                 ));
             }
             let format = Format::UnifiedText;
-            return subscribe::run(client, shared, &session, &prepared, &format, true).await;
+            return subscribe::run(client, shared, &session, &prepared, &format, true, 0).await;
         }
         if prepared.kind() == StatementKind::Session {
             let statement = prepared

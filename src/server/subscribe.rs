@@ -10,7 +10,9 @@
 //!   cursors are kept here and a FETCH or CLOSE naming one is answered here first.
 //! * `COPY (SUBSCRIBE ...) TO STDOUT`: CopyOutResponse, then one CopyData per row in
 //!   PostgreSQL's text format.
-//! * a bare `SUBSCRIBE`: rows as a query's rows.
+//! * a bare `SUBSCRIBE`: rows as a query's rows. An extended-protocol Execute that
+//!   asks for at most n rows (a driver's fetch size) gets n rows and PortalSuspended
+//!   each time, the subscription held in the portal by pgwire until it is closed.
 //!
 //! The last two never end by themselves, so they are written here, flushed after each
 //! batch of changes: pgwire's `send_query_response` and `send_copy_out_response`
@@ -117,6 +119,7 @@ pub(crate) async fn run<C>(
     prepared: &Prepared,
     format: &Format,
     describe: bool,
+    max_rows: usize,
 ) -> PgWireResult<Response>
 where
     C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -205,6 +208,34 @@ where
             let mut response = QueryResponse::new(fields, futures::stream::iter(rows));
             response.set_command_tag("FETCH");
             Ok(Response::Query(response))
+        }
+        SubscribeStatement::Stream(plan) if max_rows > 0 => {
+            // An Execute that asks for `max_rows` rows at a time (pgjdbc's fetch size,
+            // tokio-postgres' `query_portal`): pgwire keeps the rows in the portal and
+            // answers each Execute with that many and PortalSuspended. Streaming here
+            // instead would never end the Execute, and the driver never returns a row.
+            let rows = start(plan)?;
+            let options = session.format(&*client);
+            let fields = results::fields(plan.schema(), format, &options)?;
+            let limit = shared.limits.timeout;
+            let encode = Arc::clone(&fields);
+            let batches = futures::stream::unfold(Some((rows, cancel)), move |state| {
+                let fields = Arc::clone(&encode);
+                async move {
+                    let (mut rows, cancel) = state?;
+                    let batch = within(limit, started, &cancel, next_batch(&mut rows)).await;
+                    Some(match batch {
+                        Ok(batch) => (
+                            encode_recordbatch(fields, batch).collect::<Vec<_>>(),
+                            Some((rows, cancel)),
+                        ),
+                        // The error is the last row: the subscription is over.
+                        Err(error) => (vec![Err(error)], None),
+                    })
+                }
+            });
+            let rows = batches.flat_map(futures::stream::iter);
+            Ok(Response::Query(QueryResponse::new(fields, rows)))
         }
         SubscribeStatement::Stream(plan) => {
             let mut rows = start(plan)?;
@@ -330,6 +361,16 @@ async fn guarded<T>(
     cancel: &QueryCancel,
     work: impl Future<Output = PgWireResult<T>>,
 ) -> PgWireResult<T> {
+    within(shared.limits.timeout, started, cancel, work).await
+}
+
+/// `work`, ended by a cancel request or when `limit` has passed since `started`.
+async fn within<T>(
+    limit: Option<Duration>,
+    started: Instant,
+    cancel: &QueryCancel,
+    work: impl Future<Output = PgWireResult<T>>,
+) -> PgWireResult<T> {
     let cancelled_now = futures::future::poll_fn(|cx| {
         if cancel.register_and_check(cx) {
             Poll::Ready(())
@@ -338,7 +379,7 @@ async fn guarded<T>(
         }
     });
     let deadline = async {
-        match shared.limits.timeout {
+        match limit {
             Some(timeout) => tokio::time::sleep_until(started + timeout).await,
             None => std::future::pending().await,
         }

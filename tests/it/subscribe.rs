@@ -482,6 +482,66 @@ async fn declare_fetch_and_copy_over_tokio_postgres() {
     assert!(line.ends_with("\tupsert\tu5\tFive\n"), "{line:?}");
 }
 
+/// A driver reading a bare SUBSCRIBE a few rows at a time (an Execute with a row
+/// limit: pgjdbc's fetch size, tokio-postgres' `query_portal`) gets that many rows
+/// per Execute, the snapshot first and then changes as they come; closing the portal
+/// ends the subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_reads_a_subscription_a_few_rows_at_a_time() {
+    let broker = Broker::start();
+    let server = start_with(&broker, ServerConfig::default()).await;
+    let watcher = connect_as(&server, "ktable", "").await.expect("watcher");
+    let mut client = connect_as(&server, "ktable", "").await.expect("connect");
+    let transaction = client.transaction().await.expect("begin");
+    let portal = transaction
+        .bind("SUBSCRIBE (SELECT id, name FROM users)", &[])
+        .await
+        .expect("bind");
+    let op_and_id =
+        |row: &tokio_postgres::Row| -> (String, String) { (row.get("ktable_op"), row.get("id")) };
+    let mut snapshot = Vec::new();
+    for _ in 0..2 {
+        let rows = tokio::time::timeout(READY_TIMEOUT, transaction.query_portal(&portal, 1))
+            .await
+            .expect("an Execute for 1 row returns")
+            .expect("execute");
+        assert_eq!(rows.len(), 1, "one row per Execute");
+        snapshot.extend(rows.iter().map(op_and_id));
+    }
+    snapshot.sort();
+    let expected = |rows: &[(&str, &str)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(op, id)| (op.to_string(), id.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        snapshot,
+        expected(&[("snapshot", "u1"), ("snapshot", "u2")])
+    );
+    assert_eq!(subscriptions(&watcher).await.0, 1);
+
+    produce_users(
+        &server,
+        &broker,
+        &[
+            json_record("u4", json!({"name": "New", "age": 20})),
+            tombstone("u1"),
+        ],
+    )
+    .await;
+    let changes = tokio::time::timeout(READY_TIMEOUT, transaction.query_portal(&portal, 2))
+        .await
+        .expect("the changes arrive")
+        .expect("execute");
+    let mut changes: Vec<(String, String)> = changes.iter().map(op_and_id).collect();
+    changes.sort();
+    assert_eq!(changes, expected(&[("delete", "u1"), ("upsert", "u4")]));
+
+    drop(portal);
+    transaction.commit().await.expect("commit");
+    active_becomes(&watcher, 0).await;
+}
+
 async fn subscriptions(client: &tokio_postgres::Client) -> (i64, i64, i64) {
     let row = client
         .query_one(

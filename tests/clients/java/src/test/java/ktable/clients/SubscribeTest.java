@@ -11,6 +11,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * SUBSCRIBE from pgjdbc the way Materialize documents it: a cursor declared in a
@@ -74,6 +75,31 @@ class SubscribeTest {
                 }
                 assertTrue(Duration.between(started, Instant.now()).toMillis() < 1500, "0s waits for nothing");
                 st.execute("CLOSE q");
+            }
+            conn.commit();
+        }
+    }
+
+    /**
+     * A bare SUBSCRIBE read through a fetch size: pgjdbc executes its portal for 5
+     * rows at a time and hands them to the application before asking for more. A
+     * server that streamed the subscription into one Execute would never let
+     * executeQuery return.
+     */
+    @Test
+    @Timeout(value = 60, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void aFetchSizeReadsABareSubscribeFiveRowsAtATime() throws Exception {
+        try (Connection conn = DemoServer.connect()) {
+            conn.setAutoCommit(false);
+            try (Statement st = conn.createStatement()) {
+                st.setFetchSize(5);
+                try (ResultSet rs = st.executeQuery("SUBSCRIBE (SELECT id, name FROM users WHERE age >= 18)")) {
+                    for (int row = 0; row < 12; row++) {
+                        assertTrue(rs.next(), "row " + row);
+                        assertEquals("snapshot", rs.getString("ktable_op"));
+                        assertTrue(rs.getString("id").startsWith("user-"));
+                    }
+                }
             }
             conn.commit();
         }
