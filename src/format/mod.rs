@@ -19,6 +19,7 @@
 
 mod avro;
 mod cells;
+mod connect_json;
 mod debezium;
 mod framed;
 mod json;
