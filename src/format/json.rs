@@ -16,6 +16,7 @@ use arrow::error::ArrowError;
 use arrow::json::reader::{Decoder, ReaderBuilder};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 /// One Kafka record to decode, independent of rdkafka.
@@ -172,7 +173,13 @@ impl JsonDecoder {
             Some(decoder) => decoder,
             None => self.new_decoder(crate::source::MAX_BATCH)?,
         };
-        if let Some(batch) = fast_path(&mut decoder, records, &candidates) {
+        // arrow-json panics on some inputs (arrow-cast 59 overflows an i16 on a decimal
+        // exponent like `1e99999`): a batch that makes it panic is read again record
+        // by record, without the decoder it left in an unknown state.
+        let fast = panic::catch_unwind(AssertUnwindSafe(|| {
+            fast_path(&mut decoder, records, &candidates)
+        }));
+        if let Ok(Some(batch)) = fast {
             self.decoder = Some(decoder);
             return Ok((Some(batch), candidates));
         }
@@ -181,7 +188,16 @@ impl JsonDecoder {
         let mut accepted = Vec::new();
         for i in candidates {
             let mut decoder = self.new_decoder(1)?;
-            match decode_one(&mut decoder, records[i].value) {
+            let one = panic::catch_unwind(AssertUnwindSafe(|| {
+                decode_one(&mut decoder, records[i].value)
+            }))
+            .unwrap_or_else(|panicked| {
+                Err(format!(
+                    "the JSON reader failed: {}",
+                    panic_text(&*panicked)
+                ))
+            });
+            match one {
                 Ok(row) => {
                     single_rows.push(row);
                     accepted.push(i);
@@ -270,6 +286,15 @@ fn fast_path(
         }
     }
     decoder.flush().ok().flatten()
+}
+
+/// What a caught panic said.
+fn panic_text(panicked: &(dyn std::any::Any + Send)) -> &str {
+    panicked
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panicked.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 fn decode_one(decoder: &mut Decoder, value: &[u8]) -> Result<RecordBatch, String> {
