@@ -19,6 +19,8 @@ use std::borrow::Cow;
 struct Event<'a> {
     #[serde(borrow)]
     op: Option<Cow<'a, str>>,
+    #[serde(default)]
+    source: Option<Source>,
     #[serde(borrow)]
     after: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -27,14 +29,29 @@ struct Event<'a> {
     schema: Option<&'a RawValue>,
 }
 
+/// What of the event's `source` block the metadata columns show.
+#[derive(Deserialize, Default, Clone, Copy)]
+struct Source {
+    ts_ms: Option<i64>,
+    lsn: Option<i64>,
+}
+
 enum Opened<'a> {
-    /// The row after the change, and the event's schema when it carries one.
+    /// The row after the change, the event's schema when it carries one, its `op`
+    /// and source.
     Row {
         after: &'a [u8],
         schema: Option<&'a str>,
+        op: char,
+        source: Source,
     },
     Delete,
 }
+
+/// The columns a table may declare to see each row's last change: `_op` (`r`, `c` or
+/// `u`), `_source_ts_ms` (when the database made it, ms since the epoch) and `_lsn`
+/// (the PostgreSQL log position; NULL for other databases).
+const METADATA_COLUMNS: [&str; 3] = ["_op", "_source_ts_ms", "_lsn"];
 
 fn open(value: &[u8]) -> Result<Opened<'_>, String> {
     let event: Event<'_> =
@@ -49,10 +66,12 @@ fn open(value: &[u8]) -> Result<Opened<'_>, String> {
     };
     match event.op.as_deref() {
         Some("d") => Ok(Opened::Delete),
-        Some("c" | "r" | "u") => match event.after {
+        Some(op @ ("c" | "r" | "u")) => match event.after {
             Some(after) if after.get() != "null" => Ok(Opened::Row {
                 after: after.get().as_bytes(),
                 schema,
+                op: op.chars().next().unwrap_or('u'),
+                source: event.source.unwrap_or_default(),
             }),
             _ => Err("a Debezium create/read/update event has no 'after'".into()),
         },
@@ -67,31 +86,67 @@ pub struct DebeziumJsonDecoder {
     /// The rewrites of the last schema seen, with its text: a topic's events repeat
     /// one schema until the captured table changes.
     rewrites: Option<(String, Rewrites)>,
+    /// Whether the table declares any of [`METADATA_COLUMNS`].
+    metadata: bool,
 }
 
 impl DebeziumJsonDecoder {
     /// Rows are decoded by `rows`.
     pub fn new(rows: JsonDecoder) -> Self {
+        let metadata = METADATA_COLUMNS.iter().any(|name| rows.reads_field(name));
         Self {
             rows,
             rewrites: None,
+            metadata,
         }
     }
 
-    /// `after` as the JSON decoder reads it, given the event's schema.
-    fn row<'a>(&mut self, after: &'a [u8], schema: Option<&str>) -> Result<Cow<'a, [u8]>, String> {
-        let Some(schema) = schema else {
-            return Ok(Cow::Borrowed(after));
-        };
-        let known = matches!(&self.rewrites, Some((text, _)) if text == schema);
-        if !known {
-            self.rewrites = Some((schema.to_string(), Rewrites::of_envelope(schema)?));
+    /// `after` as the JSON decoder reads it, given the event's schema, with the
+    /// event's metadata as fields when the table declares them.
+    fn row<'a>(
+        &mut self,
+        after: &'a [u8],
+        schema: Option<&str>,
+        op: char,
+        source: Source,
+    ) -> Result<Cow<'a, [u8]>, String> {
+        let mut row = Cow::Borrowed(after);
+        if let Some(schema) = schema {
+            let known = matches!(&self.rewrites, Some((text, _)) if text == schema);
+            if !known {
+                self.rewrites = Some((schema.to_string(), Rewrites::of_envelope(schema)?));
+            }
+            if let Some((_, rewrites)) = &self.rewrites {
+                if !rewrites.is_empty() {
+                    row = Cow::Owned(rewrites.apply(after)?);
+                }
+            }
         }
-        match &self.rewrites {
-            Some((_, rewrites)) if !rewrites.is_empty() => rewrites.apply(after).map(Cow::Owned),
-            _ => Ok(Cow::Borrowed(after)),
+        if self.metadata {
+            row = Cow::Owned(with_metadata(&row, op, source)?);
         }
+        Ok(row)
     }
+}
+
+/// `row` (a JSON object's text) with the metadata fields added before its closing brace.
+fn with_metadata(row: &[u8], op: char, source: Source) -> Result<Vec<u8>, String> {
+    let body = row.trim_ascii_end();
+    let Some(open) = body.strip_suffix(b"}") else {
+        return Err("'after' is not an object".into());
+    };
+    let empty = open.trim_ascii() == b"{";
+    let number = |n: Option<i64>| n.map_or_else(|| "null".to_string(), |n| n.to_string());
+    let fields = format!(
+        "{}\"_op\":\"{op}\",\"_source_ts_ms\":{},\"_lsn\":{}}}",
+        if empty { "" } else { "," },
+        number(source.ts_ms),
+        number(source.lsn)
+    );
+    let mut out = Vec::with_capacity(open.len() + fields.len());
+    out.extend_from_slice(open);
+    out.extend_from_slice(fields.as_bytes());
+    Ok(out)
 }
 
 impl RecordDecoder for DebeziumJsonDecoder {
@@ -102,7 +157,12 @@ impl RecordDecoder for DebeziumJsonDecoder {
         let mut deletes = Vec::new();
         for (i, record) in records.iter().enumerate() {
             let row = open(record.value).and_then(|opened| match opened {
-                Opened::Row { after, schema } => self.row(after, schema).map(Some),
+                Opened::Row {
+                    after,
+                    schema,
+                    op,
+                    source,
+                } => self.row(after, schema, op, source).map(Some),
                 Opened::Delete => Ok(None),
             });
             match row {
@@ -147,12 +207,32 @@ mod tests {
     fn envelopes_open_with_and_without_the_schema_wrapper() {
         let plain = br#"{"before": null, "after": {"id": 1, "name": "a"}, "op": "c", "source": {"ts_ms": 1}}"#;
         assert!(
-            matches!(open(plain), Ok(Opened::Row { after, schema: None }) if after == br#"{"id": 1, "name": "a"}"#)
+            matches!(open(plain), Ok(Opened::Row { after, schema: None, op: 'c', source: Source { ts_ms: Some(1), lsn: None } }) if after == br#"{"id": 1, "name": "a"}"#)
         );
         let wrapped = br#"{"schema": {"type": "struct"}, "payload": {"before": {"id": 1}, "after": null, "op": "d"}}"#;
         assert!(matches!(open(wrapped), Ok(Opened::Delete)));
         assert!(open(br#"{"op": "t"}"#).is_err());
         assert!(open(br#"{"op": "u", "after": null}"#).is_err());
         assert!(open(b"[1]").is_err());
+    }
+
+    #[test]
+    fn metadata_fields_join_the_row() {
+        let source = Source {
+            ts_ms: Some(1700),
+            lsn: None,
+        };
+        let row = with_metadata(br#"{"id": 1}"#, 'u', source).unwrap();
+        assert_eq!(
+            String::from_utf8(row).unwrap(),
+            r#"{"id": 1,"_op":"u","_source_ts_ms":1700,"_lsn":null}"#
+        );
+        let empty = with_metadata(b"{ }", 'r', Source::default()).unwrap();
+        let parsed: serde_json::Value = serde_json::from_slice(&empty).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"_op": "r", "_source_ts_ms": null, "_lsn": null})
+        );
+        assert!(with_metadata(b"[1]", 'c', source).is_err());
     }
 }

@@ -72,6 +72,11 @@ impl JsonDecoder {
         }
     }
 
+    /// Whether the schema reads a value field named `name`.
+    pub(super) fn reads_field(&self, name: &str) -> bool {
+        self.schema.field_schema().field_with_name(name).is_ok()
+    }
+
     fn new_decoder(&self, batch_size: usize) -> Result<Decoder, ArrowError> {
         ReaderBuilder::new(Arc::clone(self.schema.field_schema()))
             .with_batch_size(batch_size.max(1))

@@ -45,7 +45,7 @@ import org.junit.jupiter.api.Timeout;
  * produced to the real broker as Kafka Connect would write it (key, value, and the
  * tombstone after a delete). ktable reads the topic with {@code envelope =
  * 'debezium'}; its table must come to hold exactly PostgreSQL's rows, first by
- * restoring the topic, then live.
+ * restoring the topic, then live, each with its last change's metadata.
  *
  * <p>Environment: KAFKA_BROKERS, CDC_PG_PORT (a PostgreSQL with wal_level = logical,
  * user postgres, trust), KTABLE_PG_PORT (a `ktable serve` on that broker, user
@@ -134,7 +134,8 @@ class DebeziumCdcTest {
                 try (Connection kt = ktable(); Statement kst = kt.createStatement()) {
                     kst.execute("CREATE TABLE " + table + " (id INT PRIMARY KEY, name TEXT, email TEXT, "
                             + "balance DECIMAL(10, 2), born DATE, vip BOOLEAN, visits BIGINT, score DOUBLE, "
-                            + "seen TIMESTAMPTZ, visited TIMESTAMP) WITH (topic = '" + topic + "', format = 'json', "
+                            + "seen TIMESTAMPTZ, visited TIMESTAMP, _op TEXT, _source_ts_ms BIGINT, _lsn BIGINT) "
+                            + "WITH (topic = '" + topic + "', format = 'json', "
                             + "key_format = 'json', envelope = 'debezium')");
                     awaitSameRows(pg, kt, table, failure, "after restoring the topic");
 
@@ -147,6 +148,14 @@ class DebeziumCdcTest {
                             "SELECT bad_records FROM ktable_tables WHERE name = '" + table + "'")) {
                         assertTrue(rs.next(), "ktable_tables lists the table");
                         assertEquals(0, rs.getLong(1), "no Debezium event was skipped as bad");
+                    }
+                    // Each row shows its last change: its op, when and where in the WAL.
+                    try (ResultSet rs = kst.executeQuery("SELECT count(*) FILTER (WHERE _op = 'u'), "
+                            + "count(*) FILTER (WHERE _op IS NULL OR _op NOT IN ('r', 'c', 'u') "
+                            + "OR _source_ts_ms IS NULL OR _lsn IS NULL) FROM " + table)) {
+                        assertTrue(rs.next());
+                        assertTrue(rs.getLong(1) > 0, "rows last changed by an update show _op = 'u'");
+                        assertEquals(0, rs.getLong(2), "every row has _op, _source_ts_ms and _lsn");
                     }
                     kst.execute("DROP TABLE " + table);
                 }
