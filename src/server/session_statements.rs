@@ -32,6 +32,24 @@ fn hooks() -> [&'static dyn QueryHook; 3] {
     ]
 }
 
+/// A statement datafusion-postgres 0.19's `SetShowHook` would panic on: it indexes
+/// the first name of a `SHOW` and the first value of a `SET` without looking, and
+/// sqlparser accepts `SHOW :` (no name). Refused first, as PostgreSQL refuses them.
+fn malformed(statement: &Statement) -> Option<PgWireError> {
+    use datafusion::sql::sqlparser::ast::Set;
+    let empty = match statement {
+        Statement::ShowVariable { variable } => variable.is_empty(),
+        Statement::Set(Set::SingleAssignment { values, .. }) => values.is_empty(),
+        _ => false,
+    };
+    empty.then(|| {
+        super::errors::error_with_code(
+            "42601", // syntax_error
+            format!("a setting's name or value is missing: {statement}"),
+        )
+    })
+}
+
 fn unsupported(statement: &Statement) -> PgWireError {
     super::errors::error_with_code(
         "0A000", // feature_not_supported
@@ -85,6 +103,9 @@ where
     C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
+    if let Some(error) = malformed(statement) {
+        return Err(error);
+    }
     close_subscriptions(&*client, statement);
     if let Some(response) = discard(statement) {
         return Ok(response);
@@ -108,6 +129,9 @@ pub(crate) async fn plan<C: ClientInfo + Send + Sync>(
     session: &Session,
     statement: &Statement,
 ) -> PgWireResult<Option<LogicalPlan>> {
+    if let Some(error) = malformed(statement) {
+        return Err(error);
+    }
     if discard(statement).is_some() {
         return Ok(None);
     }
@@ -134,6 +158,9 @@ where
     C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
+    if let Some(error) = malformed(statement) {
+        return Err(error);
+    }
     close_subscriptions(&*client, statement);
     if let Some(response) = discard(statement) {
         return Ok(response);

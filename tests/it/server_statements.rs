@@ -211,6 +211,19 @@ async fn settings_belong_to_their_session() {
     );
 }
 
+/// `SHOW :` parses as a SHOW of no setting, which datafusion-postgres's hook indexes
+/// without looking (found by the pgwire fuzzer: the connection's task panicked). It is
+/// a syntax error on both protocols, and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_show_without_a_setting_is_a_syntax_error() {
+    let broker = Broker::start();
+    let server = start_with(&broker, users()).await;
+    let reader = reader(&server).await;
+    let (simple, extended) = both_codes(&reader, "SHOW :").await;
+    assert_eq!((simple.as_str(), extended.as_str()), ("42601", "42601"));
+    assert_eq!(first_value(&reader, "SELECT 1 + 1").await, "2");
+}
+
 async fn explains_as_tree(client: &Client) -> bool {
     let messages = client
         .simple_query("EXPLAIN SELECT count(*) FROM users")
