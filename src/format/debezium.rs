@@ -19,8 +19,8 @@ use std::borrow::Cow;
 struct Event<'a> {
     #[serde(borrow)]
     op: Option<Cow<'a, str>>,
-    #[serde(default)]
-    source: Option<Source>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
     #[serde(borrow)]
     after: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -29,11 +29,29 @@ struct Event<'a> {
     schema: Option<&'a RawValue>,
 }
 
-/// What of the event's `source` block the metadata columns show.
-#[derive(Deserialize, Default, Clone, Copy)]
+/// What of the event's `source` block the metadata columns show. Read only when a
+/// table declares them, and leniently: a `source` of another shape (another
+/// connector's, or not Debezium's at all) gives NULLs, never a rejected row.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
 struct Source {
     ts_ms: Option<i64>,
     lsn: Option<i64>,
+}
+
+impl Source {
+    fn read(source: Option<&str>) -> Self {
+        #[derive(Deserialize)]
+        struct Fields {
+            ts_ms: Option<serde_json::Value>,
+            lsn: Option<serde_json::Value>,
+        }
+        let fields = source.and_then(|text| serde_json::from_str::<Fields>(text).ok());
+        let integer = |v: Option<serde_json::Value>| v.and_then(|v| v.as_i64());
+        fields.map_or_else(Self::default, |f| Self {
+            ts_ms: integer(f.ts_ms),
+            lsn: integer(f.lsn),
+        })
+    }
 }
 
 enum Opened<'a> {
@@ -43,7 +61,7 @@ enum Opened<'a> {
         after: &'a [u8],
         schema: Option<&'a str>,
         op: char,
-        source: Source,
+        source: Option<&'a str>,
     },
     Delete,
 }
@@ -71,7 +89,7 @@ fn open(value: &[u8]) -> Result<Opened<'_>, String> {
                 after: after.get().as_bytes(),
                 schema,
                 op: op.chars().next().unwrap_or('u'),
-                source: event.source.unwrap_or_default(),
+                source: event.source.map(RawValue::get),
             }),
             _ => Err("a Debezium create/read/update event has no 'after'".into()),
         },
@@ -108,7 +126,7 @@ impl DebeziumJsonDecoder {
         after: &'a [u8],
         schema: Option<&str>,
         op: char,
-        source: Source,
+        source: Option<&str>,
     ) -> Result<Cow<'a, [u8]>, String> {
         let mut row = Cow::Borrowed(after);
         if let Some(schema) = schema {
@@ -123,7 +141,7 @@ impl DebeziumJsonDecoder {
             }
         }
         if self.metadata {
-            row = Cow::Owned(with_metadata(&row, op, source)?);
+            row = Cow::Owned(with_metadata(&row, op, Source::read(source))?);
         }
         Ok(row)
     }
@@ -207,13 +225,27 @@ mod tests {
     fn envelopes_open_with_and_without_the_schema_wrapper() {
         let plain = br#"{"before": null, "after": {"id": 1, "name": "a"}, "op": "c", "source": {"ts_ms": 1}}"#;
         assert!(
-            matches!(open(plain), Ok(Opened::Row { after, schema: None, op: 'c', source: Source { ts_ms: Some(1), lsn: None } }) if after == br#"{"id": 1, "name": "a"}"#)
+            matches!(open(plain), Ok(Opened::Row { after, schema: None, op: 'c', source: Some(r#"{"ts_ms": 1}"#) }) if after == br#"{"id": 1, "name": "a"}"#)
         );
         let wrapped = br#"{"schema": {"type": "struct"}, "payload": {"before": {"id": 1}, "after": null, "op": "d"}}"#;
         assert!(matches!(open(wrapped), Ok(Opened::Delete)));
         assert!(open(br#"{"op": "t"}"#).is_err());
         assert!(open(br#"{"op": "u", "after": null}"#).is_err());
         assert!(open(b"[1]").is_err());
+    }
+
+    #[test]
+    fn a_source_of_another_shape_gives_nulls() {
+        let odd = br#"{"op": "c", "after": {"id": 1}, "source": "web"}"#;
+        let Ok(Opened::Row { source, .. }) = open(odd) else {
+            panic!("an event with a string source opens");
+        };
+        assert_eq!(Source::read(source), Source::default());
+        let postgres = Some(r#"{"ts_ms": 17, "lsn": 99, "db": "x"}"#);
+        let read = Source::read(postgres);
+        assert_eq!((read.ts_ms, read.lsn), (Some(17), Some(99)));
+        let sql_server = Some(r#"{"ts_ms": 17, "change_lsn": "00000027:00000758:0003"}"#);
+        assert_eq!(Source::read(sql_server).lsn, None);
     }
 
     #[test]
