@@ -346,6 +346,20 @@ async fn produce_users(server: &TestServer, broker: &Broker, records: &[RawRecor
     produce_all(&producer, &server.users_topic, records).await;
 }
 
+/// The two changes the wire tests expect after the snapshot: an upsert of `u4` and a
+/// delete of `u1`.
+async fn add_u4_and_delete_u1(server: &TestServer, broker: &Broker) {
+    produce_users(
+        server,
+        broker,
+        &[
+            json_record("u4", json!({"name": "New", "age": 20})),
+            tombstone("u1"),
+        ],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declare_fetch_and_copy_over_tokio_postgres() {
     let broker = Broker::start();
@@ -382,15 +396,7 @@ async fn declare_fetch_and_copy_over_tokio_postgres() {
         .expect("fetch nothing");
     assert!(none.is_empty() && started.elapsed() < Duration::from_secs(1));
 
-    produce_users(
-        &server,
-        &broker,
-        &[
-            json_record("u4", json!({"name": "New", "age": 20})),
-            tombstone("u1"),
-        ],
-    )
-    .await;
+    add_u4_and_delete_u1(&server, &broker).await;
     // Simple protocol: FETCH waits for the changes.
     let mut changes = Vec::new();
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
@@ -520,15 +526,7 @@ async fn a_portal_reads_a_subscription_a_few_rows_at_a_time() {
     );
     assert_eq!(subscriptions(&watcher).await.0, 1);
 
-    produce_users(
-        &server,
-        &broker,
-        &[
-            json_record("u4", json!({"name": "New", "age": 20})),
-            tombstone("u1"),
-        ],
-    )
-    .await;
+    add_u4_and_delete_u1(&server, &broker).await;
     let changes = tokio::time::timeout(READY_TIMEOUT, transaction.query_portal(&portal, 2))
         .await
         .expect("the changes arrive")
