@@ -17,7 +17,6 @@ use datafusion::sql::sqlparser::ast::{
     Statement, TableConstraint, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,6 +88,9 @@ pub enum DdlError {
     /// Valid SQL that does not declare a valid source.
     #[error("{0}")]
     Invalid(String),
+    /// SQL that would take too long to parse (see [`Refusal::TooComplex`](super::Refusal)).
+    #[error("statement too complex: parsing it would take too long")]
+    TooComplex,
 }
 
 const OPTIONS: &[&str] = &[
@@ -114,7 +116,8 @@ pub fn parse(sql: &str) -> Result<Option<Ddl>, DdlError> {
     if first != "CREATE" && first != "DROP" {
         return Ok(None);
     }
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &text)
+    let mut statements = super::dialect::parse_postgres(&text)
+        .ok_or(DdlError::TooComplex)?
         .map_err(|e| DdlError::Syntax(e.to_string()))?;
     if statements.len() != 1 {
         return Err(DdlError::Invalid("expected one statement".into()));

@@ -77,6 +77,7 @@ impl SqlError {
         match self {
             SqlError::Ddl(DdlError::Syntax(_)) => "42601", // syntax_error
             SqlError::Ddl(DdlError::Invalid(_)) => "42P16", // invalid_table_definition
+            SqlError::Ddl(DdlError::TooComplex) => "54001", // statement_too_complex
             SqlError::AlreadyExists(_) => "42P07",         // duplicate_table
             SqlError::NotFound { .. } => "42P01",          // undefined_table
             SqlError::Source(SourceError::TopicNotFound(_)) => "42704", // undefined_object

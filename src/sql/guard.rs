@@ -11,6 +11,10 @@
 //!   bound is over the limit, exactly on the parsed tree, by a walk that stops one
 //!   level past the limit. Over the limit the statement fails as PostgreSQL's does
 //!   when it runs out of stack: SQLSTATE 54001, and nothing else is touched.
+//! * **Parse work.** sqlparser backtracks, and nested backtracking doubles per level:
+//!   a hundred bytes of `E(E(E(...` would parse for days. The guard parses with a
+//!   budget of expressions started (`dialect::BoundedDialect`) before any other parser
+//!   sees the text; a statement that runs out is refused, also with 54001.
 //! * **Host access.** DataFusion's `COPY ... TO 'path'` and `CREATE EXTERNAL TABLE ...
 //!   LOCATION` read and write the server's file system as the server's OS user. They
 //!   are refused unless the operator allowed host access; the engine's object store
@@ -21,6 +25,7 @@
 //!   nothing of DataFusion's own configuration: those settings size memory, threads
 //!   and batches, which the operator owns.
 
+use super::dialect::BoundedDialect;
 use super::SqlError;
 use datafusion::sql::parser::{
     CopyToSource, DFParserBuilder, ResetStatement, Statement as DfStatement,
@@ -31,6 +36,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use std::ops::ControlFlow;
 
@@ -55,6 +61,13 @@ pub enum Refusal {
         /// The limit.
         limit: usize,
     },
+    /// Parsing the statement backtracks past the work any statement of its length
+    /// needs (expressions or calls nested very deep around an error).
+    #[error(
+        "statement too complex: parsing it would take too long (nest fewer function calls \
+         or parentheses)"
+    )]
+    TooComplex,
     /// The statement reads or writes the server's file system.
     #[error(
         "permission denied: {0} reaches the server's file system; this server does not allow it \
@@ -87,8 +100,8 @@ impl Refusal {
     /// The SQLSTATE PostgreSQL reports for the same refusal.
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            Refusal::TooDeep { .. } => "54001", // statement_too_complex
-            Refusal::HostAccess(_) | Refusal::Setting(_) => "42501", // insufficient_privilege
+            Refusal::TooDeep { .. } | Refusal::TooComplex => "54001", // statement_too_complex
+            Refusal::HostAccess(_) | Refusal::Setting(_) => "42501",  // insufficient_privilege
             Refusal::TooManyObjects { .. } | Refusal::TooManySources { .. } => "53400", // configuration_limit_exceeded
         }
     }
@@ -147,23 +160,45 @@ impl StatementGuard {
         self.check_parsed(tokens, Some(self.max_expression_depth))
     }
 
-    /// Refuses `sql` if any of its expressions nests deeper than the limit: from its
-    /// tokens alone when they cannot nest that deep (the common case), on its tree
-    /// otherwise. Text that does not tokenize passes (its parser reports the error).
-    pub(crate) fn check_depth(&self, sql: &str) -> Result<(), SqlError> {
+    /// `sql` parsed as PostgreSQL's parser reads it, unless the guard refuses it first:
+    /// an expression nests deeper than the limit (known from the tokens alone in the
+    /// common case), or the parse runs out of its budget of work (see
+    /// `dialect::BoundedDialect`). `Ok(Err(..))` is a syntax error, which leaves `sql`
+    /// to other parsers (DataFusion's own statements, source DDL); what passes here
+    /// parses within the same work in each of them.
+    pub(crate) fn parse(&self, sql: &str) -> Result<Result<Vec<Statement>, ParserError>, SqlError> {
         let dialect = PostgreSqlDialect {};
-        let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
-            return Ok(());
+        let tokens = match Tokenizer::new(&dialect, sql).tokenize_with_location() {
+            Ok(tokens) => tokens,
+            Err(error) => return Ok(Err(error.into())),
         };
         let bound = depth_bound(&tokens);
-        if bound <= self.max_expression_depth {
-            return Ok(());
-        }
         if bound > 4 * self.max_expression_depth {
             return Err(self.too_deep());
         }
-        self.check_parsed(tokens, Some(self.max_expression_depth))
-            .map(|_| ())
+        let dialect = BoundedDialect::for_tokens(tokens.len());
+        let parsed = Parser::new(&dialect)
+            .with_recursion_limit(PARSER_RECURSION_LIMIT)
+            .with_tokens_with_locations(tokens)
+            .parse_statements();
+        if dialect.exhausted() {
+            return Err(SqlError::Refused(Refusal::TooComplex));
+        }
+        if bound > self.max_expression_depth {
+            match &parsed {
+                Err(_) => return Err(self.too_deep()),
+                Ok(statements) => {
+                    let limit = self.max_expression_depth;
+                    if statements
+                        .iter()
+                        .any(|s| s.visit(&mut Depth::new(limit)).is_break())
+                    {
+                        return Err(self.too_deep());
+                    }
+                }
+            }
+        }
+        Ok(parsed)
     }
 
     fn too_deep(&self) -> SqlError {
@@ -178,12 +213,15 @@ impl StatementGuard {
         depth_limit: Option<usize>,
     ) -> Result<Checked, SqlError> {
         let session_keyword = starts_with_session_keyword(&tokens);
-        let dialect = PostgreSqlDialect {};
+        let dialect = BoundedDialect::for_tokens(tokens.len());
         let parsed = DFParserBuilder::new(tokens)
             .with_dialect(&dialect)
             .with_recursion_limit(PARSER_RECURSION_LIMIT)
             .build()
             .and_then(|mut parser| parser.parse_statements());
+        if dialect.exhausted() {
+            return Err(SqlError::Refused(Refusal::TooComplex));
+        }
         let statements = match parsed {
             Ok(statements) => statements,
             // The statement fails to parse where it runs too; only a statement that
@@ -483,7 +521,7 @@ fn depth_bound(tokens: &[TokenWithSpan]) -> usize {
 /// Whether an expression of `statement` nests deeper than `limit`. The walk stops one
 /// level past the limit, so its own recursion is bounded by it.
 fn nests_deeper_than(statement: &DfStatement, limit: usize) -> bool {
-    let mut depth = Depth { current: 0, limit };
+    let mut depth = Depth::new(limit);
     let outcome = match statement {
         DfStatement::Statement(statement) => statement.visit(&mut depth),
         DfStatement::CopyTo(copy) => match &copy.source {
@@ -506,6 +544,10 @@ struct Depth {
 }
 
 impl Depth {
+    fn new(limit: usize) -> Self {
+        Self { current: 0, limit }
+    }
+
     fn enter(&mut self) -> ControlFlow<()> {
         self.current += 1;
         if self.current > self.limit {

@@ -14,8 +14,9 @@
 //!   in [`subscribe_syntax`]; `subscriptions_table` — the `ktable_subscriptions`
 //!   relation, each source's subscriptions counted.
 //! * `system` — the `ktable_tables` relation: every source's progress and counters.
-//! * `guard` — what a statement may do before it is planned: expression depth, host
-//!   file access, the settings a session may change.
+//! * `guard` — what a statement may do before it is planned: expression depth, parse
+//!   work (`dialect`: PostgreSQL's dialect with a budget), host file access, the
+//!   settings a session may change.
 //! * `memory`, `bounded_functions`, `host_access` — what queries may take: memory
 //!   from the engine's pool and each session's share of it, string functions held to
 //!   the same limit, no file or remote object store unless allowed.
@@ -26,6 +27,7 @@
 
 mod bounded_functions;
 mod ddl;
+mod dialect;
 mod engine;
 mod error;
 mod guard;

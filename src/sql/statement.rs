@@ -29,7 +29,7 @@
 
 use super::ddl::{self, Ddl};
 use super::engine::Engine;
-use super::guard::{creates_object, is_session_statement};
+use super::guard::{creates_object, is_session_statement, Refusal};
 use super::point_lookup::PointLookup;
 use super::shape::Shape;
 use super::subscribe::{SubscribeError, SubscribePlan};
@@ -46,10 +46,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::parser::ParserError;
 use std::fmt;
 use std::sync::Arc;
 
@@ -500,7 +499,8 @@ impl Engine {
             };
             return Ok(prepared(Body::Subscribe(statement)));
         }
-        self.config.guard.check_depth(sql)?;
+        // The guard's parse comes first: it bounds what every later parse of `sql` costs.
+        let as_parsed = self.config.guard.parse(sql)?;
         // Source DDL that is not even SQL may still be DataFusion's own DDL (`CREATE
         // EXTERNAL TABLE`): its syntax error only stands if no parser takes it.
         let ddl_syntax_error = match ddl::parse(sql) {
@@ -535,7 +535,7 @@ impl Engine {
         // one for Grafana's search path that answers wrongly). ktable's rewrites run
         // some of them as written, with the real answer: a stand-in is the last resort.
         let as_written = self
-            .parse_as_written(sql)
+            .parse_as_written(sql, as_parsed)
             .filter(|written| *written != statement);
         let plan = match as_written {
             Some(written) => match self.plan_analyzed(ctx, &written).await {
@@ -566,10 +566,15 @@ impl Engine {
         self.with_postgres_rewrites(sql, self.pg_parser.parse(sql))
     }
 
-    /// `sql` with datafusion-pg-catalog's rewrites but without its stand-ins for
-    /// whole client queries; `None` if it does not parse so.
-    fn parse_as_written(&self, sql: &str) -> Option<DfStatement> {
-        let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+    /// `sql` (`parsed` as PostgreSQL's parser reads it) with datafusion-pg-catalog's
+    /// rewrites but without its stand-ins for whole client queries; `None` if it does
+    /// not parse so.
+    fn parse_as_written(
+        &self,
+        sql: &str,
+        parsed: Result<Vec<ast::Statement>, ParserError>,
+    ) -> Option<DfStatement> {
+        let statements = parsed
             .ok()?
             .into_iter()
             .map(|s| self.pg_parser.rewrite(s))
@@ -616,7 +621,9 @@ impl Engine {
                 })
                 .collect(),
             Err(postgres_error) => {
-                match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
+                match super::dialect::parse_datafusion(sql)
+                    .ok_or(SqlError::Refused(Refusal::TooComplex))?
+                {
                     Ok(statements) => statements.into_iter().collect(),
                     // PostgreSQL's message: the client writes PostgreSQL.
                     Err(_) => {

@@ -193,7 +193,9 @@ impl Engine {
         ctx: &SessionContext,
         syntax: SubscribeSyntax,
     ) -> Result<SubscribePlan, SqlError> {
-        self.config.guard.check_depth(&syntax.query)?;
+        // Refused here if it nests too deep or parses too long; a syntax error is
+        // reported by the parse below, with the PostgreSQL rewrites.
+        let _syntax_checked_below = self.config.guard.parse(&syntax.query)?;
         let statement = self
             .parse(&syntax.query)?
             .ok_or_else(|| SqlError::Subscribe(SubscribeError::Syntax("no query".into())))?;

@@ -55,6 +55,23 @@ def test_deep_expressions_fail_with_54001(ktable, sql, prepare):
     alive(ktable)
 
 
+@pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT " + "E(" * 40,
+        "SELECT " + "CAST(" * 40,
+        "SELECT " + "f(" * 40 + "1" + ")" * 40,
+        "SELECT \n((E(SELECT(ECT \n((E(SELECT(( \nE((S(T\n ((SE(SELECT(( \nE((S(T ( \nE((S(T\n ((SE(SELECT(( \nE((S(T (u",
+    ],
+    ids=["calls", "casts", "closed-calls", "fuzzer"],
+)
+def test_parses_that_backtrack_without_end_fail_with_54001(ktable, sql, prepare):
+    # sqlparser retries each nested call (and CAST) two ways: 2^40 tries unbounded.
+    assert sqlstate(ktable, "reader", sql, prepare=prepare) == "54001"
+    alive(ktable)
+
+
 def test_deep_parentheses_and_subqueries_are_refused(ktable):
     for sql in [
         "SELECT " + "(" * 5000 + "1" + ")" * 5000,

@@ -121,6 +121,65 @@ async fn long_flat_expressions_fail_with_54001_and_the_server_lives() {
     );
 }
 
+/// `SELECT unit unit unit ...` with `unit` `times` times.
+fn nested(unit: &str, times: usize) -> String {
+    format!("SELECT {}", unit.repeat(times))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_that_would_parse_for_days_fail_with_54001_and_the_server_lives() {
+    let broker = Broker::start();
+    let server = start_with(&broker, users()).await;
+    let reader = reader(&server).await;
+    let admin = admin(&server).await;
+
+    // sqlparser tries each call's argument twice (as a named argument's name, then as
+    // a value) and `CAST(` twice (as the cast, then as a function named cast): forty
+    // nested, 2^40 tries. The first is what libFuzzer found.
+    let found_by_the_fuzzer = "SELECT \n((E(SELECT(ECT \n((E(SELECT(( \nE((S(T\n \
+        ((SE(SELECT(( \nE((S(T ( \nE((S(T\n ((SE(SELECT(( \nE((S(T (u";
+    let calls = nested("E(", 40);
+    let casts = nested("CAST(", 40);
+    // Balanced parentheses as well: the parse is as long, and SUBSCRIBE's own syntax
+    // needs them to reach it.
+    let closed_calls = format!("{calls}1{}", ")".repeat(40));
+    let attacks = [
+        found_by_the_fuzzer.to_string(),
+        calls.clone(),
+        casts,
+        closed_calls.clone(),
+        format!("SUBSCRIBE ({closed_calls})"),
+        format!("COPY ({closed_calls}) TO STDOUT"),
+        format!("EXPLAIN {calls}"),
+    ];
+    for sql in &attacks {
+        let (simple, extended) = both_codes(&reader, sql).await;
+        assert_eq!(
+            (simple.as_str(), extended.as_str()),
+            ("54001", "54001"),
+            "{}...",
+            &sql[..40]
+        );
+    }
+    // Source DDL is parsed by its own parser: held to the same budget.
+    let ddl = format!(
+        "CREATE STREAM s (a INT DEFAULT {}) WITH (topic = 's')",
+        "E(".repeat(40)
+    );
+    assert_eq!(
+        both_codes(&admin, &ddl).await,
+        ("54001".into(), "54001".into())
+    );
+
+    // Calls nested as deep as people write them still run.
+    let deep_enough = format!("SELECT {}-7{}", "abs(".repeat(10), ")".repeat(10));
+    assert_eq!(first_value(&reader, &deep_enough).await, "7");
+    assert_eq!(
+        first_value(&reader, "SELECT count(*) FROM users").await,
+        "2"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_statement_reaches_the_hosts_files() {
     let broker = Broker::start();
