@@ -13,9 +13,17 @@
 //! watermarks seen at start, touching each payload. The `KTable` does the same and also
 //! decodes keys and JSON values into a struct and applies them to its map; the SQL table
 //! decodes the JSON values into Arrow and applies them to its columnar store.
+//!
+//! `BENCH_FORMAT=avro` writes the same users as Avro in Confluent's wire format (schema
+//! registered in `tests/fixtures/schema_registry.py`, started by the bench) and restores
+//! the SQL table with `format = 'avro'`, against the bare consumer reading those records
+//! (the typed `KTable` path is JSON only, so it is skipped).
 
 #[path = "support/mod.rs"]
 mod support;
+
+#[path = "../tests/fixtures/registry.rs"]
+mod registry;
 
 use ktable::kafka::{ConsumerConfig, JsonSerializer, StringSerializer};
 use ktable::sql::{Engine, EngineConfig};
@@ -24,6 +32,40 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 use support::{env_usize, median, Broker};
+
+/// The value schema of `BENCH_FORMAT=avro`: the fields of the JSON users.
+const USER_AVRO: &str = r#"{"type": "record", "name": "User", "fields": [
+    {"name": "id", "type": "string"}, {"name": "name", "type": "string"},
+    {"name": "email", "type": "string"}, {"name": "age", "type": "int"},
+    {"name": "score", "type": "double"}, {"name": "city", "type": "string"},
+    {"name": "bio", "type": "string"}]}"#;
+
+/// The user of `support::user_json` as an Avro datum in Confluent's framing.
+fn user_avro(schema: &apache_avro::Schema, schema_id: u32, id: u64, version: u64) -> Vec<u8> {
+    use apache_avro::types::Value;
+    let json: serde_json::Value =
+        serde_json::from_slice(&support::user_json(id, version, 200)).expect("user json");
+    let text = |field: &str| Value::String(json[field].as_str().unwrap_or("").to_string());
+    let fields = vec![
+        ("id".to_string(), text("id")),
+        ("name".to_string(), text("name")),
+        ("email".to_string(), text("email")),
+        (
+            "age".to_string(),
+            Value::Int(json["age"].as_i64().unwrap_or(0) as i32),
+        ),
+        (
+            "score".to_string(),
+            Value::Double(json["score"].as_f64().unwrap_or(0.0)),
+        ),
+        ("city".to_string(), text("city")),
+        ("bio".to_string(), text("bio")),
+    ];
+    let mut framed = vec![0];
+    framed.extend_from_slice(&schema_id.to_be_bytes());
+    framed.extend(apache_avro::to_avro_datum(schema, Value::Record(fields)).expect("avro datum"));
+    framed
+}
 
 const PARTITIONS: i32 = 4;
 
@@ -77,13 +119,26 @@ async fn bare_consumer(brokers: &str, topic: &str, run: usize) -> f64 {
 
 /// Restores a SQL table (JSON decoded into Arrow, columnar store) until ready; returns
 /// seconds and the row count.
-async fn sql_restore(brokers: &str, topic: &str, run: usize) -> (f64, usize) {
-    let engine = Engine::new(EngineConfig::new(brokers).group_id(format!("sql-{run}")));
+async fn sql_restore(
+    brokers: &str,
+    topic: &str,
+    run: usize,
+    registry: Option<&str>,
+) -> (f64, usize) {
+    let mut config = EngineConfig::new(brokers).group_id(format!("sql-{run}"));
+    let format = match registry {
+        Some(url) => {
+            config = config.schema_registry(url);
+            "avro"
+        }
+        None => "json",
+    };
+    let engine = Engine::new(config);
     let started = Instant::now();
     engine
         .sql(&format!(
             "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT, age INT, score DOUBLE, \
-             city TEXT, bio TEXT) WITH (topic = '{topic}')"
+             city TEXT, bio TEXT) WITH (topic = '{topic}', format = '{format}')"
         ))
         .await
         .expect("create");
@@ -134,32 +189,48 @@ async fn main() {
     let keys = env_usize("BENCH_KEYS", if real { 100_000 } else { 16_000 }) as u64;
     let runs = env_usize("BENCH_RUNS", 5);
     let brokers = broker.brokers();
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "bare,ktable,sql".into());
-    let runs_path = |name: &str| only.split(',').any(|p| p.trim() == name);
-    let topic = match std::env::var("BENCH_TOPIC") {
-        Ok(topic) => topic,
-        Err(_) => {
-            let topic = format!("bench-restore-{}", std::process::id());
-            broker.create_topic(&topic, PARTITIONS).await;
-            let produced = Instant::now();
-            support::produce(
-                &brokers,
-                &topic,
-                (0..records as u64).map(|i| {
-                    (
-                        format!("user-{}", i % keys),
-                        support::user_json(i % keys, i, 200),
-                    )
-                }),
-            )
-            .await;
-            eprintln!(
-                "produced {records} records in {:.1}s into {topic}",
-                produced.elapsed().as_secs_f64()
-            );
-            topic
-        }
+    let avro = match std::env::var("BENCH_FORMAT").as_deref() {
+        Ok("avro") => true,
+        Ok("json") | Err(_) => false,
+        Ok(other) => panic!("BENCH_FORMAT={other}: json or avro"),
     };
+    let default_paths = if avro { "bare,sql" } else { "bare,ktable,sql" };
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| default_paths.into());
+    let runs_path = |name: &str| only.split(',').any(|p| p.trim() == name);
+    let registry = avro.then(|| registry::Registry::start(0));
+    let given_topic = std::env::var("BENCH_TOPIC").ok();
+    let topic = given_topic
+        .clone()
+        .unwrap_or_else(|| format!("bench-restore-{}", std::process::id()));
+    // The fixture starts empty: the schema is registered (first, so with id 1, the id
+    // an earlier run's records carry) whether the topic is produced now or given.
+    let avro_schema = registry.as_ref().map(|registry| {
+        let schema = apache_avro::Schema::parse_str(USER_AVRO).expect("the Avro schema");
+        (
+            registry.register(&format!("{topic}-value"), USER_AVRO),
+            schema,
+        )
+    });
+    if given_topic.is_none() {
+        broker.create_topic(&topic, PARTITIONS).await;
+        let produced = Instant::now();
+        support::produce(
+            &brokers,
+            &topic,
+            (0..records as u64).map(|i| {
+                let value = match &avro_schema {
+                    Some((id, schema)) => user_avro(schema, *id, i % keys, i),
+                    None => support::user_json(i % keys, i, 200),
+                };
+                (format!("user-{}", i % keys), value)
+            }),
+        )
+        .await;
+        eprintln!(
+            "produced {records} records in {:.1}s into {topic}",
+            produced.elapsed().as_secs_f64()
+        );
+    }
 
     let (mut bare, mut table, mut sql) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
@@ -172,7 +243,8 @@ async fn main() {
             table.push(seconds);
         }
         if runs_path("sql") {
-            let (seconds, rows) = sql_restore(&brokers, &topic, run).await;
+            let registry = registry.as_ref().map(registry::Registry::url);
+            let (seconds, rows) = sql_restore(&brokers, &topic, run, registry.as_deref()).await;
             assert_eq!(rows as u64, keys.min(records as u64));
             sql.push(seconds);
         }
@@ -190,7 +262,12 @@ async fn main() {
         broker.name(),
         support::machine()
     );
-    println!("  {records} records, {keys} keys, ~200-byte JSON values, {PARTITIONS} partitions, median of {runs} runs");
+    let values = if avro {
+        "Avro values (the ~200-byte JSON users' fields)"
+    } else {
+        "~200-byte JSON values"
+    };
+    println!("  {records} records, {keys} keys, {values}, {PARTITIONS} partitions, median of {runs} runs");
     println!(
         "  bare consumer : {:>10.0} records/s ({bare:.3}s)",
         records as f64 / bare

@@ -14,81 +14,13 @@ use apache_avro::Schema;
 use arrow::util::pretty::pretty_format_batches;
 use ktable::sql::{Engine, EngineConfig};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The registry fixture, killed when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-}
+#[path = "../fixtures/registry.rs"]
+mod registry;
 
-impl Registry {
-    fn start(port: u16) -> Registry {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/schema_registry.py"
-        );
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the registry fixture");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("registry prints its port");
-        let port = line.trim().parse().expect("a port");
-        Registry { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn register(&self, subject: &str, schema: &str) -> u32 {
-        self.register_body(subject, json!({ "schema": schema }))
-    }
-
-    /// Registers a `.proto` text importing `references` (`[{name, subject, version}]`).
-    fn register_protobuf(&self, subject: &str, schema: &str, references: serde_json::Value) -> u32 {
-        self.register_body(
-            subject,
-            json!({ "schema": schema, "schemaType": "PROTOBUF", "references": references }),
-        )
-    }
-
-    fn register_body(&self, subject: &str, body: serde_json::Value) -> u32 {
-        let body = body.to_string();
-        let mut response = ureq::post(format!("{}/subjects/{subject}/versions", self.url()))
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .send(body)
-            .expect("register");
-        let answer: serde_json::Value =
-            serde_json::from_str(&response.body_mut().read_to_string().expect("body"))
-                .expect("json");
-        answer["id"].as_u64().expect("id") as u32
-    }
-
-    fn requests(&self, path: &str) -> u64 {
-        let mut response = ureq::get(format!("{}/__requests", self.url()))
-            .call()
-            .expect("requests");
-        let counts: serde_json::Value =
-            serde_json::from_str(&response.body_mut().read_to_string().expect("body"))
-                .expect("json");
-        counts[format!("GET {path}")].as_u64().unwrap_or(0)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use registry::Registry;
 
 /// `value` in Confluent's wire format under schema `id`.
 fn framed(id: u32, schema: &Schema, value: Value) -> Vec<u8> {
