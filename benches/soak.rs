@@ -4,7 +4,10 @@
 //! SOAK_SECONDS. Every SOAK_REPORT_SECONDS it prints the server's RSS, the records
 //! produced, the statements served and the lookup and aggregate latencies of that
 //! window; at the end it stops the producer, waits for the table to catch up and
-//! compares every row with a model of what was produced.
+//! compares every row with a model of what was produced. Each report also says how
+//! many cores the server, the broker and this driver used in the window, and what
+//! the table's store holds (from the server's `/metrics`): a slowdown over time is
+//! then either contention (someone else's CPU) or the store growing.
 //!
 //! Fails (exit status 1) on any failed statement, failed delivery or row that differs
 //! from the model. Run by `scripts/bench-soak.sh`, which starts the broker; alone:
@@ -54,6 +57,38 @@ struct Counters {
 struct Server {
     child: Child,
     port: u16,
+    http_port: u16,
+}
+
+/// CPU seconds (user + system) process `pid` has used: fields 14 and 15 of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let Some((_, after_name)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// The Kafka broker's JVM on this machine (the process running `kafka.Kafka`).
+fn broker_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let needle = b"kafka.Kafka";
+        cmdline
+            .windows(needle.len())
+            .any(|w| w == needle)
+            .then_some(pid)
+    })
 }
 
 impl Drop for Server {
@@ -75,6 +110,28 @@ impl Server {
                     .and_then(|kib| kib.parse::<f64>().ok())
             })
             .map_or(f64::NAN, |kib| kib / 1024.0)
+    }
+
+    /// The bytes the table's store holds, from the server's `/metrics`.
+    fn store_mib(&self) -> f64 {
+        use std::io::{Read, Write};
+        let read = || -> std::io::Result<String> {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.http_port))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: soak\r\n\r\n")?;
+            let mut text = String::new();
+            stream.read_to_string(&mut text)?;
+            Ok(text)
+        };
+        read()
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|l| l.starts_with("ktable_source_memory_bytes{"))
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .map_or(f64::NAN, |bytes| bytes / (1024.0 * 1024.0))
     }
 
     async fn connect(&self) -> Client {
@@ -152,10 +209,19 @@ async fn main() {
     }
 
     println!();
-    println!("| t (s) | RSS (MiB) | produced/s | statements/s | failed | lookup p50 / p99 (ms) | aggregate p50 / p99 (ms) |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| t (s) | RSS (MiB) | store (MiB) | produced/s | statements/s | failed | lookup p50 / p99 (ms) | aggregate p50 / p99 (ms) | cores: ktable / broker / driver |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let started = Instant::now();
     let mut last = (0u64, 0u64, Instant::now());
+    let broker_pid = broker_pid();
+    let cpu_now = || {
+        [
+            cpu_seconds(server.child.id()),
+            broker_pid.map_or(f64::NAN, cpu_seconds),
+            cpu_seconds(std::process::id()),
+        ]
+    };
+    let mut last_cpu = cpu_now();
     let mut rss = Vec::new();
     while started.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(report_every.min(Duration::from_secs(seconds) - started.elapsed()))
@@ -177,10 +243,13 @@ async fn main() {
         };
         let now_rss = server.rss_mib();
         rss.push(now_rss);
+        let cpu = cpu_now();
+        let cores = |i: usize| (cpu[i] - last_cpu[i]) / elapsed;
         println!(
-            "| {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.2} / {:.2} | {:.1} / {:.1} |",
+            "| {:.0} | {:.0} | {:.1} | {:.0} | {:.0} | {} | {:.2} / {:.2} | {:.1} / {:.1} | {:.2} / {:.2} / {:.2} |",
             started.elapsed().as_secs_f64(),
             now_rss,
+            server.store_mib(),
             (produced - last.0) as f64 / elapsed,
             (statements - last.1) as f64 / elapsed,
             counters.failed_statements.load(Ordering::Relaxed),
@@ -188,8 +257,12 @@ async fn main() {
             ms(&lookups, 0.99),
             ms(&aggregates, 0.5),
             ms(&aggregates, 0.99),
+            cores(0),
+            cores(1),
+            cores(2),
         );
         last = (produced, statements, Instant::now());
+        last_cpu = cpu;
     }
     stop.store(true, Ordering::Relaxed);
     producing.await.expect("producer task");
@@ -241,13 +314,19 @@ async fn start_server(brokers: &str, topic: &str, port: u16) -> Server {
         .arg(&config)
         .args(["--max-connections-per-address", "0"])
         .args(["--group-id", "ktable-soak"])
+        .arg("--http")
+        .arg(format!("127.0.0.1:{}", port + 1))
         .env("RUST_LOG", "info,rdkafka=warn")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("start ktable serve");
     eprintln!("soak: ktable log in {}", dir.join("ktable.log").display());
-    let server = Server { child, port };
+    let server = Server {
+        child,
+        port,
+        http_port: port + 1,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = match tokio_postgres::connect(
