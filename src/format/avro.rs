@@ -14,7 +14,7 @@
 //! where Arrow structs have no wire type most drivers understand.
 
 use super::cells::{in_unit, rescale, Cell};
-use super::registry::{blocking, split_framing, RegisteredSchema, SchemaRegistry};
+use super::registry::{split_framing, RegisteredSchema, SchemaRegistry};
 use super::{
     ColumnSource, DecodeError, DecodeOutcome, Envelope, RawRecord, RecordDecoder, SourceSchema,
 };
@@ -82,7 +82,7 @@ impl AvroDecoder {
         value: &[u8],
     ) -> Result<(Opened, Arc<Vec<Option<i64>>>), Result<String, DecodeError>> {
         let (id, payload) = split_framing(value).map_err(Ok)?;
-        let writer = blocking(|| self.registry.schema_by_id(id)).map_err(|e| {
+        let writer = self.registry.schema_for_record(id).map_err(|e| {
             if e.is_transient() {
                 Err(DecodeError::Registry(e))
             } else {

@@ -13,7 +13,7 @@
 //! [`key_parts`] splits it again where the key columns are built and where the store
 //! encodes it.
 
-use super::registry::{blocking, split_framing, RegistryError, SchemaRegistry};
+use super::registry::{split_framing, RegistryError, SchemaRegistry};
 use super::KeyFormat;
 use prost_reflect::ReflectMessage as _;
 use std::borrow::Cow;
@@ -133,7 +133,7 @@ impl KeyDecoder {
             .as_ref()
             .ok_or_else(|| bad("an Avro key needs a schema registry (schema_registry)".into()))?;
         let (id, payload) = split_framing(key).map_err(bad)?;
-        let schema = blocking(|| registry.schema_by_id(id)).map_err(|e| {
+        let schema = registry.schema_for_record(id).map_err(|e| {
             if e.is_transient() {
                 KeyError::Registry(e)
             } else {

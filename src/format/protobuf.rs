@@ -257,17 +257,21 @@ pub(super) fn read_message(
     bytes: &[u8],
 ) -> Result<(u32, Vec<i32>, DynamicMessage), ReadError> {
     let (id, payload) = split_framing(bytes).map_err(ReadError::Bad)?;
-    let schema = blocking(|| {
-        let schema = registry.schema_by_id(id)?;
-        compiled(registry, &schema)
-    })
-    .map_err(|e| {
-        if e.is_transient() {
-            ReadError::Registry(e)
-        } else {
-            ReadError::Bad(e.to_string())
-        }
-    })?;
+    // Compiling a schema (and fetching its references) happens once per schema id;
+    // after that both steps are cache hits that need not leave the thread.
+    let schema = registry
+        .schema_for_record(id)
+        .and_then(|schema| match schema.protobuf.get() {
+            Some(compiled) => Ok(Arc::clone(compiled)),
+            None => blocking(|| compiled(registry, &schema)),
+        })
+        .map_err(|e| {
+            if e.is_transient() {
+                ReadError::Registry(e)
+            } else {
+                ReadError::Bad(e.to_string())
+            }
+        })?;
     let (indexes, payload) = split_indexes(payload).map_err(ReadError::Bad)?;
     let descriptor = schema.message_at(&indexes).map_err(ReadError::Bad)?;
     let message = DynamicMessage::decode(descriptor, payload)

@@ -217,14 +217,33 @@ impl SchemaRegistry {
             .map(|b| b.next_attempt.saturating_duration_since(Instant::now()))
     }
 
+    /// The schema of `id` for a record being decoded: from the cache without leaving
+    /// the thread (every record but the first of each schema), else fetched through
+    /// [`blocking`], whose `block_in_place` on a Tokio worker is meant for the one call
+    /// that may wait on the network, not for every record.
+    pub fn schema_for_record(&self, id: u32) -> Result<Arc<RegisteredSchema>, RegistryError> {
+        match self.cached(id) {
+            Some(known) => known,
+            None => blocking(|| self.schema_by_id(id)),
+        }
+    }
+
+    /// What the cache knows of `id`: its schema, or that the registry lacked it a
+    /// moment ago.
+    fn cached(&self, id: u32) -> Option<Result<Arc<RegisteredSchema>, RegistryError>> {
+        match self.by_id.lock().get(&id) {
+            Some(Cached::Found(schema)) => Some(Ok(Arc::clone(schema))),
+            Some(Cached::Missing(at)) if at.elapsed() < MISSING_TTL => {
+                Some(Err(RegistryError::UnknownId(id)))
+            }
+            _ => None,
+        }
+    }
+
     /// The schema registered under `id`: from the cache, or fetched once.
     pub fn schema_by_id(&self, id: u32) -> Result<Arc<RegisteredSchema>, RegistryError> {
-        match self.by_id.lock().get(&id) {
-            Some(Cached::Found(schema)) => return Ok(Arc::clone(schema)),
-            Some(Cached::Missing(at)) if at.elapsed() < MISSING_TTL => {
-                return Err(RegistryError::UnknownId(id))
-            }
-            _ => {}
+        if let Some(known) = self.cached(id) {
+            return known;
         }
         match self.get(&format!("/schemas/ids/{id}")) {
             Ok(Some(response)) => {
