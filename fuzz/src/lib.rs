@@ -7,14 +7,15 @@
 
 use datafusion::common::ParamValues;
 use futures::StreamExt;
-use ktable::format::{JsonDecoder, RawRecord};
+use ktable::format::{decoder_for, JsonDecoder, RawRecord, RecordDecoder};
 use ktable::server::{serve, QueryLimits, ServerConfig};
 use ktable::sql::{
     parse_ddl, split_script, Ddl, Engine, EngineConfig, KafkaTableProvider, Output, StatementKind,
 };
 use ktable::table::columnar::ColumnarTable;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -63,6 +64,149 @@ pub fn json_records(data: &[u8]) {
         seen.sort_unstable();
         assert_eq!(seen, (0..records.len()).collect::<Vec<_>>());
     }
+}
+
+/// Avro record values through the Avro decoder, with schemas from the registry
+/// fixture: the bytes as a whole record (the Confluent framing itself fuzzed), and
+/// framed with the id of the schema they are read with (written with version 1, read
+/// as version 2: schema resolution runs too). Every record is a row or rejected.
+pub fn avro_records(data: &[u8]) {
+    static DECODER: OnceLock<Option<AvroTarget>> = OnceLock::new();
+    let Some(target) = DECODER.get_or_init(avro_target) else {
+        panic!("the registry fixture did not start (python3 tests/fixtures/schema_registry.py)");
+    };
+    let mut framed = vec![0];
+    framed.extend_from_slice(&target.writer_id.to_be_bytes());
+    framed.extend_from_slice(data);
+    let values = [data, framed.as_slice()];
+    let records: Vec<RawRecord<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| RawRecord {
+            key: Some(b"k".as_slice()),
+            value,
+            partition: 0,
+            offset: i as i64,
+            timestamp: None,
+            headers: None,
+        })
+        .collect();
+    // The registry client is synchronous: decoding needs no runtime.
+    let mut decoder = target.decoder.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(outcome) = decoder.decode(&records) {
+        assert_eq!(outcome.batch.num_rows(), outcome.accepted.len());
+        let mut seen: Vec<usize> = outcome
+            .accepted
+            .iter()
+            .chain(&outcome.deletes)
+            .copied()
+            .chain(outcome.rejected.iter().map(|(i, _)| *i))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..records.len()).collect::<Vec<_>>());
+    }
+}
+
+/// The Avro target's decoder, the registry fixture it reads schemas from (alive as
+/// long as `_registry`, its standard input, is open: until the process exits), and
+/// the id records are framed with.
+struct AvroTarget {
+    decoder: std::sync::Mutex<Box<dyn RecordDecoder>>,
+    writer_id: u32,
+    _registry: ChildStdin,
+}
+
+/// Version 1 of the value schema: every column type of the table, a nested record
+/// (read as JSON), an enum the table does not declare, logical types.
+const AVRO_V1: &str = r#"{"type": "record", "name": "User", "fields": [
+ {"name": "id", "type": "string"},
+ {"name": "name", "type": ["null", "string"], "default": null},
+ {"name": "age", "type": "int"},
+ {"name": "score", "type": "double"},
+ {"name": "born", "type": {"type": "int", "logicalType": "date"}},
+ {"name": "seen", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+ {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+ {"name": "active", "type": "boolean"},
+ {"name": "attrs", "type": {"type": "record", "name": "Attrs", "fields": [
+   {"name": "tags", "type": {"type": "array", "items": "string"}},
+   {"name": "counts", "type": {"type": "map", "values": "long"}}]}},
+ {"name": "color", "type": {"type": "enum", "name": "Color", "symbols": ["RED", "GREEN"]}}]}"#;
+
+/// Version 2: a field added with a default (what readers of version 1 data resolve).
+fn avro_v2() -> String {
+    AVRO_V1.replacen(
+        r#"{"name": "id", "type": "string"},"#,
+        r#"{"name": "id", "type": "string"}, {"name": "nickname", "type": ["null", "string"], "default": null},"#,
+        1,
+    )
+}
+
+fn avro_target() -> Option<AvroTarget> {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    // The fuzz crate's folder, or the main crate's when the corpus is replayed there.
+    let script = [
+        format!("{manifest}/../tests/fixtures/schema_registry.py"),
+        format!("{manifest}/tests/fixtures/schema_registry.py"),
+    ]
+    .into_iter()
+    .find(|path| std::path::Path::new(path).exists())?;
+    let mut child = Command::new("python3")
+        .args([script.as_str(), "0", "--until-stdin-closes"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut port = String::new();
+    BufReader::new(child.stdout.take()?)
+        .read_line(&mut port)
+        .ok()?;
+    let address = SocketAddr::from(([127, 0, 0, 1], port.trim().parse().ok()?));
+    let writer_id = register(address, "avro_users-value", AVRO_V1)?;
+    register(address, "avro_users-value", &avro_v2())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let ddl = format!(
+        "CREATE TABLE avro_users (id TEXT PRIMARY KEY, name TEXT, nickname TEXT, age INT, \
+         score DOUBLE, born DATE, seen TIMESTAMP, price DECIMAL(10, 2), active BOOLEAN, \
+         attrs JSON) WITH (topic = 'avro_users', format = 'avro', \
+         schema_registry = 'http://{address}')"
+    );
+    let Ok(Some(Ddl::Create(def))) = parse_ddl(&ddl) else {
+        panic!("the Avro fuzz schema does not parse");
+    };
+    let schema = runtime
+        .block_on(ktable::format::prepare(def.schema, "avro_users", None))
+        .ok()?;
+    Some(AvroTarget {
+        decoder: std::sync::Mutex::new(decoder_for(&schema)),
+        writer_id,
+        _registry: child.stdin.take()?,
+    })
+}
+
+/// Registers `schema` under `subject` with the fixture; returns its id.
+fn register(address: SocketAddr, subject: &str, schema: &str) -> Option<u32> {
+    let escaped = schema.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
+    let body = format!(r#"{{"schema": "{escaped}"}}"#);
+    let mut stream = TcpStream::connect(address).ok()?;
+    write!(
+        stream,
+        "POST /subjects/{subject}/versions HTTP/1.1\r\nHost: registry\r\n\
+         Content-Type: application/vnd.schemaregistry.v1+json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let id = response.split(r#""id":"#).nth(1)?;
+    id.trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Source DDL (`CREATE TABLE ... WITH (...)`, `CREATE STREAM`, `DROP`) and the

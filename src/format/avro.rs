@@ -24,6 +24,15 @@ use arrow::datatypes::{DataType, TimeUnit};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The most apache-avro may allocate for one length or count read from a record: a
+/// string or bytes field, or the items of one block of an array or map. Its default
+/// (512 MiB) let one malformed record (a map block claiming 2^28 entries, found by the
+/// `avro_records` fuzz target) reserve tens of GiB, and a failed allocation aborts the
+/// process. A record is far smaller (Kafka's default limit is 1 MiB), so a field over
+/// this is rejected as bad instead. apache-avro keeps the first limit set in the
+/// process: a program embedding ktable that set its own keeps it.
+pub const MAX_AVRO_ALLOCATION: usize = 8 << 20;
+
 /// Reads one Avro datum with `writer`, resolved to `reader` if given; the payload must
 /// be read to its end.
 pub(crate) fn read_datum(
@@ -31,6 +40,7 @@ pub(crate) fn read_datum(
     payload: &[u8],
     reader: Option<&Schema>,
 ) -> Result<Value, String> {
+    apache_avro::max_allocation_bytes(MAX_AVRO_ALLOCATION);
     let mut cursor = payload;
     let value = apache_avro::from_avro_datum(writer, &mut cursor, reader)
         .map_err(|e| format!("not Avro of its schema: {e}"))?;
@@ -471,6 +481,20 @@ fn i128_of_be(bytes: &[u8]) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_past_the_allocation_limit_is_a_bad_record_not_an_abort() {
+        let map: Schema =
+            Schema::parse_str(r#"{"type": "map", "values": "long"}"#).expect("schema");
+        // A block of 2^28 entries (zig-zag varint), then nothing: unlimited, the
+        // decoder reserves room for all of them first (tens of GiB) and aborts.
+        let claims_many = [0x80, 0x80, 0x80, 0x80, 0x02];
+        let error = read_datum(&map, &claims_many, None).expect_err("rejected");
+        assert!(error.contains("not Avro"), "{error}");
+        let array: Schema =
+            Schema::parse_str(r#"{"type": "array", "items": "null"}"#).expect("schema");
+        assert!(read_datum(&array, &claims_many, None).is_err());
+    }
 
     #[test]
     fn decimals_read_big_endian() {

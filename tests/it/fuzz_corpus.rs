@@ -32,6 +32,11 @@ fn json_records_corpus() {
 }
 
 #[test]
+fn avro_records_corpus() {
+    replay("avro_records", targets::avro_records);
+}
+
+#[test]
 fn ddl_corpus() {
     replay("ddl", targets::ddl);
 }
