@@ -40,7 +40,7 @@ pub(crate) fn read_datum(
     payload: &[u8],
     reader: Option<&Schema>,
 ) -> Result<Value, String> {
-    apache_avro::max_allocation_bytes(MAX_AVRO_ALLOCATION);
+    apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION);
     let mut cursor = payload;
     let value = apache_avro::from_avro_datum(writer, &mut cursor, reader)
         .map_err(|e| format!("not Avro of its schema: {e}"))?;
