@@ -39,31 +39,46 @@ pub fn json_records(data: &[u8]) {
     static DEF: OnceLock<ktable::sql::SourceDef> = OnceLock::new();
     let def = DEF.get_or_init(users);
     let values: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
-    let records: Vec<RawRecord<'_>> = values
+    // The first line's key is the line itself: keys are untrusted bytes too.
+    let records = keyed(&values, |i, value| if i == 0 { value } else { b"k" });
+    let mut decoder = JsonDecoder::new(Arc::clone(&def.schema));
+    if let Ok(outcome) = decoder.decode(&records) {
+        assert_each_record_once(&outcome, records.len());
+    }
+}
+
+/// One record per value, at offsets 0, 1, ..., keyed by `key_of(offset, value)`.
+fn keyed<'a>(
+    values: &[&'a [u8]],
+    key_of: impl Fn(usize, &'a [u8]) -> &'a [u8],
+) -> Vec<RawRecord<'a>> {
+    values
         .iter()
         .enumerate()
         .map(|(i, value)| RawRecord {
-            // The first line's key is the line itself: keys are untrusted bytes too.
-            key: Some(if i == 0 { value } else { b"k".as_slice() }),
+            key: Some(key_of(i, value)),
             value,
             partition: 0,
             offset: i as i64,
             timestamp: None,
             headers: None,
         })
+        .collect()
+}
+
+/// What a decoder promises: one row per accepted record, and each of the `count`
+/// records accepted, deleting or rejected, exactly once.
+fn assert_each_record_once(outcome: &ktable::format::DecodeOutcome, count: usize) {
+    assert_eq!(outcome.batch.num_rows(), outcome.accepted.len());
+    let mut seen: Vec<usize> = outcome
+        .accepted
+        .iter()
+        .chain(&outcome.deletes)
+        .copied()
+        .chain(outcome.rejected.iter().map(|(i, _)| *i))
         .collect();
-    let mut decoder = JsonDecoder::new(Arc::clone(&def.schema));
-    if let Ok(outcome) = decoder.decode(&records) {
-        assert_eq!(outcome.batch.num_rows(), outcome.accepted.len());
-        let mut seen: Vec<usize> = outcome
-            .accepted
-            .iter()
-            .copied()
-            .chain(outcome.rejected.iter().map(|(i, _)| *i))
-            .collect();
-        seen.sort_unstable();
-        assert_eq!(seen, (0..records.len()).collect::<Vec<_>>());
-    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..count).collect::<Vec<_>>());
 }
 
 /// Avro record values through the Avro decoder, with schemas from the registry
@@ -78,32 +93,11 @@ pub fn avro_records(data: &[u8]) {
     let mut framed = vec![0];
     framed.extend_from_slice(&target.writer_id.to_be_bytes());
     framed.extend_from_slice(data);
-    let values = [data, framed.as_slice()];
-    let records: Vec<RawRecord<'_>> = values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| RawRecord {
-            key: Some(b"k".as_slice()),
-            value,
-            partition: 0,
-            offset: i as i64,
-            timestamp: None,
-            headers: None,
-        })
-        .collect();
+    let records = keyed(&[data, framed.as_slice()], |_, _| b"k");
     // The registry client is synchronous: decoding needs no runtime.
     let mut decoder = target.decoder.lock().unwrap_or_else(|e| e.into_inner());
     if let Ok(outcome) = decoder.decode(&records) {
-        assert_eq!(outcome.batch.num_rows(), outcome.accepted.len());
-        let mut seen: Vec<usize> = outcome
-            .accepted
-            .iter()
-            .chain(&outcome.deletes)
-            .copied()
-            .chain(outcome.rejected.iter().map(|(i, _)| *i))
-            .collect();
-        seen.sort_unstable();
-        assert_eq!(seen, (0..records.len()).collect::<Vec<_>>());
+        assert_each_record_once(&outcome, records.len());
     }
 }
 
@@ -188,7 +182,10 @@ fn avro_target() -> Option<AvroTarget> {
 
 /// Registers `schema` under `subject` with the fixture; returns its id.
 fn register(address: SocketAddr, subject: &str, schema: &str) -> Option<u32> {
-    let escaped = schema.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
+    let escaped = schema
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ");
     let body = format!(r#"{{"schema": "{escaped}"}}"#);
     let mut stream = TcpStream::connect(address).ok()?;
     write!(
