@@ -17,7 +17,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(json_records avro_records ddl sql_statement pgwire_messages)
+  targets=(json_records avro_records protobuf_records ddl sql_statement pgwire_messages)
 fi
 for target in "${targets[@]}"; do
   echo "== $target: ${seconds}s"

@@ -33,8 +33,9 @@ fn users() -> ktable::sql::SourceDef {
     }
 }
 
-/// JSON record values, one per line of `data`, each keyed, decoded as one batch:
-/// every record is either a row or rejected, never both, never lost.
+/// JSON record values, one per line of `data`, each keyed, decoded as one batch, as
+/// plain JSON and as Debezium events: every record is either a row, a delete or
+/// rejected, never two of these, never lost.
 pub fn json_records(data: &[u8]) {
     static DEF: OnceLock<ktable::sql::SourceDef> = OnceLock::new();
     let def = DEF.get_or_init(users);
@@ -43,6 +44,19 @@ pub fn json_records(data: &[u8]) {
     let records = keyed(&values, |i, value| if i == 0 { value } else { b"k" });
     let mut decoder = JsonDecoder::new(Arc::clone(&def.schema));
     if let Ok(outcome) = decoder.decode(&records) {
+        assert_each_record_once(&outcome, records.len());
+    }
+    // The same lines as Debezium change events (envelope, schema-carrying events,
+    // Connect's encoded decimals and timestamps).
+    static DEBEZIUM: OnceLock<ktable::sql::SourceDef> = OnceLock::new();
+    let debezium = DEBEZIUM.get_or_init(|| {
+        let ddl = USERS_DDL.replace("format = 'json'", "format = 'json', envelope = 'debezium'");
+        match parse_ddl(&ddl) {
+            Ok(Some(Ddl::Create(def))) => def,
+            other => panic!("the Debezium fuzz schema does not parse: {other:?}"),
+        }
+    });
+    if let Ok(outcome) = decoder_for(&debezium.schema).decode(&records) {
         assert_each_record_once(&outcome, records.len());
     }
 }
@@ -86,13 +100,23 @@ fn assert_each_record_once(outcome: &ktable::format::DecodeOutcome, count: usize
 /// framed with the id of the schema they are read with (written with version 1, read
 /// as version 2: schema resolution runs too). Every record is a row or rejected.
 pub fn avro_records(data: &[u8]) {
-    static DECODER: OnceLock<Option<AvroTarget>> = OnceLock::new();
-    let Some(target) = DECODER.get_or_init(avro_target) else {
+    static TARGET: OnceLock<Option<RegistryTarget>> = OnceLock::new();
+    decode_framed(TARGET.get_or_init(avro_target).as_ref(), data);
+}
+
+/// Protobuf record values through the Protobuf decoder, as `avro_records` does: whole,
+/// and framed with the schema's id and the message index of its first message.
+pub fn protobuf_records(data: &[u8]) {
+    static TARGET: OnceLock<Option<RegistryTarget>> = OnceLock::new();
+    decode_framed(TARGET.get_or_init(protobuf_target).as_ref(), data);
+}
+
+/// Decodes `data` whole and behind `target`'s framing; every record is accounted for.
+fn decode_framed(target: Option<&RegistryTarget>, data: &[u8]) {
+    let Some(target) = target else {
         panic!("the registry fixture did not start (python3 tests/fixtures/schema_registry.py)");
     };
-    let mut framed = vec![0];
-    framed.extend_from_slice(&target.writer_id.to_be_bytes());
-    framed.extend_from_slice(data);
+    let framed = [target.framing.as_slice(), data].concat();
     let records = keyed(&[data, framed.as_slice()], |_, _| b"k");
     // The registry client is synchronous: decoding needs no runtime.
     let mut decoder = target.decoder.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,16 +125,16 @@ pub fn avro_records(data: &[u8]) {
     }
 }
 
-/// The Avro target's decoder, the registry fixture it reads schemas from (alive as
-/// long as `_registry`, its standard input, is open: until the process exits), and
-/// the id records are framed with.
-struct AvroTarget {
+/// A decoder of a table whose schemas are in the registry fixture (alive as long as
+/// `_registry`, its standard input, is open: until the process exits), and the bytes
+/// that frame a record in the schema it was written with.
+struct RegistryTarget {
     decoder: std::sync::Mutex<Box<dyn RecordDecoder>>,
-    writer_id: u32,
+    framing: Vec<u8>,
     _registry: ChildStdin,
 }
 
-/// Version 1 of the value schema: every column type of the table, a nested record
+/// Version 1 of the Avro value schema: every column type of the table, a nested record
 /// (read as JSON), an enum the table does not declare, logical types.
 const AVRO_V1: &str = r#"{"type": "record", "name": "User", "fields": [
  {"name": "id", "type": "string"},
@@ -135,7 +159,50 @@ fn avro_v2() -> String {
     )
 }
 
-fn avro_target() -> Option<AvroTarget> {
+fn avro_target() -> Option<RegistryTarget> {
+    registry_target(
+        |registry| {
+            let writer_id = register(registry, "avro_users-value", AVRO_V1, None)?;
+            register(registry, "avro_users-value", &avro_v2(), None)?;
+            Some([&[0u8][..], &writer_id.to_be_bytes()].concat())
+        },
+        "avro_users",
+        "id TEXT PRIMARY KEY, name TEXT, nickname TEXT, age INT, score DOUBLE, born DATE, \
+         seen TIMESTAMP, price DECIMAL(10, 2), active BOOLEAN, attrs JSON",
+        "avro",
+    )
+}
+
+/// The Protobuf value schema: scalar types, a repeated field, a map, a nested message
+/// and an enum (these and the bytes not declared as columns: decoded and skipped).
+const PROTO_USER: &str = "syntax = \"proto3\"; package fuzz; \
+     message User { string id = 1; optional string name = 2; int32 age = 3; \
+     double score = 4; bool active = 5; bytes photo = 6; repeated string tags = 7; \
+     map<string, int64> counts = 8; Inner inner = 9; Color color = 10; } \
+     message Inner { string note = 1; } enum Color { RED = 0; GREEN = 1; }";
+
+fn protobuf_target() -> Option<RegistryTarget> {
+    registry_target(
+        |registry| {
+            let id = register(registry, "proto_users-value", PROTO_USER, Some("PROTOBUF"))?;
+            // Message indexes [0] (the first message) are written as one zero byte.
+            Some([&[0u8][..], &id.to_be_bytes(), &[0u8]].concat())
+        },
+        "proto_users",
+        "id TEXT PRIMARY KEY, name TEXT, age INT, score DOUBLE, active BOOLEAN",
+        "protobuf",
+    )
+}
+
+/// Starts the registry fixture, registers schemas with `register_schemas` (which
+/// returns the framing of records), and prepares a decoder of table `topic` with
+/// `columns` in `format`.
+fn registry_target(
+    register_schemas: impl FnOnce(SocketAddr) -> Option<Vec<u8>>,
+    topic: &str,
+    columns: &str,
+    format: &str,
+) -> Option<RegistryTarget> {
     let manifest = env!("CARGO_MANIFEST_DIR");
     // The fuzz crate's folder, or the main crate's when the corpus is replayed there.
     let script = [
@@ -155,38 +222,42 @@ fn avro_target() -> Option<AvroTarget> {
         .read_line(&mut port)
         .ok()?;
     let address = SocketAddr::from(([127, 0, 0, 1], port.trim().parse().ok()?));
-    let writer_id = register(address, "avro_users-value", AVRO_V1)?;
-    register(address, "avro_users-value", &avro_v2())?;
+    let framing = register_schemas(address)?;
+    let ddl = format!(
+        "CREATE TABLE {topic} ({columns}) WITH (topic = '{topic}', format = '{format}', \
+         schema_registry = 'http://{address}')"
+    );
+    let Ok(Some(Ddl::Create(def))) = parse_ddl(&ddl) else {
+        panic!("the fuzz table does not parse: {ddl}");
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
-    let ddl = format!(
-        "CREATE TABLE avro_users (id TEXT PRIMARY KEY, name TEXT, nickname TEXT, age INT, \
-         score DOUBLE, born DATE, seen TIMESTAMP, price DECIMAL(10, 2), active BOOLEAN, \
-         attrs JSON) WITH (topic = 'avro_users', format = 'avro', \
-         schema_registry = 'http://{address}')"
-    );
-    let Ok(Some(Ddl::Create(def))) = parse_ddl(&ddl) else {
-        panic!("the Avro fuzz schema does not parse");
-    };
     let schema = runtime
-        .block_on(ktable::format::prepare(def.schema, "avro_users", None))
+        .block_on(ktable::format::prepare(def.schema, topic, None))
         .ok()?;
-    Some(AvroTarget {
+    Some(RegistryTarget {
         decoder: std::sync::Mutex::new(decoder_for(&schema)),
-        writer_id,
+        framing,
         _registry: child.stdin.take()?,
     })
 }
 
-/// Registers `schema` under `subject` with the fixture; returns its id.
-fn register(address: SocketAddr, subject: &str, schema: &str) -> Option<u32> {
+/// Registers `schema` (of `schema_type`, Avro if none) under `subject` with the
+/// fixture; returns its id.
+fn register(
+    address: SocketAddr,
+    subject: &str,
+    schema: &str,
+    schema_type: Option<&str>,
+) -> Option<u32> {
     let escaped = schema
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', " ");
-    let body = format!(r#"{{"schema": "{escaped}"}}"#);
+    let kind = schema_type.map_or(String::new(), |t| format!(r#", "schemaType": "{t}""#));
+    let body = format!(r#"{{"schema": "{escaped}"{kind}}}"#);
     let mut stream = TcpStream::connect(address).ok()?;
     write!(
         stream,

@@ -37,6 +37,11 @@ fn avro_records_corpus() {
 }
 
 #[test]
+fn protobuf_records_corpus() {
+    replay("protobuf_records", targets::protobuf_records);
+}
+
+#[test]
 fn ddl_corpus() {
     replay("ddl", targets::ddl);
 }
