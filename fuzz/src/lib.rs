@@ -7,15 +7,19 @@
 
 use datafusion::common::ParamValues;
 use futures::StreamExt;
+#[path = "../../tests/fixtures/registry.rs"]
+mod registry;
+
+use registry::Registry;
+
 use ktable::format::{decoder_for, JsonDecoder, RawRecord, RecordDecoder};
 use ktable::server::{serve, QueryLimits, ServerConfig};
 use ktable::sql::{
     parse_ddl, split_script, Ddl, Engine, EngineConfig, KafkaTableProvider, Output, StatementKind,
 };
 use ktable::table::columnar::ColumnarTable;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -125,13 +129,12 @@ fn decode_framed(target: Option<&RegistryTarget>, data: &[u8]) {
     }
 }
 
-/// A decoder of a table whose schemas are in the registry fixture (alive as long as
-/// `_registry`, its standard input, is open: until the process exits), and the bytes
-/// that frame a record in the schema it was written with.
+/// A decoder of a table whose schemas are in the registry fixture (alive until the
+/// process exits), and the bytes that frame a record in the schema it was written with.
 struct RegistryTarget {
     decoder: std::sync::Mutex<Box<dyn RecordDecoder>>,
     framing: Vec<u8>,
-    _registry: ChildStdin,
+    _registry: Registry,
 }
 
 /// Version 1 of the Avro value schema: every column type of the table, a nested record
@@ -162,9 +165,9 @@ fn avro_v2() -> String {
 fn avro_target() -> Option<RegistryTarget> {
     registry_target(
         |registry| {
-            let writer_id = register(registry, "avro_users-value", AVRO_V1, None)?;
-            register(registry, "avro_users-value", &avro_v2(), None)?;
-            Some([&[0u8][..], &writer_id.to_be_bytes()].concat())
+            let writer_id = registry.register("avro_users-value", AVRO_V1);
+            registry.register("avro_users-value", &avro_v2());
+            [&[0u8][..], &writer_id.to_be_bytes()].concat()
         },
         "avro_users",
         "id TEXT PRIMARY KEY, name TEXT, nickname TEXT, age INT, score DOUBLE, born DATE, \
@@ -184,9 +187,10 @@ const PROTO_USER: &str = "syntax = \"proto3\"; package fuzz; \
 fn protobuf_target() -> Option<RegistryTarget> {
     registry_target(
         |registry| {
-            let id = register(registry, "proto_users-value", PROTO_USER, Some("PROTOBUF"))?;
+            let no_imports = serde_json::json!([]);
+            let id = registry.register_protobuf("proto_users-value", PROTO_USER, no_imports);
             // Message indexes [0] (the first message) are written as one zero byte.
-            Some([&[0u8][..], &id.to_be_bytes(), &[0u8]].concat())
+            [&[0u8][..], &id.to_be_bytes(), &[0u8]].concat()
         },
         "proto_users",
         "id TEXT PRIMARY KEY, name TEXT, age INT, score DOUBLE, active BOOLEAN",
@@ -198,34 +202,17 @@ fn protobuf_target() -> Option<RegistryTarget> {
 /// returns the framing of records), and prepares a decoder of table `topic` with
 /// `columns` in `format`.
 fn registry_target(
-    register_schemas: impl FnOnce(SocketAddr) -> Option<Vec<u8>>,
+    register_schemas: impl FnOnce(&Registry) -> Vec<u8>,
     topic: &str,
     columns: &str,
     format: &str,
 ) -> Option<RegistryTarget> {
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    // The fuzz crate's folder, or the main crate's when the corpus is replayed there.
-    let script = [
-        format!("{manifest}/../tests/fixtures/schema_registry.py"),
-        format!("{manifest}/tests/fixtures/schema_registry.py"),
-    ]
-    .into_iter()
-    .find(|path| std::path::Path::new(path).exists())?;
-    let mut child = Command::new("python3")
-        .args([script.as_str(), "0", "--until-stdin-closes"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let mut port = String::new();
-    BufReader::new(child.stdout.take()?)
-        .read_line(&mut port)
-        .ok()?;
-    let address = SocketAddr::from(([127, 0, 0, 1], port.trim().parse().ok()?));
-    let framing = register_schemas(address)?;
+    let registry = Registry::start_for_the_process();
+    let framing = register_schemas(&registry);
     let ddl = format!(
         "CREATE TABLE {topic} ({columns}) WITH (topic = '{topic}', format = '{format}', \
-         schema_registry = 'http://{address}')"
+         schema_registry = '{}')",
+        registry.url()
     );
     let Ok(Some(Ddl::Create(def))) = parse_ddl(&ddl) else {
         panic!("the fuzz table does not parse: {ddl}");
@@ -240,41 +227,8 @@ fn registry_target(
     Some(RegistryTarget {
         decoder: std::sync::Mutex::new(decoder_for(&schema)),
         framing,
-        _registry: child.stdin.take()?,
+        _registry: registry,
     })
-}
-
-/// Registers `schema` (of `schema_type`, Avro if none) under `subject` with the
-/// fixture; returns its id.
-fn register(
-    address: SocketAddr,
-    subject: &str,
-    schema: &str,
-    schema_type: Option<&str>,
-) -> Option<u32> {
-    let escaped = schema
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', " ");
-    let kind = schema_type.map_or(String::new(), |t| format!(r#", "schemaType": "{t}""#));
-    let body = format!(r#"{{"schema": "{escaped}"{kind}}}"#);
-    let mut stream = TcpStream::connect(address).ok()?;
-    write!(
-        stream,
-        "POST /subjects/{subject}/versions HTTP/1.1\r\nHost: registry\r\n\
-         Content-Type: application/vnd.schemaregistry.v1+json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let id = response.split(r#""id":"#).nth(1)?;
-    id.trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Source DDL (`CREATE TABLE ... WITH (...)`, `CREATE STREAM`, `DROP`) and the
