@@ -12,7 +12,9 @@ mod registry;
 
 use registry::Registry;
 
-use ktable::format::{decoder_for, JsonDecoder, RawRecord, RecordDecoder};
+use ktable::format::{
+    decoder_for, AvroDecoder, JsonDecoder, RawRecord, RecordDecoder, SourceSchema,
+};
 use ktable::server::{serve, QueryLimits, ServerConfig};
 use ktable::sql::{
     parse_ddl, split_script, Ddl, Engine, EngineConfig, KafkaTableProvider, Output, StatementKind,
@@ -100,9 +102,10 @@ fn assert_each_record_once(outcome: &ktable::format::DecodeOutcome, count: usize
 }
 
 /// Avro record values through the Avro decoder, with schemas from the registry
-/// fixture: the bytes as a whole record (the Confluent framing itself fuzzed), and
-/// framed with the id of the schema they are read with (written with version 1, read
-/// as version 2: schema resolution runs too). Every record is a row or rejected.
+/// fixture: the bytes as a whole record (the Confluent framing itself fuzzed), framed
+/// with the id of version 1 (read as version 2: schema resolution runs), and framed
+/// with the id of version 2 (no resolution: the direct reader runs). Every record is a
+/// row or rejected, and the decoder gives what its general path alone gives.
 pub fn avro_records(data: &[u8]) {
     static TARGET: OnceLock<Option<RegistryTarget>> = OnceLock::new();
     decode_framed(TARGET.get_or_init(avro_target).as_ref(), data);
@@ -115,25 +118,64 @@ pub fn protobuf_records(data: &[u8]) {
     decode_framed(TARGET.get_or_init(protobuf_target).as_ref(), data);
 }
 
-/// Decodes `data` whole and behind `target`'s framing; every record is accounted for.
+/// Decodes `data` whole and behind each of `target`'s framings; every record is
+/// accounted for, and the target's reference decoder (if any) agrees.
 fn decode_framed(target: Option<&RegistryTarget>, data: &[u8]) {
     let Some(target) = target else {
         panic!("the registry fixture did not start (python3 tests/fixtures/schema_registry.py)");
     };
-    let framed = [target.framing.as_slice(), data].concat();
-    let records = keyed(&[data, framed.as_slice()], |_, _| b"k");
+    let framed: Vec<Vec<u8>> = target
+        .framings
+        .iter()
+        .map(|framing| [framing.as_slice(), data].concat())
+        .collect();
+    let values: Vec<&[u8]> = std::iter::once(data)
+        .chain(framed.iter().map(Vec::as_slice))
+        .collect();
+    let records = keyed(&values, |_, _| b"k");
     // The registry client is synchronous: decoding needs no runtime.
     let mut decoder = target.decoder.lock().unwrap_or_else(|e| e.into_inner());
-    if let Ok(outcome) = decoder.decode(&records) {
-        assert_each_record_once(&outcome, records.len());
+    let outcome = decoder.decode(&records);
+    if let Ok(outcome) = &outcome {
+        assert_each_record_once(outcome, records.len());
+    }
+    if let Some(reference) = &target.reference {
+        let mut reference = reference.lock().unwrap_or_else(|e| e.into_inner());
+        assert_same_outcome(&outcome, &reference.decode(&records));
     }
 }
 
+/// Two decodes of the same records gave the same rows, rejections and deletes (a
+/// rejection that prints an Avro map is compared up to the map: its entries print in
+/// hash order).
+fn assert_same_outcome(
+    a: &Result<ktable::format::DecodeOutcome, ktable::format::DecodeError>,
+    b: &Result<ktable::format::DecodeOutcome, ktable::format::DecodeError>,
+) {
+    let (a, b) = match (a, b) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(a), Err(b)) => return assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("{a:?} against {b:?}"),
+    };
+    let comparable = |rejected: &[(usize, String)]| -> Vec<(usize, String)> {
+        rejected
+            .iter()
+            .map(|(i, reason)| (*i, reason.split("Map(").next().unwrap_or("").to_string()))
+            .collect()
+    };
+    assert_eq!(a.accepted, b.accepted);
+    assert_eq!(comparable(&a.rejected), comparable(&b.rejected));
+    assert_eq!(a.deletes, b.deletes);
+    assert_eq!(format!("{:?}", a.batch), format!("{:?}", b.batch));
+}
+
 /// A decoder of a table whose schemas are in the registry fixture (alive until the
-/// process exits), and the bytes that frame a record in the schema it was written with.
+/// process exits), the bytes that frame a record in each schema it is written with,
+/// and a decoder whose answers the first must give (if any).
 struct RegistryTarget {
     decoder: std::sync::Mutex<Box<dyn RecordDecoder>>,
-    framing: Vec<u8>,
+    reference: Option<std::sync::Mutex<Box<dyn RecordDecoder>>>,
+    framings: Vec<Vec<u8>>,
     _registry: Registry,
 }
 
@@ -165,14 +207,20 @@ fn avro_v2() -> String {
 fn avro_target() -> Option<RegistryTarget> {
     registry_target(
         |registry| {
-            let writer_id = registry.register("avro_users-value", AVRO_V1);
-            registry.register("avro_users-value", &avro_v2());
-            [&[0u8][..], &writer_id.to_be_bytes()].concat()
+            let old = registry.register("avro_users-value", AVRO_V1);
+            let latest = registry.register("avro_users-value", &avro_v2());
+            let framing = |id: u32| [&[0u8][..], &id.to_be_bytes()].concat();
+            vec![framing(old), framing(latest)]
         },
         "avro_users",
         "id TEXT PRIMARY KEY, name TEXT, nickname TEXT, age INT, score DOUBLE, born DATE, \
          seen TIMESTAMP, price DECIMAL(10, 2), active BOOLEAN, attrs JSON",
         "avro",
+        |schema| {
+            let registry = schema.format().registry.clone()?;
+            let general = AvroDecoder::new(Arc::clone(schema), registry).without_direct_plans();
+            Some(Box::new(general) as Box<dyn RecordDecoder>)
+        },
     )
 }
 
@@ -190,25 +238,27 @@ fn protobuf_target() -> Option<RegistryTarget> {
             let no_imports = serde_json::json!([]);
             let id = registry.register_protobuf("proto_users-value", PROTO_USER, no_imports);
             // Message indexes [0] (the first message) are written as one zero byte.
-            [&[0u8][..], &id.to_be_bytes(), &[0u8]].concat()
+            vec![[&[0u8][..], &id.to_be_bytes(), &[0u8]].concat()]
         },
         "proto_users",
         "id TEXT PRIMARY KEY, name TEXT, age INT, score DOUBLE, active BOOLEAN",
         "protobuf",
+        |_| None,
     )
 }
 
 /// Starts the registry fixture, registers schemas with `register_schemas` (which
-/// returns the framing of records), and prepares a decoder of table `topic` with
-/// `columns` in `format`.
+/// returns the framings of records), and prepares a decoder of table `topic` with
+/// `columns` in `format`, and the `reference` decoder of its schema.
 fn registry_target(
-    register_schemas: impl FnOnce(&Registry) -> Vec<u8>,
+    register_schemas: impl FnOnce(&Registry) -> Vec<Vec<u8>>,
     topic: &str,
     columns: &str,
     format: &str,
+    reference: impl FnOnce(&Arc<SourceSchema>) -> Option<Box<dyn RecordDecoder>>,
 ) -> Option<RegistryTarget> {
     let registry = Registry::start_for_the_process();
-    let framing = register_schemas(&registry);
+    let framings = register_schemas(&registry);
     let ddl = format!(
         "CREATE TABLE {topic} ({columns}) WITH (topic = '{topic}', format = '{format}', \
          schema_registry = '{}')",
@@ -226,7 +276,8 @@ fn registry_target(
         .ok()?;
     Some(RegistryTarget {
         decoder: std::sync::Mutex::new(decoder_for(&schema)),
-        framing,
+        reference: reference(&schema).map(std::sync::Mutex::new),
+        framings,
         _registry: registry,
     })
 }

@@ -49,6 +49,18 @@ pub(super) fn rescale(unscaled: i128, from: i64, to: i64) -> Option<i128> {
     }
 }
 
+/// A value column of a record-at-a-time decoder, ready to become its Arrow array.
+pub(super) trait IntoColumn {
+    /// The array of type `data_type`.
+    fn into_column(self, data_type: &DataType) -> Result<ArrayRef, ArrowError>;
+}
+
+impl IntoColumn for Vec<Cell> {
+    fn into_column(self, data_type: &DataType) -> Result<ArrayRef, ArrowError> {
+        build(data_type, self)
+    }
+}
+
 pub(super) fn build(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, ArrowError> {
     let ints = |cells: &[Cell]| -> Vec<Option<i64>> {
         cells
@@ -117,7 +129,7 @@ pub(super) fn build(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, 
 pub(super) fn assemble(
     schema: &super::SourceSchema,
     records: &[super::RawRecord<'_>],
-    columns: Vec<Vec<Cell>>,
+    columns: Vec<impl IntoColumn>,
     accepted: Vec<usize>,
     rejected: Vec<(usize, String)>,
     deletes: Vec<usize>,
@@ -135,7 +147,7 @@ pub(super) fn assemble(
                 super::key::key_column(&key_types, key_part - 1, records, &accepted)
             }
             ColumnSource::Metadata(meta) => super::json::metadata_column(*meta, records, &accepted),
-            _ => build(field.data_type(), cells)?,
+            _ => cells.into_column(field.data_type())?,
         };
         arrays.push(array);
     }

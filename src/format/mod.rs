@@ -19,6 +19,7 @@
 
 mod avro;
 mod cells;
+mod column_buffer;
 mod connect_json;
 mod debezium;
 mod framed;

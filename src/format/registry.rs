@@ -199,6 +199,23 @@ impl SchemaRegistry {
         Ok(client)
     }
 
+    /// A client that already holds the Avro `schemas` (id, text), at an address where
+    /// nothing answers: for tests of the decoders, without a registry.
+    #[cfg(test)]
+    pub(crate) fn holding(schemas: &[(u32, &str)]) -> Arc<Self> {
+        let client = Self::new("http://127.0.0.1:9").expect("a valid URL");
+        for (id, text) in schemas {
+            let response = SchemaResponse {
+                schema: text.to_string(),
+                schema_type: None,
+                id: Some(*id),
+                references: Vec::new(),
+            };
+            client.remember(*id, response).expect("an Avro schema");
+        }
+        Arc::new(client)
+    }
+
     /// The registry's URL (without credentials).
     pub fn url(&self) -> &str {
         &self.url

@@ -2,6 +2,9 @@
 //! own functions on the normal build: every input that ever found a defect stays a
 //! regression test here, without a sanitizer build of DataFusion.
 
+// The targets load the registry fixture as `formats` does: two copies of one small
+// module, each private to its user.
+#[allow(clippy::duplicate_mod)]
 #[path = "../../fuzz/src/lib.rs"]
 mod targets;
 

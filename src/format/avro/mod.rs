@@ -9,11 +9,19 @@
 //! must cost only itself; the cells of a record are converted first and appended only
 //! when all fit, so a rejected record leaves no half row.
 //!
+//! Records that need no schema resolution (the writer schema is the reader's, or there
+//! is no reader) are read straight into the columns by a plan compiled once per writer
+//! schema (`direct`); the rest, and any record the plan cannot read exactly as the
+//! general path would, go through apache-avro's `Value`s.
+//!
 //! Nested records, arrays and maps become JSON text (as JSON columns do for JSON
 //! values): every PostgreSQL client can show and filter them with the JSON functions,
 //! where Arrow structs have no wire type most drivers understand.
 
+mod direct;
+
 use super::cells::{in_unit, rescale, Cell};
+use super::column_buffer::ColumnBuffer;
 use super::registry::{split_framing, RegisteredSchema, SchemaRegistry};
 use super::{
     ColumnSource, DecodeError, DecodeOutcome, Envelope, RawRecord, RecordDecoder, SourceSchema,
@@ -66,6 +74,11 @@ pub struct AvroDecoder {
     reader: Option<Arc<RegisteredSchema>>,
     /// Decimal scales of the declared columns, per writer schema id.
     scales: HashMap<u32, Arc<Vec<Option<i64>>>>,
+    /// The direct plan of each writer schema id seen (None: the general path reads
+    /// its records).
+    plans: HashMap<u32, Option<direct::DirectPlan>>,
+    /// False to read every record through the general path (to compare the two).
+    use_plans: bool,
 }
 
 impl AvroDecoder {
@@ -76,7 +89,33 @@ impl AvroDecoder {
             schema,
             registry,
             scales: HashMap::new(),
+            plans: HashMap::new(),
+            use_plans: true,
         }
+    }
+
+    /// This decoder reading every record through apache-avro's `Value`s, as it does
+    /// the records its direct plans cannot read: the reference the direct reader is
+    /// checked against (tests, the `avro_records` fuzz target).
+    #[doc(hidden)]
+    pub fn without_direct_plans(mut self) -> Self {
+        self.use_plans = false;
+        self
+    }
+
+    /// The direct plan for a record written with schema `id`, compiled on first use.
+    fn plan(&mut self, id: u32) -> Option<&direct::DirectPlan> {
+        if !self.plans.contains_key(&id) {
+            // A registry failure is left to the general path, which reports it.
+            let writer = self.registry.schema_for_record(id).ok()?;
+            let resolves = self.reader.as_ref().is_some_and(|r| r.id != id);
+            let plan = match writer.avro.as_ref() {
+                Some(avro) if !resolves => direct::DirectPlan::compile(avro, &self.schema),
+                _ => None,
+            };
+            self.plans.insert(id, plan);
+        }
+        self.plans.get(&id)?.as_ref()
     }
 
     fn envelope(&self) -> Envelope {
@@ -173,7 +212,10 @@ impl RecordDecoder for AvroDecoder {
     fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<DecodeOutcome, DecodeError> {
         let sources = self.schema.sources().to_vec();
         let fields: Vec<_> = self.schema.arrow().fields().iter().cloned().collect();
-        let mut columns: Vec<Vec<Cell>> = vec![Vec::with_capacity(records.len()); fields.len()];
+        let mut columns: Vec<ColumnBuffer> = fields
+            .iter()
+            .map(|f| ColumnBuffer::new(f.data_type(), records.len()))
+            .collect();
         let mut accepted = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         let mut deletes = Vec::new();
@@ -189,6 +231,28 @@ impl RecordDecoder for AvroDecoder {
                 if let Err(reason) = fits {
                     rejected.push((i, reason));
                     continue;
+                }
+            }
+            if self.use_plans {
+                if let Ok((id, payload)) = split_framing(record.value) {
+                    let rows = accepted.len();
+                    let read = self
+                        .plan(id)
+                        .and_then(|plan| plan.read(payload, &mut columns));
+                    if read.as_ref() != Some(&direct::Direct::Row) {
+                        columns.iter_mut().for_each(|c| c.truncate(rows));
+                    }
+                    match read {
+                        Some(direct::Direct::Row) => {
+                            accepted.push(i);
+                            continue;
+                        }
+                        Some(direct::Direct::Delete) => {
+                            deletes.push(i);
+                            continue;
+                        }
+                        None => {}
+                    }
                 }
             }
             let (row, scales) = match self.open(record.value) {
@@ -233,7 +297,7 @@ impl RecordDecoder for AvroDecoder {
                 Some(reason) => rejected.push((i, reason)),
                 None => {
                     for (column, cell) in columns.iter_mut().zip(cells) {
-                        column.push(cell);
+                        column.push_cell(cell);
                     }
                     accepted.push(i);
                 }
