@@ -2,7 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use ktable::config::FileConfig;
-use ktable::demo::{self, DemoCluster};
+use ktable::demo::registry::DemoRegistry;
+use ktable::demo::{self, products, DemoCluster};
 use ktable::ops::{Endpoint, Metrics, Phase};
 use ktable::server::{self, QueryLimits, ServerConfig, ServerMetrics, TlsConfig};
 use ktable::sql::{Engine, EngineConfig};
@@ -341,8 +342,25 @@ fn main() -> std::process::ExitCode {
     if let Some(interval) = settings.checkpoint_interval {
         config = config.checkpoint_interval(interval);
     }
-    if let Some(url) = &settings.schema_registry {
-        config = config.schema_registry(url);
+    // The demo's Avro table reads its schemas from a registry inside the process,
+    // unless a registry was given (which must then hold the demo's subjects).
+    let demo_registry = match (&embedded, &settings.schema_registry) {
+        (Some(_), None) => match runtime.block_on(DemoRegistry::start(products::product_schemas()))
+        {
+            Ok(registry) => Some(registry),
+            Err(error) => {
+                tracing::warn!(%error, "the demo schema registry did not start: no products table");
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Some(url) = settings
+        .schema_registry
+        .clone()
+        .or(demo_registry.as_ref().map(DemoRegistry::url))
+    {
+        config = config.schema_registry(&url);
     }
     for (key, value) in &settings.kafka {
         config = config.property(key, value);
@@ -353,7 +371,10 @@ fn main() -> std::process::ExitCode {
         // 0.5 s to become visible (benches/freshness.rs), 12 ms at p99 with 10 ms.
         config = config.property("fetch.wait.max.ms", "10");
     }
-    let result = runtime.block_on(serve(config, settings, brokers, embedded.is_some()));
+    let demo = embedded.is_some().then_some(Demo {
+        avro_table: demo_registry.is_some(),
+    });
+    let result = runtime.block_on(serve(config, settings, brokers, demo));
     drop(embedded);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -364,12 +385,19 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// What the embedded demo runs beside the server.
+struct Demo {
+    /// The Avro `products` table (its registry started).
+    avro_table: bool,
+}
+
 async fn serve(
     config: EngineConfig,
     settings: Settings,
     brokers: String,
-    with_generator: bool,
+    demo: Option<Demo>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let with_generator = demo.is_some();
     let Settings {
         sql,
         server,
@@ -412,6 +440,20 @@ async fn serve(
         }
     }
     engine.run_path(engine.context(), &sql).await?;
+    if demo.is_some_and(|d| d.avro_table) {
+        // Declared here, not in sql/: that folder also starts deployments on other
+        // brokers, which have no `products` topic and maybe no registry.
+        if let Err(error) = engine
+            .run_script(
+                engine.context(),
+                products::PRODUCTS_DDL,
+                "the demo's products table",
+            )
+            .await
+        {
+            tracing::warn!(%error, "the demo's Avro table was not declared");
+        }
+    }
     phase.send_replace(Phase::Serving);
     let stopping = Arc::clone(&engine);
     let shutdown = async move {

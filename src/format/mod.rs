@@ -29,7 +29,7 @@ mod protobuf;
 mod registry;
 mod schema;
 
-pub use avro::{columns_of as avro_columns, AvroDecoder};
+pub use avro::{columns_of as avro_columns, AvroDecoder, MAX_AVRO_ALLOCATION};
 pub use debezium::DebeziumJsonDecoder;
 pub use framed::FramedDecoder;
 pub use json::{DecodeOutcome, JsonDecoder, RawRecord};

@@ -27,7 +27,8 @@ pub(crate) async fn run(
             reason: e.to_string(),
         })?;
     tracing::info!(
-        address = %config.listen,
+        // The port chosen, when asked for port 0.
+        address = %listener.local_addr().unwrap_or(config.listen),
         tls = tls.is_some(),
         authentication = if config.users.is_empty() { "none" } else { "scram-sha-256" },
         max_connections = config.max_connections,

@@ -159,3 +159,77 @@ fn the_demo_serves_without_metrics_when_their_port_is_taken() {
     assert!(line.is_some() && alive, "the demo did not come up:\n{log}");
     assert!(log.contains("metrics endpoint is off"), "{log}");
 }
+
+/// The demo's Avro table: records in Confluent's wire format, schemas from the
+/// registry inside the process, columns taken from it (the key's `sku`, the value's
+/// enum, decimal, timestamp and array), every product loaded.
+#[test]
+fn the_demo_serves_its_avro_products_table() {
+    // A port free a moment ago: the line the demo prints names the port it was given.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (mut child, seen) = spawn_demo(&["--listen", &listen, "--http", "127.0.0.1:0"]);
+    let (log, line) = wait_for_line(&seen, "Connect with");
+    let checked = line.map(|_| {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            // The line comes as the server starts listening: connect until it does.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let address = format!("host=127.0.0.1 port={port} user=ktable dbname=ktable");
+            let (client, connection) = loop {
+                match tokio_postgres::connect(&address, tokio_postgres::NoTls).await {
+                    Ok(connected) => break connected,
+                    Err(e) if std::time::Instant::now() > deadline => return Err(e.to_string()),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            };
+            tokio::spawn(connection);
+            let count = loop {
+                let count = client
+                    .query_one("SELECT count(*) FROM products", &[])
+                    .await
+                    .map(|row| row.get::<_, i64>(0));
+                if count.as_ref().is_ok_and(|n| *n == 200) || std::time::Instant::now() > deadline {
+                    break count.map_err(|e| e.to_string())?;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            assert_eq!(count, 200, "every product");
+            let row = client
+                .query_one(
+                    "SELECT sku, name, category, price::text, stock, updated_at IS NOT NULL, \
+                     tags FROM products WHERE sku = 'sku-0007'",
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((
+                row.get::<_, String>(0),
+                row.get::<_, String>(1),
+                row.get::<_, String>(2),
+                row.get::<_, String>(3),
+                row.get::<_, i32>(4),
+                row.get::<_, bool>(5),
+                row.get::<_, String>(6),
+            ))
+        })
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let Some(Ok((sku, name, category, price, stock, updated, tags))) = checked else {
+        panic!("the products table did not load: {checked:?}\n{log}");
+    };
+    assert_eq!((sku.as_str(), name.as_str()), ("sku-0007", "Product 7"));
+    assert_eq!(category, "TOOLS");
+    assert!(
+        price
+            .split_once('.')
+            .is_some_and(|(_, cents)| cents.len() == 2),
+        "{price}"
+    );
+    assert!((0..500).contains(&stock) && updated, "{stock} {updated}");
+    assert!(tags.starts_with("[\"tools\""), "{tags}");
+}

@@ -65,8 +65,12 @@ enum Step {
         data_type: DataType,
         scale: Option<i64>,
     },
-    /// Debezium's `op`.
-    Op,
+    /// Debezium's `op`, also into the `_op` column if one is declared (a column of
+    /// `data_type`).
+    Op(Option<(usize, DataType)>),
+    /// Debezium's `source` record, its `ts_ms` and `lsn` into the `_source_ts_ms` and
+    /// `_lsn` columns.
+    Source(Vec<Step>),
     /// Debezium's `after`: the row, maybe in a union with null.
     After {
         nullable: Option<Nullable>,
@@ -219,46 +223,7 @@ impl DirectPlan {
                 }
                 row_steps(top, schema, &scales, &mut written)
             }
-            Envelope::Debezium => {
-                let names = named_records(writer);
-                let mut steps = Vec::with_capacity(top.fields.len());
-                let (mut op, mut after) = (false, false);
-                for field in &top.fields {
-                    match field.name.as_str() {
-                        "op" if matches!(field.schema, Schema::String) => {
-                            op = true;
-                            steps.push(Step::Op);
-                        }
-                        "op" => return None,
-                        "after" => {
-                            let (nullable, row) = match nullable_of(&field.schema) {
-                                Some((nullable, row)) => (Some(nullable), row),
-                                None => (None, &field.schema),
-                            };
-                            let row = match row {
-                                Schema::Record(r) => r,
-                                Schema::Ref { name } => names.get(&name.fullname(None))?,
-                                _ => return None,
-                            };
-                            if row.fields.iter().any(|f| has_ref(&f.schema)) {
-                                return None;
-                            }
-                            after = true;
-                            let steps_of_row = row_steps(row, schema, &scales, &mut written);
-                            steps.push(Step::After {
-                                nullable,
-                                steps: steps_of_row,
-                            });
-                        }
-                        _ if has_ref(&field.schema) => return None,
-                        _ => steps.push(skip_step(&field.schema)),
-                    }
-                }
-                if !(op && after) {
-                    return None;
-                }
-                steps
-            }
+            Envelope::Debezium => debezium_steps(top, writer, schema, &scales, &mut written)?,
         };
         Some(DirectPlan {
             steps,
@@ -278,7 +243,14 @@ impl DirectPlan {
         let mut row = false;
         for step in &self.steps {
             match step {
-                Step::Op => op = Some(input.string()?),
+                Step::Op(column) => {
+                    let read = input.string()?;
+                    if let Some((column, data_type)) = column {
+                        put(Scalar::Str(read), data_type, None, &mut columns[*column])?;
+                    }
+                    op = Some(read);
+                }
+                Step::Source(steps) => read_fields(steps, &mut input, columns)?,
                 Step::After { nullable, steps } => {
                     let present = match nullable {
                         None => true,
@@ -311,6 +283,101 @@ impl DirectPlan {
     }
 }
 
+/// The steps of a Debezium event: `after` into the row's columns, `op` and `source`
+/// into the metadata columns the general path fills (`_op`, `_source_ts_ms`,
+/// `_lsn`), the rest skipped. None when the event's schema is not one to follow.
+fn debezium_steps(
+    top: &RecordSchema,
+    writer: &Schema,
+    schema: &SourceSchema,
+    scales: &[Option<i64>],
+    written: &mut [bool],
+) -> Option<Vec<Step>> {
+    let names = named_records(writer);
+    // `after` first: a row field named like a metadata column is the row's.
+    let after = top.fields.iter().find(|f| f.name == "after")?;
+    let (nullable, row) = match nullable_of(&after.schema) {
+        Some((nullable, row)) => (Some(nullable), row),
+        None => (None, &after.schema),
+    };
+    let row = match row {
+        Schema::Record(r) => r,
+        Schema::Ref { name } => names.get(&name.fullname(None))?,
+        _ => return None,
+    };
+    if row.fields.iter().any(|f| has_ref(&f.schema)) {
+        return None;
+    }
+    let mut after_steps = Some(row_steps(row, schema, scales, written));
+    let fields = schema.arrow().fields();
+    // A metadata column not filled by the row: claimed by `op` or `source`. The
+    // general path fills it as a value field; a JSON column of it is left to it.
+    let claim = |name: &str, written: &mut [bool]| -> Result<Option<usize>, ()> {
+        let Some(column) = fields.iter().position(|f| f.name() == name) else {
+            return Ok(None);
+        };
+        if written[column] {
+            return Ok(None);
+        }
+        match schema.sources()[column] {
+            ColumnSource::Field => {
+                written[column] = true;
+                Ok(Some(column))
+            }
+            ColumnSource::RawJson => Err(()),
+            ColumnSource::Key | ColumnSource::Metadata(_) => Ok(None),
+        }
+    };
+    let mut steps = Vec::with_capacity(top.fields.len());
+    let mut op = false;
+    for field in &top.fields {
+        let step = match field.name.as_str() {
+            "op" if matches!(field.schema, Schema::String) => {
+                op = true;
+                let column = claim("_op", written).ok()?;
+                Step::Op(column.map(|c| (c, fields[c].data_type().clone())))
+            }
+            "op" => return None,
+            "after" => Step::After {
+                nullable,
+                steps: after_steps.take()?,
+            },
+            "source" => {
+                let ts_ms = claim("_source_ts_ms", written).ok()?;
+                let lsn = claim("_lsn", written).ok()?;
+                match (&field.schema, ts_ms.or(lsn)) {
+                    (_, None) if has_ref(&field.schema) => return None,
+                    (_, None) => skip_step(&field.schema),
+                    (Schema::Record(source), Some(_)) if !has_ref(&field.schema) => {
+                        let mut only_claimed = vec![true; written.len()];
+                        for column in ts_ms.iter().chain(&lsn) {
+                            only_claimed[*column] = false;
+                        }
+                        let steps =
+                            record_steps(source, schema, scales, &mut only_claimed, |name| {
+                                match name {
+                                    "ts_ms" => Some("_source_ts_ms"),
+                                    "lsn" => Some("_lsn"),
+                                    _ => None,
+                                }
+                            });
+                        // A claimed column the source record lacks is NULL.
+                        for column in ts_ms.iter().chain(&lsn) {
+                            written[*column] = only_claimed[*column];
+                        }
+                        Step::Source(steps)
+                    }
+                    _ => return None,
+                }
+            }
+            _ if has_ref(&field.schema) => return None,
+            _ => skip_step(&field.schema),
+        };
+        steps.push(step);
+    }
+    op.then_some(steps)
+}
+
 /// The steps of a row record's fields, marking the columns they fill in `written`.
 fn row_steps(
     record: &RecordSchema,
@@ -318,12 +385,24 @@ fn row_steps(
     scales: &[Option<i64>],
     written: &mut [bool],
 ) -> Vec<Step> {
+    record_steps(record, schema, scales, written, Some)
+}
+
+/// The steps of a record's fields, each into the column `column_of` names for it.
+fn record_steps<'r>(
+    record: &'r RecordSchema,
+    schema: &SourceSchema,
+    scales: &[Option<i64>],
+    written: &mut [bool],
+    column_of: impl Fn(&'r str) -> Option<&'r str>,
+) -> Vec<Step> {
     let fields = schema.arrow().fields();
     record
         .fields
         .iter()
         .map(|field| {
-            let column = fields.iter().position(|f| *f.name() == field.name);
+            let name = column_of(&field.name);
+            let column = name.and_then(|name| fields.iter().position(|f| f.name() == name));
             let Some(column) = column.filter(|c| !written[*c]) else {
                 return skip_step(&field.schema);
             };

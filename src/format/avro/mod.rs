@@ -61,7 +61,9 @@ pub(crate) fn read_datum(
     Ok(value)
 }
 
-/// What a record is once its envelope is opened.
+/// What a record is once its envelope is opened: a Debezium row carries the event's
+/// metadata as fields `_op`, `_source_ts_ms` and `_lsn` after its own, for the columns
+/// of those names (as the JSON envelope does).
 enum Opened {
     Row(Vec<(String, Value)>),
     Delete,
@@ -182,8 +184,25 @@ fn open_debezium(datum: Value) -> Result<Opened, String> {
                 .iter()
                 .position(|(name, _)| name == "after")
                 .ok_or("a Debezium event has an 'after' field")?;
+            let source = |name: &str| match field(&fields, "source") {
+                Some(Value::Record(source)) => field(source, name).cloned(),
+                _ => None,
+            };
+            // After the row's own fields: a row field of the same name is the row's.
+            let metadata = [
+                ("_op", Some(Value::String(op.clone()))),
+                ("_source_ts_ms", source("ts_ms")),
+                ("_lsn", source("lsn")),
+            ];
             match unwrap_union(fields.swap_remove(at).1) {
-                Value::Record(row) => Ok(Opened::Row(row)),
+                Value::Record(mut row) => {
+                    row.extend(
+                        metadata
+                            .into_iter()
+                            .map(|(name, value)| (name.to_string(), value.unwrap_or(Value::Null))),
+                    );
+                    Ok(Opened::Row(row))
+                }
                 other => Err(format!("Debezium 'after' is not a record: {other:?}")),
             }
         }

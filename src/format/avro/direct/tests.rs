@@ -220,15 +220,23 @@ fn random_case(rng: &mut SmallRng, seed: u64) -> Case {
             json!({"name": name, "type": if plain { &t.plain } else { &t.logical }})
         }).collect::<Vec<_>>()})
     };
+    // Debezium's source block, with or without the time of the change.
+    let source_ts_ms = rng.random_bool(0.5);
     let writer = |plain: bool| -> Json {
         if !debezium {
             return row(plain);
         }
+        let mut source = vec![
+            json!({"name": "lsn", "type": ["null", "long"]}),
+            json!({"name": "db", "type": "string"}),
+        ];
+        if source_ts_ms {
+            source.insert(0, json!({"name": "ts_ms", "type": "long"}));
+        }
         json!({"type": "record", "name": "Envelope", "fields": [
             {"name": "before", "type": ["null", row(plain)]},
             {"name": "after", "type": ["null", "Row"]},
-            {"name": "source", "type": {"type": "record", "name": "Source", "fields": [
-                {"name": "lsn", "type": ["null", "long"]}, {"name": "db", "type": "string"}]}},
+            {"name": "source", "type": {"type": "record", "name": "Source", "fields": source}},
             {"name": "op", "type": "string"},
             {"name": "ts_ms", "type": ["null", "long"]}]})
     };
@@ -244,6 +252,14 @@ fn random_case(rng: &mut SmallRng, seed: u64) -> Case {
         }
     }
     columns.push(("absent".to_string(), DataType::Int64, ColumnSource::Field));
+    if debezium {
+        for name in ["_op", "_source_ts_ms", "_lsn"] {
+            if rng.random_bool(0.6) {
+                let (data_type, source) = column_type(rng);
+                columns.push((name.to_string(), data_type, source));
+            }
+        }
+    }
     let on_error = if rng.random_bool(0.3) {
         ErrorPolicy::Null
     } else {
@@ -284,13 +300,16 @@ fn random_case(rng: &mut SmallRng, seed: u64) -> Case {
                 Value::Record(vec![
                     ("before".into(), Value::Union(0, Box::new(Value::Null))),
                     ("after".into(), after),
-                    (
-                        "source".into(),
-                        Value::Record(vec![
+                    ("source".into(), {
+                        let mut source = vec![
                             ("lsn".into(), Value::Union(1, Box::new(Value::Long(i)))),
                             ("db".into(), Value::String("inventory".into())),
-                        ]),
-                    ),
+                        ];
+                        if source_ts_ms {
+                            source.insert(0, ("ts_ms".into(), Value::Long(1_700_000_000_000 + i)));
+                        }
+                        Value::Record(source)
+                    }),
                     ("op".into(), Value::String(op.into())),
                     ("ts_ms".into(), Value::Union(0, Box::new(Value::Null))),
                 ])
@@ -382,4 +401,95 @@ fn the_direct_reader_gives_what_the_general_path_gives() {
         direct_rows > 4 * general_rows,
         "rows read with a plan {direct_rows}, without {general_rows}"
     );
+}
+
+/// A Debezium event in Avro fills `_op`, `_source_ts_ms` and `_lsn` (as the JSON
+/// envelope does), on both paths; a `d` event deletes.
+#[test]
+fn debezium_avro_events_carry_their_metadata_columns() {
+    let envelope = json!({"type": "record", "name": "Envelope", "fields": [
+        {"name": "before", "type": ["null", {"type": "record", "name": "Value",
+            "fields": [{"name": "id", "type": "string"}, {"name": "name", "type": "string"}]}]},
+        {"name": "after", "type": ["null", "Value"]},
+        {"name": "source", "type": {"type": "record", "name": "Source", "fields": [
+            {"name": "ts_ms", "type": "long"}, {"name": "lsn", "type": ["null", "long"]}]}},
+        {"name": "op", "type": "string"}]});
+    let text = envelope.to_string();
+    let schema = apache_avro::Schema::parse_str(&text).expect("schema");
+    let registry = SchemaRegistry::holding(&[(3, &text)]);
+    let columns = vec![
+        ("id".to_string(), DataType::Utf8, ColumnSource::Key),
+        ("name".to_string(), DataType::Utf8, ColumnSource::Field),
+        ("_op".to_string(), DataType::Utf8, ColumnSource::Field),
+        (
+            "_source_ts_ms".to_string(),
+            DataType::Int64,
+            ColumnSource::Field,
+        ),
+        ("_lsn".to_string(), DataType::Int64, ColumnSource::Field),
+    ];
+    let format = FormatSpec {
+        value: ValueFormat::Avro,
+        envelope: Envelope::Debezium,
+        keyed: true,
+        registry: Some(Arc::clone(&registry)),
+        ..FormatSpec::default()
+    };
+    let source = Arc::new(
+        SourceSchema::new(columns, ErrorPolicy::Skip)
+            .expect("schema")
+            .with_format(format),
+    );
+    let event = |op: &str, after: Option<&str>| {
+        let after = match after {
+            Some(name) => Value::Union(
+                1,
+                Box::new(Value::Record(vec![
+                    ("id".into(), Value::String("7".into())),
+                    ("name".into(), Value::String(name.into())),
+                ])),
+            ),
+            None => Value::Union(0, Box::new(Value::Null)),
+        };
+        let value = Value::Record(vec![
+            ("before".into(), Value::Union(0, Box::new(Value::Null))),
+            ("after".into(), after),
+            (
+                "source".into(),
+                Value::Record(vec![
+                    ("ts_ms".into(), Value::Long(1_700)),
+                    ("lsn".into(), Value::Union(1, Box::new(Value::Long(42)))),
+                ]),
+            ),
+            ("op".into(), Value::String(op.into())),
+        ]);
+        let datum = apache_avro::to_avro_datum(&schema, value).expect("datum");
+        [&[0u8, 0, 0, 0, 3][..], &datum].concat()
+    };
+    let values = [event("u", Some("Ada")), event("d", None)];
+    let records: Vec<RawRecord<'_>> = values
+        .iter()
+        .map(|value| RawRecord {
+            key: Some(b"7"),
+            value,
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            headers: None,
+        })
+        .collect();
+    let direct = AvroDecoder::new(Arc::clone(&source), Arc::clone(&registry));
+    let general = AvroDecoder::new(Arc::clone(&source), registry).without_direct_plans();
+    for mut decoder in [direct, general] {
+        let outcome = decoder.decode(&records).expect("decoded");
+        assert_eq!(outcome.accepted, vec![0]);
+        assert_eq!(outcome.deletes, vec![1]);
+        let text = arrow::util::pretty::pretty_format_batches(&[outcome.batch])
+            .expect("printable")
+            .to_string();
+        assert!(
+            text.contains("| 7  | Ada  | u   | 1700          | 42   |"),
+            "{text}"
+        );
+    }
 }

@@ -6,8 +6,17 @@
 //! the thread that created it, and it keeps at most 100,000 records per partition (older
 //! ones are trimmed, not compacted), so the generator writes slowly enough that the
 //! `users` history of a long session still fits.
+//!
+//! The `products` table is Avro with its schemas in a registry (`products`), served by
+//! a small registry inside the process (`registry`).
 
-use crate::kafka::{JsonSerializer, KafkaError, KafkaProducer, ProducerConfig, StringSerializer};
+pub mod products;
+pub mod registry;
+
+use crate::kafka::{
+    BytesSerializer, JsonSerializer, KafkaError, KafkaProducer, ProducerConfig, StringSerializer,
+};
+use products::{ProductEncoder, DEMO_PRODUCTS, PRODUCTS_TOPIC};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use serde_json::{json, Value};
@@ -28,12 +37,13 @@ pub struct DemoCluster {
 }
 
 impl DemoCluster {
-    /// Starts a one-broker cluster with the `users` (4 partitions) and `orders`
-    /// (2 partitions) topics.
+    /// Starts a one-broker cluster with the `users` (4 partitions), `orders`
+    /// (2 partitions) and `products` (2 partitions) topics.
     pub fn start() -> Result<Self, KafkaError> {
         let cluster = MockCluster::new(1)?;
         cluster.create_topic(USERS_TOPIC, 4, 1)?;
         cluster.create_topic(ORDERS_TOPIC, 2, 1)?;
+        cluster.create_topic(PRODUCTS_TOPIC, 2, 1)?;
         Ok(Self { cluster })
     }
 
@@ -54,21 +64,34 @@ pub fn demo_user(id: u32, version: u64) -> Value {
     })
 }
 
-/// Writes every user once, then keeps updating users, deleting one now and then, and
-/// appending orders, `rate_per_sec` records a second, until the producer fails.
+/// Writes every user and product once, then keeps updating users (deleting one now
+/// and then) and products, and appending orders, `rate_per_sec` records a second,
+/// until a producer fails.
 pub async fn run_generator(brokers: String, rate_per_sec: u32) -> Result<(), KafkaError> {
     // ProducerConfig's defaults (idempotent, acks=all) keep each user's updates in the
     // order they were made, so the demo table always shows a user's latest profile.
-    let producer: KafkaProducer<String, Value, _, _> = KafkaProducer::new(
-        ProducerConfig::new(brokers).property("linger.ms", "5"),
-        StringSerializer,
-        JsonSerializer,
-    )?;
+    let config = ProducerConfig::new(brokers).property("linger.ms", "5");
+    let producer: KafkaProducer<String, Value, _, _> =
+        KafkaProducer::new(config.clone(), StringSerializer, JsonSerializer)?;
+    let avro: KafkaProducer<Vec<u8>, Vec<u8>, _, _> =
+        KafkaProducer::new(config, BytesSerializer, BytesSerializer)?;
+    let encoder = ProductEncoder::new().map_err(avro_error)?;
+    let send_product = |number: u32, version: u64| {
+        let encoded = encoder.product(number, version, epoch_millis());
+        let avro = &avro;
+        async move {
+            let (key, value) = encoded.map_err(avro_error)?;
+            avro.send(PRODUCTS_TOPIC, Some(&key), Some(&value)).await
+        }
+    };
     for id in 0..DEMO_USERS {
         let user = demo_user(id, 0);
         producer
             .send(USERS_TOPIC, Some(&format!("user-{id}")), Some(&user))
             .await?;
+    }
+    for number in 0..DEMO_PRODUCTS {
+        send_product(number, 0).await?;
     }
     let pause = Duration::from_secs(1) / rate_per_sec.max(1);
     let mut tick = tokio::time::interval(pause);
@@ -84,6 +107,9 @@ pub async fn run_generator(brokers: String, rate_per_sec: u32) -> Result<(), Kaf
                 let user = demo_user(id, step);
                 producer.send(USERS_TOPIC, Some(&key), Some(&user)).await?;
             }
+            4 => {
+                send_product(id % DEMO_PRODUCTS, step).await?;
+            }
             _ => {
                 let order = json!({
                     "order_id": format!("order-{step}"),
@@ -98,6 +124,13 @@ pub async fn run_generator(brokers: String, rate_per_sec: u32) -> Result<(), Kaf
         }
     }
     Ok(())
+}
+
+fn avro_error(error: apache_avro::Error) -> KafkaError {
+    KafkaError::Serialization(crate::kafka::SerializationError::new(
+        "avro",
+        error.to_string(),
+    ))
 }
 
 /// Milliseconds since the epoch; orders carry it as their timestamp.
