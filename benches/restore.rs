@@ -17,7 +17,11 @@
 //! `BENCH_FORMAT=avro` writes the same users as Avro in Confluent's wire format (schema
 //! registered in `tests/fixtures/schema_registry.py`, started by the bench) and restores
 //! the SQL table with `format = 'avro'`, against the bare consumer reading those records
-//! (the typed `KTable` path is JSON only, so it is skipped).
+//! (the typed `KTable` path is JSON only, so it is skipped). `BENCH_FORMAT=protobuf`
+//! does the same with a Protobuf message of the same fields; `BENCH_FORMAT=debezium-avro`
+//! writes each user as a Debezium change event (`after`, `source`, `op`) in Avro with a
+//! struct key `{"id": ...}` in Avro, as Debezium's Avro converter does, and restores the
+//! table with `envelope = 'debezium'` and `key_format = 'avro'`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -40,8 +44,218 @@ const USER_AVRO: &str = r#"{"type": "record", "name": "User", "fields": [
     {"name": "score", "type": "double"}, {"name": "city", "type": "string"},
     {"name": "bio", "type": "string"}]}"#;
 
-/// The user of `support::user_json` as an Avro datum in Confluent's framing.
-fn user_avro(schema: &apache_avro::Schema, schema_id: u32, id: u64, version: u64) -> Vec<u8> {
+/// The Debezium key and event schemas of `BENCH_FORMAT=debezium-avro`: Debezium's
+/// PostgreSQL connector's shape (a `Value` row record, `source` block, `op`, `ts_ms`).
+const DEBEZIUM_KEY_AVRO: &str = r#"{"type": "record", "name": "Key", "namespace": "pg.public.users",
+    "fields": [{"name": "id", "type": "string"}]}"#;
+
+fn debezium_envelope_avro() -> String {
+    let row = USER_AVRO.replacen(r#""name": "User""#, r#""name": "Value""#, 1);
+    format!(
+        r#"{{"type": "record", "name": "Envelope", "namespace": "pg.public.users", "fields": [
+        {{"name": "before", "type": ["null", {row}], "default": null}},
+        {{"name": "after", "type": ["null", "Value"], "default": null}},
+        {{"name": "source", "type": {{"type": "record", "name": "Source",
+          "namespace": "io.debezium.connector.postgresql", "fields": [
+            {{"name": "version", "type": "string"}}, {{"name": "connector", "type": "string"}},
+            {{"name": "name", "type": "string"}}, {{"name": "ts_ms", "type": "long"}},
+            {{"name": "db", "type": "string"}}, {{"name": "schema", "type": "string"}},
+            {{"name": "table", "type": "string"}},
+            {{"name": "txId", "type": ["null", "long"], "default": null}},
+            {{"name": "lsn", "type": ["null", "long"], "default": null}}]}}}},
+        {{"name": "op", "type": "string"}},
+        {{"name": "ts_ms", "type": ["null", "long"], "default": null}}]}}"#
+    )
+}
+
+/// The Protobuf message of `BENCH_FORMAT=protobuf`.
+const USER_PROTO: &str = "syntax = \"proto3\"; package bench; message User { string id = 1; \
+    string name = 2; string email = 3; int32 age = 4; double score = 5; string city = 6; \
+    string bio = 7; }";
+
+/// The fields of `USER_PROTO`, for prost to encode.
+#[derive(Clone, PartialEq, prost::Message)]
+struct UserProto {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(string, tag = "2")]
+    name: String,
+    #[prost(string, tag = "3")]
+    email: String,
+    #[prost(int32, tag = "4")]
+    age: i32,
+    #[prost(double, tag = "5")]
+    score: f64,
+    #[prost(string, tag = "6")]
+    city: String,
+    #[prost(string, tag = "7")]
+    bio: String,
+}
+
+/// How `BENCH_FORMAT` writes the users.
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Avro,
+    Protobuf,
+    DebeziumAvro,
+}
+
+impl Format {
+    fn from_env() -> Self {
+        match std::env::var("BENCH_FORMAT").as_deref() {
+            Ok("json") | Err(_) => Self::Json,
+            Ok("avro") => Self::Avro,
+            Ok("protobuf") => Self::Protobuf,
+            Ok("debezium-avro") => Self::DebeziumAvro,
+            Ok(other) => panic!("BENCH_FORMAT={other}: json, avro, protobuf or debezium-avro"),
+        }
+    }
+
+    /// The `WITH` options of the SQL table.
+    fn options(self) -> &'static str {
+        match self {
+            Self::Json => "format = 'json'",
+            Self::Avro => "format = 'avro'",
+            Self::Protobuf => "format = 'protobuf'",
+            Self::DebeziumAvro => "format = 'avro', key_format = 'avro', envelope = 'debezium'",
+        }
+    }
+}
+
+/// What the users are written with: the registry's ids and the parsed Avro schemas.
+struct Writer {
+    format: Format,
+    value_id: u32,
+    key_id: u32,
+    value_schema: Option<apache_avro::Schema>,
+    key_schema: Option<apache_avro::Schema>,
+}
+
+impl Writer {
+    /// Registers the format's schemas for `topic` (always in the same order, so that
+    /// the ids match the records of an earlier run's topic).
+    fn register(format: Format, registry: Option<&registry::Registry>, topic: &str) -> Self {
+        let parse = |text: &str| Some(apache_avro::Schema::parse_str(text).expect("Avro schema"));
+        let mut writer = Writer {
+            format,
+            value_id: 0,
+            key_id: 0,
+            value_schema: None,
+            key_schema: None,
+        };
+        let Some(registry) = registry else {
+            return writer;
+        };
+        match format {
+            Format::Json => {}
+            Format::Avro => {
+                writer.value_id = registry.register(&format!("{topic}-value"), USER_AVRO);
+                writer.value_schema = parse(USER_AVRO);
+            }
+            Format::Protobuf => {
+                writer.value_id = registry.register_protobuf(
+                    &format!("{topic}-value"),
+                    USER_PROTO,
+                    serde_json::json!([]),
+                );
+            }
+            Format::DebeziumAvro => {
+                let envelope = debezium_envelope_avro();
+                writer.key_id = registry.register(&format!("{topic}-key"), DEBEZIUM_KEY_AVRO);
+                writer.value_id = registry.register(&format!("{topic}-value"), &envelope);
+                writer.key_schema = parse(DEBEZIUM_KEY_AVRO);
+                writer.value_schema = parse(&envelope);
+            }
+        }
+        writer
+    }
+
+    /// The key and value of user `id` at `version`.
+    fn record(&self, id: u64, version: u64, keys: u64) -> (Vec<u8>, Vec<u8>) {
+        use apache_avro::types::Value;
+        let key = format!("user-{id}");
+        let framed =
+            |schema_id: u32, body: Vec<u8>| [&[0u8][..], &schema_id.to_be_bytes(), &body].concat();
+        match (self.format, &self.value_schema, &self.key_schema) {
+            (Format::Avro, Some(schema), _) => (
+                key.into_bytes(),
+                framed(self.value_id, avro_datum(schema, user_avro(id, version))),
+            ),
+            (Format::Protobuf, _, _) => {
+                let user = user_proto(id, version);
+                // Message indexes [0] (the first message): one zero byte.
+                let body = [&[0u8][..], &prost::Message::encode_to_vec(&user)].concat();
+                (key.into_bytes(), framed(self.value_id, body))
+            }
+            (Format::DebeziumAvro, Some(envelope), Some(key_schema)) => {
+                let key_value = Value::Record(vec![("id".into(), Value::String(key))]);
+                let source = Value::Record(vec![
+                    ("version".into(), Value::String("3.3.1.Final".into())),
+                    ("connector".into(), Value::String("postgresql".into())),
+                    ("name".into(), Value::String("pg".into())),
+                    (
+                        "ts_ms".into(),
+                        Value::Long(1_700_000_000_000 + version as i64),
+                    ),
+                    ("db".into(), Value::String("shop".into())),
+                    ("schema".into(), Value::String("public".into())),
+                    ("table".into(), Value::String("users".into())),
+                    (
+                        "txId".into(),
+                        Value::Union(1, Box::new(Value::Long(version as i64))),
+                    ),
+                    (
+                        "lsn".into(),
+                        Value::Union(1, Box::new(Value::Long(version as i64 * 64))),
+                    ),
+                ]);
+                let op = if version < keys { "c" } else { "u" };
+                let event = Value::Record(vec![
+                    ("before".into(), Value::Union(0, Box::new(Value::Null))),
+                    (
+                        "after".into(),
+                        Value::Union(1, Box::new(user_avro(id, version))),
+                    ),
+                    ("source".into(), source),
+                    ("op".into(), Value::String(op.into())),
+                    (
+                        "ts_ms".into(),
+                        Value::Union(1, Box::new(Value::Long(1_700_000_000_000))),
+                    ),
+                ]);
+                (
+                    framed(self.key_id, avro_datum(key_schema, key_value)),
+                    framed(self.value_id, avro_datum(envelope, event)),
+                )
+            }
+            _ => (key.into_bytes(), support::user_json(id, version, 200)),
+        }
+    }
+}
+
+fn avro_datum(schema: &apache_avro::Schema, value: apache_avro::types::Value) -> Vec<u8> {
+    apache_avro::to_avro_datum(schema, value).expect("avro datum")
+}
+
+/// The user of `support::user_json` as a Protobuf message.
+fn user_proto(id: u64, version: u64) -> UserProto {
+    let json: serde_json::Value =
+        serde_json::from_slice(&support::user_json(id, version, 200)).expect("user json");
+    let text = |field: &str| json[field].as_str().unwrap_or("").to_string();
+    UserProto {
+        id: text("id"),
+        name: text("name"),
+        email: text("email"),
+        age: json["age"].as_i64().unwrap_or(0) as i32,
+        score: json["score"].as_f64().unwrap_or(0.0),
+        city: text("city"),
+        bio: text("bio"),
+    }
+}
+
+/// The user of `support::user_json` as an Avro record of `USER_AVRO`.
+fn user_avro(id: u64, version: u64) -> apache_avro::types::Value {
     use apache_avro::types::Value;
     let json: serde_json::Value =
         serde_json::from_slice(&support::user_json(id, version, 200)).expect("user json");
@@ -61,10 +275,7 @@ fn user_avro(schema: &apache_avro::Schema, schema_id: u32, id: u64, version: u64
         ("city".to_string(), text("city")),
         ("bio".to_string(), text("bio")),
     ];
-    let mut framed = vec![0];
-    framed.extend_from_slice(&schema_id.to_be_bytes());
-    framed.extend(apache_avro::to_avro_datum(schema, Value::Record(fields)).expect("avro datum"));
-    framed
+    Value::Record(fields)
 }
 
 const PARTITIONS: i32 = 4;
@@ -123,22 +334,20 @@ async fn sql_restore(
     brokers: &str,
     topic: &str,
     run: usize,
+    format: Format,
     registry: Option<&str>,
 ) -> (f64, usize) {
     let mut config = EngineConfig::new(brokers).group_id(format!("sql-{run}"));
-    let format = match registry {
-        Some(url) => {
-            config = config.schema_registry(url);
-            "avro"
-        }
-        None => "json",
-    };
+    if let Some(url) = registry {
+        config = config.schema_registry(url);
+    }
     let engine = Engine::new(config);
     let started = Instant::now();
     engine
         .sql(&format!(
             "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT, age INT, score DOUBLE, \
-             city TEXT, bio TEXT) WITH (topic = '{topic}', format = '{format}')"
+             city TEXT, bio TEXT) WITH (topic = '{topic}', {})",
+            format.options()
         ))
         .await
         .expect("create");
@@ -189,41 +398,29 @@ async fn main() {
     let keys = env_usize("BENCH_KEYS", if real { 100_000 } else { 16_000 }) as u64;
     let runs = env_usize("BENCH_RUNS", 5);
     let brokers = broker.brokers();
-    let avro = match std::env::var("BENCH_FORMAT").as_deref() {
-        Ok("avro") => true,
-        Ok("json") | Err(_) => false,
-        Ok(other) => panic!("BENCH_FORMAT={other}: json or avro"),
+    let format = Format::from_env();
+    let default_paths = if format == Format::Json {
+        "bare,ktable,sql"
+    } else {
+        "bare,sql"
     };
-    let default_paths = if avro { "bare,sql" } else { "bare,ktable,sql" };
     let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| default_paths.into());
     let runs_path = |name: &str| only.split(',').any(|p| p.trim() == name);
-    let registry = avro.then(|| registry::Registry::start(0));
+    let registry = (format != Format::Json).then(|| registry::Registry::start(0));
     let given_topic = std::env::var("BENCH_TOPIC").ok();
     let topic = given_topic
         .clone()
         .unwrap_or_else(|| format!("bench-restore-{}", std::process::id()));
-    // The fixture starts empty: the schema is registered (first, so with id 1, the id
-    // an earlier run's records carry) whether the topic is produced now or given.
-    let avro_schema = registry.as_ref().map(|registry| {
-        let schema = apache_avro::Schema::parse_str(USER_AVRO).expect("the Avro schema");
-        (
-            registry.register(&format!("{topic}-value"), USER_AVRO),
-            schema,
-        )
-    });
+    // The fixture starts empty: the schemas are registered (first, so with the ids an
+    // earlier run's records carry) whether the topic is produced now or given.
+    let writer = Writer::register(format, registry.as_ref(), &topic);
     if given_topic.is_none() {
         broker.create_topic(&topic, PARTITIONS).await;
         let produced = Instant::now();
         support::produce(
             &brokers,
             &topic,
-            (0..records as u64).map(|i| {
-                let value = match &avro_schema {
-                    Some((id, schema)) => user_avro(schema, *id, i % keys, i),
-                    None => support::user_json(i % keys, i, 200),
-                };
-                (format!("user-{}", i % keys), value)
-            }),
+            (0..records as u64).map(|i| writer.record(i % keys, i, keys)),
         )
         .await;
         eprintln!(
@@ -244,7 +441,8 @@ async fn main() {
         }
         if runs_path("sql") {
             let registry = registry.as_ref().map(registry::Registry::url);
-            let (seconds, rows) = sql_restore(&brokers, &topic, run, registry.as_deref()).await;
+            let (seconds, rows) =
+                sql_restore(&brokers, &topic, run, format, registry.as_deref()).await;
             assert_eq!(rows as u64, keys.min(records as u64));
             sql.push(seconds);
         }
@@ -262,10 +460,11 @@ async fn main() {
         broker.name(),
         support::machine()
     );
-    let values = if avro {
-        "Avro values (the ~200-byte JSON users' fields)"
-    } else {
-        "~200-byte JSON values"
+    let values = match format {
+        Format::Json => "~200-byte JSON values",
+        Format::Avro => "Avro values (the ~200-byte JSON users' fields)",
+        Format::Protobuf => "Protobuf values (the ~200-byte JSON users' fields)",
+        Format::DebeziumAvro => "Debezium change events in Avro (the users as `after`), Avro keys",
     };
     println!("  {records} records, {keys} keys, {values}, {PARTITIONS} partitions, median of {runs} runs");
     println!(

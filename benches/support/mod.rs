@@ -72,7 +72,11 @@ pub fn user_json(id: u64, version: u64, target_len: usize) -> Vec<u8> {
 }
 
 /// Produces `records` as fast as the producer allows and waits for every ack.
-pub async fn produce(brokers: &str, topic: &str, records: impl Iterator<Item = (String, Vec<u8>)>) {
+pub async fn produce<K: rdkafka::message::ToBytes>(
+    brokers: &str,
+    topic: &str,
+    records: impl Iterator<Item = (K, Vec<u8>)>,
+) {
     let producer: FutureProducer = ProducerConfig::new(brokers)
         .property("linger.ms", "20")
         .property("batch.num.messages", "10000")
