@@ -13,7 +13,7 @@ mod registry;
 use registry::Registry;
 
 use ktable::format::{
-    decoder_for, AvroDecoder, JsonDecoder, RawRecord, RecordDecoder, SourceSchema,
+    decoder_for, AvroDecoder, JsonDecoder, ProtobufDecoder, RawRecord, RecordDecoder, SourceSchema,
 };
 use ktable::server::{serve, QueryLimits, ServerConfig};
 use ktable::sql::{
@@ -112,7 +112,9 @@ pub fn avro_records(data: &[u8]) {
 }
 
 /// Protobuf record values through the Protobuf decoder, as `avro_records` does: whole,
-/// and framed with the schema's id and the message index of its first message.
+/// and framed with the schema's id and the message index of its first message (nested
+/// and repeated fields: the general path) and of its third (scalars only: the direct
+/// reader, compared with the general path).
 pub fn protobuf_records(data: &[u8]) {
     static TARGET: OnceLock<Option<RegistryTarget>> = OnceLock::new();
     decode_framed(TARGET.get_or_init(protobuf_target).as_ref(), data);
@@ -226,24 +228,35 @@ fn avro_target() -> Option<RegistryTarget> {
 
 /// The Protobuf value schema: scalar types, a repeated field, a map, a nested message
 /// and an enum (these and the bytes not declared as columns: decoded and skipped).
+/// Its third message, `Flat`, has scalar fields only: the direct reader reads it.
 const PROTO_USER: &str = "syntax = \"proto3\"; package fuzz; \
      message User { string id = 1; optional string name = 2; int32 age = 3; \
      double score = 4; bool active = 5; bytes photo = 6; repeated string tags = 7; \
      map<string, int64> counts = 8; Inner inner = 9; Color color = 10; } \
-     message Inner { string note = 1; } enum Color { RED = 0; GREEN = 1; }";
+     message Inner { string note = 1; } enum Color { RED = 0; GREEN = 1; } \
+     message Flat { string id = 1; optional string name = 2; sint32 age = 3; \
+     double score = 4; bool active = 5; fixed64 big = 6; Color color = 7; bytes photo = 8; }";
 
 fn protobuf_target() -> Option<RegistryTarget> {
     registry_target(
         |registry| {
             let no_imports = serde_json::json!([]);
             let id = registry.register_protobuf("proto_users-value", PROTO_USER, no_imports);
-            // Message indexes [0] (the first message) are written as one zero byte.
-            vec![[&[0u8][..], &id.to_be_bytes(), &[0u8]].concat()]
+            // Message indexes [0] (the first message) are written as one zero byte;
+            // [2] (`Flat`) as the zigzag count 1 and the zigzag index 2.
+            vec![
+                [&[0u8][..], &id.to_be_bytes(), &[0u8]].concat(),
+                [&[0u8][..], &id.to_be_bytes(), &[2u8, 4]].concat(),
+            ]
         },
         "proto_users",
-        "id TEXT PRIMARY KEY, name TEXT, age INT, score DOUBLE, active BOOLEAN",
+        "id TEXT PRIMARY KEY, name TEXT, age INT, score DOUBLE, active BOOLEAN, color TEXT",
         "protobuf",
-        |_| None,
+        |schema| {
+            let registry = schema.format().registry.clone()?;
+            let general = ProtobufDecoder::new(Arc::clone(schema), registry).without_direct_plans();
+            Some(Box::new(general) as Box<dyn RecordDecoder>)
+        },
     )
 }
 

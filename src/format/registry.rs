@@ -203,15 +203,26 @@ impl SchemaRegistry {
     /// nothing answers: for tests of the decoders, without a registry.
     #[cfg(test)]
     pub(crate) fn holding(schemas: &[(u32, &str)]) -> Arc<Self> {
+        Self::holding_of(None, schemas)
+    }
+
+    /// [`holding`](Self::holding) for `.proto` texts.
+    #[cfg(test)]
+    pub(crate) fn holding_protobuf(schemas: &[(u32, &str)]) -> Arc<Self> {
+        Self::holding_of(Some("PROTOBUF"), schemas)
+    }
+
+    #[cfg(test)]
+    fn holding_of(schema_type: Option<&str>, schemas: &[(u32, &str)]) -> Arc<Self> {
         let client = Self::new("http://127.0.0.1:9").expect("a valid URL");
         for (id, text) in schemas {
             let response = SchemaResponse {
                 schema: text.to_string(),
-                schema_type: None,
+                schema_type: schema_type.map(str::to_string),
                 id: Some(*id),
                 references: Vec::new(),
             };
-            client.remember(*id, response).expect("an Avro schema");
+            client.remember(*id, response).expect("a schema");
         }
         Arc::new(client)
     }
