@@ -13,10 +13,13 @@
 //! [`key_parts`] splits it again where the key columns are built and where the store
 //! encodes it.
 
+use super::avro::AvroKeyPlan;
 use super::registry::{split_framing, RegistryError, SchemaRegistry};
 use super::KeyFormat;
+use parking_lot::Mutex;
 use prost_reflect::ReflectMessage as _;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Why a key could not be read.
@@ -37,6 +40,8 @@ pub struct KeyDecoder {
     /// The key columns' names: the fields taken from a struct key.
     columns: Vec<String>,
     registry: Option<Arc<SchemaRegistry>>,
+    /// How each Avro key schema id is read without apache-avro (None: with it).
+    avro_plans: Arc<Mutex<HashMap<u32, Option<AvroKeyPlan>>>>,
 }
 
 impl KeyDecoder {
@@ -51,6 +56,7 @@ impl KeyDecoder {
             format,
             columns,
             registry,
+            avro_plans: Arc::default(),
         }
     }
 
@@ -126,6 +132,24 @@ impl KeyDecoder {
         Ok(composite_text(&parts))
     }
 
+    /// A one-column Avro key read straight from its bytes, when its schema allows
+    /// (see `AvroKeyPlan`); None leaves it to apache-avro.
+    fn avro_key_direct(&self, key: &[u8]) -> Option<String> {
+        let (id, payload) = split_framing(key).ok()?;
+        let known = self.avro_plans.lock().get(&id).copied();
+        let plan = match known {
+            Some(plan) => plan,
+            None => {
+                // Fetched without the lock: a miss may wait on the registry.
+                let schema = self.registry.as_ref()?.schema_for_record(id).ok()?;
+                let plan = schema.avro.as_ref().and_then(AvroKeyPlan::of);
+                self.avro_plans.lock().insert(id, plan);
+                plan
+            }
+        };
+        plan?.read(payload)
+    }
+
     fn avro_value(&self, key: &[u8]) -> Result<apache_avro::types::Value, KeyError> {
         let bad = |reason: String| KeyError::Bad(reason);
         let registry = self
@@ -183,7 +207,10 @@ impl KeyDecoder {
                     .map_err(|e| bad(format!("key is not JSON: {e}")))?;
                 json_key(unwrap_converter(value), column).map_err(bad)
             }
-            KeyFormat::Avro => avro_key(self.avro_value(key)?, column).map_err(bad),
+            KeyFormat::Avro => match self.avro_key_direct(key) {
+                Some(text) => Ok(text),
+                None => avro_key(self.avro_value(key)?, column).map_err(bad),
+            },
             KeyFormat::Protobuf => {
                 super::protobuf::key_text(&self.protobuf_message(key)?, column).map_err(bad)
             }
@@ -381,6 +408,92 @@ mod tests {
         ));
         let ints = KeyDecoder::new(KeyFormat::Int, vec!["id".into()], None);
         assert_eq!(ints.decode_borrowed(&7i32.to_be_bytes()).unwrap(), "7");
+    }
+
+    /// Avro keys read straight from their bytes give the general path's text, and
+    /// every key the direct read refuses (damaged, another shape) still gets the
+    /// general path's answer.
+    #[test]
+    fn avro_keys_read_directly_match_the_general_path() {
+        use apache_avro::types::Value;
+        let schemas = [
+            (1, r#""string""#),
+            (2, r#""int""#),
+            (3, r#"{"type": "long", "logicalType": "timestamp-millis"}"#),
+            (
+                4,
+                r#"{"type": "record", "name": "K", "fields": [{"name": "id", "type": "long"}]}"#,
+            ),
+            (
+                5,
+                r#"{"type": "record", "name": "K2", "fields": [
+                {"name": "tenant", "type": "string"}, {"name": "id", "type": "int"}]}"#,
+            ),
+            (
+                6,
+                r#"{"type": "record", "name": "K3", "fields": [{"name": "sku", "type": "string"}]}"#,
+            ),
+        ];
+        let registry = SchemaRegistry::holding(&schemas);
+        let values = [
+            (1u32, Value::String("user-7".into())),
+            (2, Value::Int(-42)),
+            (3, Value::TimestampMillis(1_700_000_000_000)),
+            (4, Value::Record(vec![("id".into(), Value::Long(i64::MAX))])),
+            (
+                5,
+                Value::Record(vec![
+                    ("tenant".into(), Value::String("acme".into())),
+                    ("id".into(), Value::Int(9)),
+                ]),
+            ),
+            (
+                6,
+                Value::Record(vec![("sku".into(), Value::String("é-1".into()))]),
+            ),
+        ];
+        let direct = KeyDecoder::new(
+            KeyFormat::Avro,
+            vec!["id".into()],
+            Some(Arc::clone(&registry)),
+        );
+        let mut read_directly = 0;
+        for (id, value) in values {
+            let schema =
+                apache_avro::Schema::parse_str(schemas[id as usize - 1].1).expect("schema");
+            let datum = apache_avro::to_avro_datum(&schema, value).expect("datum");
+            let framed = [&[0u8][..], &id.to_be_bytes(), &datum].concat();
+            let mut variants: Vec<Vec<u8>> =
+                vec![framed.clone(), [framed.clone(), vec![0]].concat()];
+            for cut in 5..framed.len() {
+                variants.push(framed[..cut].to_vec());
+            }
+            let mut bad_utf8 = framed.clone();
+            if let Some(last) = bad_utf8.last_mut() {
+                *last = 0xff;
+            }
+            variants.push(bad_utf8);
+            // A long where an int is declared: apache-avro refuses it.
+            let long = apache_avro::to_avro_datum(&apache_avro::Schema::Long, Value::Long(1 << 40))
+                .expect("datum");
+            variants.push([&[0u8][..], &id.to_be_bytes(), &long].concat());
+            for bytes in variants {
+                let general = direct
+                    .avro_value(&bytes)
+                    .and_then(|v| avro_key(v, "id").map_err(KeyError::Bad));
+                if let Some(text) = direct.avro_key_direct(&bytes) {
+                    read_directly += 1;
+                    assert_eq!(Ok(text), general, "schema {id}, bytes {bytes:?}");
+                }
+                assert_eq!(
+                    direct.decode(&bytes),
+                    general,
+                    "schema {id}, bytes {bytes:?}"
+                );
+            }
+        }
+        // Four schemas of six are read directly, each whole value at least.
+        assert!(read_directly >= 4, "{read_directly}");
     }
 
     #[test]

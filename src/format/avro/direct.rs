@@ -483,6 +483,57 @@ fn read_field(step: &Step, input: &mut Input<'_>, columns: &mut [ColumnBuffer]) 
     Some(())
 }
 
+/// How a one-column Avro key is read straight from its bytes: a string, int or long
+/// on its own, or as the only field of a record (what Debezium and Confluent's
+/// serializers write). The text is the general path's (`key::avro_key`).
+#[derive(Debug, Clone, Copy)]
+pub(in crate::format) enum KeyPlan {
+    Text,
+    Int,
+    Long,
+}
+
+impl KeyPlan {
+    /// The plan of key schema `schema`, if it is one of those.
+    pub(in crate::format) fn of(schema: &Schema) -> Option<Self> {
+        let scalar = |schema: &Schema| match schema {
+            Schema::String => Some(Self::Text),
+            Schema::Int | Schema::Date | Schema::TimeMillis => Some(Self::Int),
+            Schema::Long
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos => Some(Self::Long),
+            _ => None,
+        };
+        match schema {
+            Schema::Record(record) => match record.fields.as_slice() {
+                [only] => scalar(&only.schema),
+                _ => None,
+            },
+            other => scalar(other),
+        }
+    }
+
+    /// The key text of an Avro payload (the framing removed); None where the general
+    /// path must read it.
+    pub(in crate::format) fn read(self, payload: &[u8]) -> Option<String> {
+        let mut input = Input {
+            bytes: payload,
+            max_length: apache_avro::util::max_allocation_bytes(super::MAX_AVRO_ALLOCATION),
+        };
+        let text = match self {
+            Self::Text => input.string()?.to_string(),
+            Self::Int => input.int()?.to_string(),
+            Self::Long => input.long()?.to_string(),
+        };
+        input.bytes.is_empty().then_some(text)
+    }
+}
+
 /// One scalar as read, borrowing the record's bytes.
 #[derive(Debug)]
 enum Scalar<'a> {

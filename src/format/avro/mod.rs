@@ -20,6 +20,8 @@
 
 mod direct;
 
+pub(super) use direct::KeyPlan as AvroKeyPlan;
+
 use super::cells::{in_unit, rescale, Cell};
 use super::column_buffer::ColumnBuffer;
 use super::registry::{split_framing, RegisteredSchema, SchemaRegistry};
