@@ -70,8 +70,32 @@ fn flags_and_variables_win_over_the_config_file() {
     }
 }
 
+/// A demo process, killed when the test ends, also when it fails (a panic would
+/// otherwise leave it running, its generator taking a core from whatever runs next).
+struct DemoProcess(std::process::Child);
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for DemoProcess {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DemoProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// Starts the embedded demo with `args`; its log lines (stdout) arrive on the receiver.
-fn spawn_demo(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+fn spawn_demo(args: &[&str]) -> (DemoProcess, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_ktable"))
         .arg("serve")
@@ -96,7 +120,7 @@ fn spawn_demo(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<
             }
         }
     });
-    (child, seen)
+    (DemoProcess(child), seen)
 }
 
 /// Reads log lines until one contains `marker`; the log so far, and whether it came.
