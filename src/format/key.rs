@@ -313,6 +313,21 @@ pub fn key_parts(text: &str, n: usize) -> Option<Vec<String>> {
 
 /// Checks that a key's text fits the key columns of types `types`: any text for TEXT,
 /// a number in range for INT and BIGINT.
+/// Why a record's key (already rendered as text) does not fit the key columns of
+/// `types`: None when it fits or the source has no key column.
+pub(super) fn key_misfit(
+    types: &[arrow::datatypes::DataType],
+    key: Option<&[u8]>,
+) -> Option<String> {
+    if types.is_empty() {
+        return None;
+    }
+    match key.map(std::str::from_utf8) {
+        Some(Ok(key)) => key_fits(types, key).err(),
+        _ => Some("record has no key as text".to_string()),
+    }
+}
+
 pub(crate) fn key_fits(types: &[arrow::datatypes::DataType], text: &str) -> Result<(), String> {
     // One key column, the common case: the text is the part, nothing to split.
     if let [only] = types {

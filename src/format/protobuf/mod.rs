@@ -528,18 +528,10 @@ impl RecordDecoder for ProtobufDecoder {
         let mut accepted = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         let key_types = self.schema.key_types();
-        let key_type = (!key_types.is_empty()).then_some(key_types.as_slice());
         for (i, record) in records.iter().enumerate() {
-            if let Some(key_type) = key_type {
-                let key = record.key.map(std::str::from_utf8);
-                let fits = match key {
-                    Some(Ok(key)) => super::key::key_fits(key_type, key),
-                    _ => Err("record has no key as text".to_string()),
-                };
-                if let Err(reason) = fits {
-                    rejected.push((i, reason));
-                    continue;
-                }
+            if let Some(reason) = super::key::key_misfit(&key_types, record.key) {
+                rejected.push((i, reason));
+                continue;
             }
             if self.use_direct_plans
                 && self.read_direct(record.value, &mut slots, &mut columns, accepted.len())
