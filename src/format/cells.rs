@@ -49,6 +49,30 @@ pub(super) fn rescale(unscaled: i128, from: i64, to: i64) -> Option<i128> {
     }
 }
 
+/// One record's row, column by column from `cell_of(column, field)`: under
+/// `on_error = 'null'` a value that does not fit is NULL; otherwise the first that does
+/// not fit rejects the record, the reason naming its column. Written to `columns` only
+/// when every cell fits, so a rejected record leaves no half row.
+pub(super) fn push_record(
+    fields: &[arrow::datatypes::FieldRef],
+    policy: super::ErrorPolicy,
+    columns: &mut [super::column_buffer::ColumnBuffer],
+    mut cell_of: impl FnMut(usize, &arrow::datatypes::Field) -> Result<Cell, String>,
+) -> Result<(), String> {
+    let mut cells = Vec::with_capacity(fields.len());
+    for (c, field) in fields.iter().enumerate() {
+        match cell_of(c, field) {
+            Ok(cell) => cells.push(cell),
+            Err(_) if policy == super::ErrorPolicy::Null => cells.push(Cell::Null),
+            Err(reason) => return Err(format!("column {}: {reason}", field.name())),
+        }
+    }
+    for (column, cell) in columns.iter_mut().zip(cells) {
+        column.push_cell(cell);
+    }
+    Ok(())
+}
+
 /// A value column of a record-at-a-time decoder, ready to become its Arrow array.
 pub(super) trait IntoColumn {
     /// The array of type `data_type`.

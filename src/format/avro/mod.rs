@@ -22,7 +22,7 @@ mod direct;
 
 pub(super) use direct::KeyPlan as AvroKeyPlan;
 
-use super::cells::{in_unit, rescale, Cell};
+use super::cells::{in_unit, push_record, rescale, Cell};
 use super::column_buffer::ColumnBuffer;
 use super::registry::{split_framing, RegisteredSchema, SchemaRegistry};
 use super::{
@@ -280,40 +280,26 @@ impl RecordDecoder for AvroDecoder {
                 }
                 Err(Err(e)) => return Err(e),
             };
-            let mut cells = Vec::with_capacity(fields.len());
-            let mut failure = None;
-            for (c, (source, f)) in sources.iter().zip(&fields).enumerate() {
-                let cell = match source {
-                    ColumnSource::Field => match field(&row, f.name()) {
-                        None => Ok(Cell::Null),
-                        Some(v) => to_cell(v, f.data_type(), scales[c]),
+            let pushed =
+                push_record(
+                    &fields,
+                    self.schema.on_error(),
+                    &mut columns,
+                    |c, f| match sources[c] {
+                        ColumnSource::Field => match field(&row, f.name()) {
+                            None => Ok(Cell::Null),
+                            Some(v) => to_cell(v, f.data_type(), scales[c]),
+                        },
+                        ColumnSource::RawJson => match field(&row, f.name()) {
+                            None | Some(Value::Null) => Ok(Cell::Null),
+                            Some(v) => json_text(v).map(Cell::Text),
+                        },
+                        ColumnSource::Key | ColumnSource::Metadata(_) => Ok(Cell::Null),
                     },
-                    ColumnSource::RawJson => match field(&row, f.name()) {
-                        None | Some(Value::Null) => Ok(Cell::Null),
-                        Some(v) => json_text(v).map(Cell::Text),
-                    },
-                    ColumnSource::Key | ColumnSource::Metadata(_) => Ok(Cell::Null),
-                };
-                match cell {
-                    Ok(cell) => cells.push(cell),
-                    // on_error = 'null': a field that does not fit is NULL.
-                    Err(_) if self.schema.on_error() == super::ErrorPolicy::Null => {
-                        cells.push(Cell::Null)
-                    }
-                    Err(reason) => {
-                        failure = Some(format!("column {}: {reason}", f.name()));
-                        break;
-                    }
-                }
-            }
-            match failure {
-                Some(reason) => rejected.push((i, reason)),
-                None => {
-                    for (column, cell) in columns.iter_mut().zip(cells) {
-                        column.push_cell(cell);
-                    }
-                    accepted.push(i);
-                }
+                );
+            match pushed {
+                Ok(()) => accepted.push(i),
+                Err(reason) => rejected.push((i, reason)),
             }
         }
 

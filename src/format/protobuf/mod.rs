@@ -32,14 +32,12 @@
 
 mod direct;
 
-use super::cells::{rescale, Cell};
+use super::cells::{push_record, rescale, Cell};
 use super::column_buffer::ColumnBuffer;
 use super::registry::{
     blocking, split_framing, RegisteredSchema, RegistryError, SchemaKind, SchemaRegistry,
 };
-use super::{
-    ColumnSource, DecodeError, DecodeOutcome, ErrorPolicy, RawRecord, RecordDecoder, SourceSchema,
-};
+use super::{ColumnSource, DecodeError, DecodeOutcome, RawRecord, RecordDecoder, SourceSchema};
 use arrow::datatypes::{DataType, TimeUnit};
 use base64::Engine as _;
 use prost_reflect::prost::Message as _;
@@ -549,10 +547,11 @@ impl RecordDecoder for ProtobufDecoder {
             };
             let plan = self.plan(id, indexes, &message);
             let mut json = None;
-            let mut cells = Vec::with_capacity(fields.len());
-            let mut failure = None;
-            for ((source, f), field) in sources.iter().zip(&fields).zip(plan.iter()) {
-                let cell = match (source, field) {
+            let pushed = push_record(
+                &fields,
+                self.schema.on_error(),
+                &mut columns,
+                |c, f| match (&sources[c], &plan[c]) {
                     (ColumnSource::Field | ColumnSource::RawJson, None) => Ok(Cell::Null),
                     (ColumnSource::Field, Some(field)) => {
                         field_cell(&message, field, f.data_type(), &mut json)
@@ -565,25 +564,11 @@ impl RecordDecoder for ProtobufDecoder {
                         }
                     }
                     (ColumnSource::Key | ColumnSource::Metadata(_), _) => Ok(Cell::Null),
-                };
-                match cell {
-                    Ok(cell) => cells.push(cell),
-                    // on_error = 'null': a field that does not fit is NULL.
-                    Err(_) if self.schema.on_error() == ErrorPolicy::Null => cells.push(Cell::Null),
-                    Err(reason) => {
-                        failure = Some(format!("column {}: {reason}", f.name()));
-                        break;
-                    }
-                }
-            }
-            match failure {
-                Some(reason) => rejected.push((i, reason)),
-                None => {
-                    for (column, cell) in columns.iter_mut().zip(cells) {
-                        column.push_cell(cell);
-                    }
-                    accepted.push(i);
-                }
+                },
+            );
+            match pushed {
+                Ok(()) => accepted.push(i),
+                Err(reason) => rejected.push((i, reason)),
             }
         }
 
