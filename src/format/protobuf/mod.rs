@@ -456,10 +456,10 @@ impl ProtobufDecoder {
         if !known {
             let schema = self.registry.schema_for_record(id).ok()?;
             let compiled = schema.protobuf.get()?;
-            let plan = compiled
-                .message_at(indexes)
-                .ok()
-                .and_then(|message| direct::DirectPlan::compile(&message, &self.schema));
+            // Only indexes that name a message are kept: a producer writing endless
+            // made-up indexes must not grow this map (the general path rejects them).
+            let message = compiled.message_at(indexes).ok()?;
+            let plan = direct::DirectPlan::compile(&message, &self.schema);
             self.direct_plans
                 .entry(id)
                 .or_default()

@@ -250,3 +250,50 @@ fn the_direct_reader_gives_what_the_general_path_gives() {
         "rows read with a plan {direct_rows}, without {general_rows}"
     );
 }
+
+/// Records naming messages the schema does not have are rejected by the general path
+/// and leave no plan behind: made-up message indexes cannot grow the decoder.
+#[test]
+fn made_up_message_indexes_leave_no_plans() {
+    let proto = "syntax = \"proto3\"; package t; message M { string id = 1; }";
+    let registry = SchemaRegistry::holding_protobuf(&[(9, proto)]);
+    let format = FormatSpec {
+        value: ValueFormat::Protobuf,
+        keyed: true,
+        registry: Some(Arc::clone(&registry)),
+        ..FormatSpec::default()
+    };
+    let columns = vec![
+        ("k".to_string(), DataType::Utf8, ColumnSource::Key),
+        ("id".to_string(), DataType::Utf8, ColumnSource::Field),
+    ];
+    let schema = Arc::new(
+        SourceSchema::new(columns, ErrorPolicy::Skip)
+            .expect("schema")
+            .with_format(format),
+    );
+    // One good record (index [0]), then indexes [1] .. [60] (zigzag: 2, 2n).
+    let mut values = vec![vec![0u8, 0, 0, 0, 9, 0, 0x0a, 1, b'a']];
+    for n in 1..=60u8 {
+        values.push(vec![0, 0, 0, 0, 9, 2, 2 * n, 0x0a, 1, b'a']);
+    }
+    let records: Vec<RawRecord<'_>> = values
+        .iter()
+        .map(|value| RawRecord {
+            key: Some(b"k"),
+            value,
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            headers: None,
+        })
+        .collect();
+    let mut decoder = ProtobufDecoder::new(schema, registry);
+    for _ in 0..2 {
+        let outcome = decoder.decode(&records).expect("decoded");
+        assert_eq!(outcome.accepted, vec![0]);
+        assert_eq!(outcome.rejected.len(), 60);
+    }
+    let plans = decoder.direct_plans.get(&9).map_or(0, Vec::len);
+    assert_eq!(plans, 1, "one plan, for the message that exists");
+}
