@@ -14,6 +14,9 @@ pub enum KafkaError {
     /// A key or value could not be converted to or from bytes.
     #[error(transparent)]
     Serialization(#[from] SerializationError),
+    /// The queue that a source reads its partitions' records from could not be made.
+    #[error(transparent)]
+    RecordQueue(#[from] super::RecordQueueError),
     /// An operation did not complete in time.
     #[error("timed out after {after:?} while {operation}")]
     Timeout {

@@ -13,6 +13,7 @@ mod error;
 mod fetched;
 mod message;
 mod producer;
+mod record_queue;
 mod serializer;
 mod watermarks;
 
@@ -24,5 +25,6 @@ pub use error::{KafkaError, SerializationError};
 pub use fetched::FetchedRecord;
 pub use message::{Header, Message};
 pub use producer::{Delivery, KafkaProducer, Record};
+pub use record_queue::{RecordQueue, RecordQueueError};
 pub use serializer::{BytesSerializer, Deserializer, JsonSerializer, Serializer, StringSerializer};
 pub use watermarks::cached_high_watermark;

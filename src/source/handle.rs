@@ -5,7 +5,8 @@ use super::state::SourceState;
 use super::worker::Worker;
 use super::{RecordSink, RestoreOrigin, SourceError, SourceStats};
 use crate::kafka::{
-    cached_high_watermark, describe_topic, ConsumerConfig, KafkaContext, KafkaError, TopicFacts,
+    cached_high_watermark, describe_topic, ConsumerConfig, KafkaContext, KafkaError, RecordQueue,
+    TopicFacts,
 };
 use parking_lot::Mutex;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -33,6 +34,9 @@ struct Control {
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     /// Serializes `start` calls, which await metadata requests.
     starting: tokio::sync::Mutex<()>,
+    /// Where the consumer's partitions deliver their records, made at the first start
+    /// and kept across restarts (records fetched while stopped wait there).
+    records: Mutex<Option<Arc<RecordQueue>>>,
 }
 
 impl<S> Clone for Source<S> {
@@ -81,6 +85,7 @@ impl<S: RecordSink> Source<S> {
                 config: config.clone(),
                 shutdown: Mutex::new(None),
                 starting: tokio::sync::Mutex::new(()),
+                records: Mutex::new(None),
             }),
         }
     }
@@ -178,24 +183,57 @@ impl<S: RecordSink> Source<S> {
         }
     }
 
+    /// The queue the consumer's records are read from, and whether it was made now
+    /// (at the source's first start).
+    fn record_queue(&self) -> Result<(Arc<RecordQueue>, bool), KafkaError> {
+        let mut records = self.control.records.lock();
+        if let Some(queue) = &*records {
+            return Ok((Arc::clone(queue), false));
+        }
+        let queue = Arc::new(RecordQueue::new(&self.control.consumer)?);
+        *records = Some(Arc::clone(&queue));
+        Ok((queue, true))
+    }
+
     /// Assigns every partition at its position (or the beginning) and spawns the task.
     fn spawn(&self, from_beginning: bool) -> Result<(), SourceError> {
         let topic = &self.state.topic;
-        let mut assignment = TopicPartitionList::new();
-        for (partition, position) in self.state.progress.lock().positions() {
-            let offset = if from_beginning {
-                Offset::Beginning
-            } else {
-                Offset::Offset(position)
-            };
-            assignment
-                .add_partition_offset(topic, partition, offset)
+        let positions = self.state.progress.lock().positions();
+        let offset_of = |position| match from_beginning {
+            true => Offset::Beginning,
+            false => Offset::Offset(position),
+        };
+        let (records, first_start) = self.record_queue()?;
+        if first_start {
+            // Forwarded before the assignment, so that every record fetched lands in
+            // the queue.
+            records
+                .forward(topic, positions.iter().map(|&(partition, _)| partition))
                 .map_err(KafkaError::from)?;
+            let mut assignment = TopicPartitionList::new();
+            for &(partition, position) in &positions {
+                assignment
+                    .add_partition_offset(topic, partition, offset_of(position))
+                    .map_err(KafkaError::from)?;
+            }
+            self.control
+                .consumer
+                .assign(&assignment)
+                .map_err(KafkaError::from)?;
+        } else {
+            // A restart: the partitions are still assigned and forwarded. Assigning
+            // them again would stop and restart their fetchers, and librdkafka drops a
+            // queue forwarding set by the application when it stops a fetcher (and
+            // does not set it again): the records would go nowhere. A seek moves each
+            // partition back to what the sink holds (records fetched past it while
+            // stopped are dropped from the queue by the seek's version barrier).
+            for &(partition, position) in &positions {
+                self.control
+                    .consumer
+                    .seek(topic, partition, offset_of(position), Duration::ZERO)
+                    .map_err(KafkaError::from)?;
+            }
         }
-        self.control
-            .consumer
-            .assign(&assignment)
-            .map_err(KafkaError::from)?;
 
         // Metadata answered: whatever kept the start waiting has passed.
         if self.state.reachable() {
@@ -209,6 +247,7 @@ impl<S: RecordSink> Source<S> {
             state: Arc::clone(&self.state),
             sink: Arc::clone(&self.sink),
             consumer: Arc::clone(&self.control.consumer),
+            records,
             shutdown: shutdown_rx,
             consumer_failed: Default::default(),
         };
