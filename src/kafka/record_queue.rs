@@ -4,14 +4,13 @@
 //! rdkafka's `StreamConsumer::recv` hands out one record per call, and each call costs
 //! about as much as decoding a small JSON record: up to three clock reads, a waker
 //! registered and removed under a mutex, an `Arc` and an event per record. In a profile
-//! of a 10M-record restore that was 38% of the decoding stage. librdkafka can hand out
-//! everything it has fetched in one call (`rd_kafka_consume_batch_queue`), but only on a
-//! queue that carries nothing but records: the consumer's own queue also carries
-//! offset-commit replies, statistics, logs and client errors, which that call would
-//! serve the wrong way (a commit reply there aborts the process). So the partitions'
-//! fetch queues are forwarded to a queue of their own, which then holds the records
-//! and the per-partition notices (end of partition, a partition's fetch error), and the
-//! consumer's queue keeps the client-wide events, still read with `recv`.
+//! of a 10M-record restore that was 38% of the decoding stage. Here a source's
+//! partitions' fetch queues are forwarded to a queue of their own, and a batch of what
+//! is already fetched is taken from it in one go, each record straight from
+//! librdkafka's event; the consumer's own queue keeps the client-wide events
+//! (commit replies, statistics, logs, client errors), still read with `recv`.
+//! (librdkafka's `rd_kafka_consume_batch_queue` would be cheaper still, but it serves a
+//! partition's error events itself, logging them, so a deleted topic went unreported.)
 
 use super::{FetchedRecord, KafkaContext};
 use parking_lot::Mutex;
@@ -121,37 +120,28 @@ impl RecordQueue {
     }
 
     /// Takes up to `max` records and partition notices already fetched, without waiting:
-    /// `Err(PartitionEOF)` at the end of a partition, other errors as the consumer would
-    /// report them.
+    /// `Err(PartitionEOF)` at the end of a partition, other errors (a partition that
+    /// went away with its deleted topic) as the consumer would report them.
+    ///
+    /// Each is taken as a librdkafka event: `rd_kafka_consume_batch_queue` would take
+    /// them in one call, but it serves a partition's error events itself (librdkafka
+    /// logs them when no error callback is set, and rdkafka sets none), so a deleted
+    /// topic would go unreported.
     pub fn take(&self, max: usize) -> Vec<Result<FetchedRecord<'_>, RdKafkaError>> {
-        let mut raw: Vec<*mut rd::rd_kafka_message_t> = Vec::with_capacity(max);
-        // SAFETY: `raw` has room for `max` pointers; librdkafka writes `taken` of them.
-        let taken = unsafe {
-            rd::rd_kafka_consume_batch_queue(self.queue.as_ptr(), 0, raw.as_mut_ptr(), max)
-        };
-        // Negative only for a queue that is not a consumer's, which this one is.
-        let taken = usize::try_from(taken).unwrap_or(0).min(max);
-        // SAFETY: librdkafka initialized the first `taken` entries.
-        unsafe { raw.set_len(taken) };
-        raw.into_iter()
-            .filter_map(NonNull::new)
-            .map(|message| {
-                // SAFETY: a message of this queue, owned from now on by the record or
-                // destroyed here; it borrows the client, which `self` keeps alive.
-                let (error, partition) =
-                    unsafe { (message.as_ref().err, message.as_ref().partition) };
-                if error == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    return Ok(unsafe { FetchedRecord::taken(message) });
-                }
-                unsafe { rd::rd_kafka_message_destroy(message.as_ptr()) };
-                Err(match error {
-                    rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
-                        RdKafkaError::PartitionEOF(partition)
-                    }
-                    code => RdKafkaError::MessageConsumption(RDKafkaErrorCode::from(code)),
-                })
-            })
-            .collect()
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            // SAFETY: a live queue; a returned event is ours to destroy (by the record
+            // that keeps its message, or here).
+            let Some(event) =
+                NonNull::new(unsafe { rd::rd_kafka_queue_poll(self.queue.as_ptr(), 0) })
+            else {
+                break;
+            };
+            if let Some(next) = unsafe { record_of(event) } {
+                taken.push(next);
+            }
+        }
+        taken
     }
 
     /// Waits until at least one record or notice is there, then takes up to `max`.
@@ -191,5 +181,62 @@ impl Drop for RecordQueue {
             }
             rd::rd_kafka_queue_destroy(self.queue.as_ptr());
         }
+    }
+}
+
+/// The record or notice of `event`, which it takes over; `None` (the event destroyed)
+/// for an event that carries neither.
+///
+/// # Safety
+/// `event` must be an event librdkafka handed out to its receiver, of a client that
+/// outlives `'a`.
+unsafe fn record_of<'a>(
+    event: NonNull<rd::rd_kafka_event_t>,
+) -> Option<Result<FetchedRecord<'a>, RdKafkaError>> {
+    let kind = unsafe { rd::rd_kafka_event_type(event.as_ptr()) };
+    let outcome = match kind {
+        rd::RD_KAFKA_EVENT_FETCH => {
+            let message = unsafe { rd::rd_kafka_event_message_next(event.as_ptr()) };
+            match NonNull::new(message as *mut rd::rd_kafka_message_t) {
+                Some(message) => {
+                    let (error, partition) =
+                        unsafe { (message.as_ref().err, message.as_ref().partition) };
+                    if error == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                        // The record keeps the event, and frees it.
+                        return Some(Ok(unsafe { FetchedRecord::taken(event, message) }));
+                    }
+                    Some(Err(consumption_error(error, partition)))
+                }
+                None => None,
+            }
+        }
+        rd::RD_KAFKA_EVENT_ERROR => {
+            let error = unsafe { rd::rd_kafka_event_error(event.as_ptr()) };
+            let partition = unsafe {
+                let at = rd::rd_kafka_event_topic_partition(event.as_ptr());
+                if at.is_null() {
+                    -1
+                } else {
+                    let partition = (*at).partition;
+                    rd::rd_kafka_topic_partition_destroy(at);
+                    partition
+                }
+            };
+            (error != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+                .then(|| Err(consumption_error(error, partition)))
+        }
+        _ => None,
+    };
+    unsafe { rd::rd_kafka_event_destroy(event.as_ptr()) };
+    outcome
+}
+
+/// A partition's error as rdkafka's consumer reports it.
+fn consumption_error(error: rd::rd_kafka_resp_err_t, partition: i32) -> RdKafkaError {
+    match error {
+        rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
+            RdKafkaError::PartitionEOF(partition)
+        }
+        code => RdKafkaError::MessageConsumption(RDKafkaErrorCode::from(code)),
     }
 }
