@@ -14,7 +14,7 @@
 //! core while the other idled (the SQL table's restore: 4.3 s with the stages on tasks).
 //!
 //! Records are handed to the sink in batches: whatever the consumer has already fetched,
-//! up to [`MAX_BATCH`], taken from the partitions' [`RecordQueue`] in one call, so a
+//! up to [`MAX_BATCH`], taken from the partitions' [`RecordQueue`] in one go, so a
 //! sink can decode and publish many records at once while a trickle of live records is
 //! still applied one by one without waiting.
 
