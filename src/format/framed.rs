@@ -69,14 +69,7 @@ mod tests {
     use std::sync::Arc;
 
     fn record(value: &[u8]) -> RawRecord<'_> {
-        RawRecord {
-            key: Some(b"k"),
-            value,
-            partition: 0,
-            offset: 0,
-            timestamp: None,
-            headers: None,
-        }
+        RawRecord::keyed(b"k", value)
     }
 
     fn framed(json: &str) -> Vec<u8> {

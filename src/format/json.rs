@@ -36,6 +36,22 @@ pub struct RawRecord<'a> {
     pub headers: Option<&'a str>,
 }
 
+#[cfg(test)]
+impl<'a> RawRecord<'a> {
+    /// A record of `key` and `value` at partition 0, offset 0, without timestamp or
+    /// headers: what the decoders' tests feed them.
+    pub(crate) fn keyed(key: &'a [u8], value: &'a [u8]) -> Self {
+        Self {
+            key: Some(key),
+            value,
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            headers: None,
+        }
+    }
+}
+
 /// The rows decoded from a batch of records, and the records that were rejected.
 #[derive(Debug)]
 pub struct DecodeOutcome {

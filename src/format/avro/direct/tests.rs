@@ -469,14 +469,7 @@ fn debezium_avro_events_carry_their_metadata_columns() {
     let values = [event("u", Some("Ada")), event("d", None)];
     let records: Vec<RawRecord<'_>> = values
         .iter()
-        .map(|value| RawRecord {
-            key: Some(b"7"),
-            value,
-            partition: 0,
-            offset: 0,
-            timestamp: None,
-            headers: None,
-        })
+        .map(|value| RawRecord::keyed(b"7", value))
         .collect();
     let direct = AvroDecoder::new(Arc::clone(&source), Arc::clone(&registry));
     let general = AvroDecoder::new(Arc::clone(&source), registry).without_direct_plans();

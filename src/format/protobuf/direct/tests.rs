@@ -279,14 +279,7 @@ fn made_up_message_indexes_leave_no_plans() {
     }
     let records: Vec<RawRecord<'_>> = values
         .iter()
-        .map(|value| RawRecord {
-            key: Some(b"k"),
-            value,
-            partition: 0,
-            offset: 0,
-            timestamp: None,
-            headers: None,
-        })
+        .map(|value| RawRecord::keyed(b"k", value))
         .collect();
     let mut decoder = ProtobufDecoder::new(schema, registry);
     for _ in 0..2 {
