@@ -23,8 +23,10 @@
 //! subscriber that is behind reads everything ready at once, batches of batches.
 
 mod positions;
+mod shared;
 
 pub use positions::PositionColumns;
+pub use shared::{SharedResults, MAX_SHARED_RESULTS};
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};

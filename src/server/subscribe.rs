@@ -21,7 +21,10 @@
 //! (the client went away; noticed at the next change written), or when it falls
 //! behind; each ends with an error, as a cancelled PostgreSQL statement does. Both
 //! are sent alone (not in a multi-statement text), since their rows go out before the
-//! responses pgwire sends for the statements around them.
+//! responses pgwire sends for the statements around them. Their rows are encoded once
+//! per change batch for all the subscribers of the same query in the same format
+//! (`SubscriptionRows::encoded`): a hundred `psql` sessions following one table cost
+//! one encoding and a hundred writes, not a hundred encodings.
 
 use super::cancel::QueryCancel;
 use super::errors::{error_with_code, user_error};
@@ -29,6 +32,7 @@ use super::handlers::Shared;
 use super::limits::{cancelled, timed_out};
 use super::results;
 use super::session::Session;
+use crate::sql::subscribe::SubscriptionRows;
 use crate::sql::subscribe_syntax::{cursor_statement, CursorStatement};
 use crate::sql::{Prepared, SqlError, SubscribeError, SubscribeStatement};
 use arrow::array::RecordBatch;
@@ -38,12 +42,13 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion_postgres::arrow_pg::datatypes::encode_recordbatch;
 use datafusion_postgres::pgwire::api::portal::Format;
-use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyOutResponse};
 use datafusion_postgres::pgwire::messages::data::{DataRow, RowDescription};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use futures::stream::BoxStream;
 use futures::{FutureExt, Sink, SinkExt, StreamExt};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -136,6 +141,12 @@ where
         shared
             .engine
             .start_subscription(plan)
+            .map_err(|e| user_error(&e))
+    };
+    let start_shared = |plan| {
+        shared
+            .engine
+            .start_shared_subscription(plan)
             .map_err(|e| user_error(&e))
     };
     match statement {
@@ -238,7 +249,7 @@ where
             Ok(Response::Query(QueryResponse::new(fields, rows)))
         }
         SubscribeStatement::Stream(plan) => {
-            let mut rows = start(plan)?;
+            let mut rows = start_shared(plan)?;
             let options = session.format(&*client);
             let fields = results::fields(plan.schema(), format, &options)?;
             if describe {
@@ -249,15 +260,18 @@ where
                     .await?;
             }
             loop {
-                let batch = guarded(shared, started, &cancel, next_batch(&mut rows)).await?;
-                for row in encode_recordbatch(Arc::clone(&fields), batch) {
-                    client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                let batch = guarded(shared, started, &cancel, next_rows(&mut rows)).await?;
+                let encoded = batch.encoded(&fields, |rows| data_rows(&fields, rows));
+                for row in encoded.as_ref().as_ref().map_err(|e| encoding_error(e))? {
+                    client
+                        .feed(PgWireBackendMessage::DataRow(row.clone()))
+                        .await?;
                 }
                 client.flush().await?;
             }
         }
         SubscribeStatement::Copy(plan) => {
-            let mut rows = start(plan)?;
+            let mut rows = start_shared(plan)?;
             let options = session.format(&*client);
             let fields = results::fields(plan.schema(), &Format::UnifiedText, &options)?;
             let columns = fields.len();
@@ -269,17 +283,52 @@ where
                 )))
                 .await?;
             loop {
-                let batch = guarded(shared, started, &cancel, next_batch(&mut rows)).await?;
-                for row in encode_recordbatch(Arc::clone(&fields), batch) {
-                    let line = copy_text_line(&row?);
+                let batch = guarded(shared, started, &cancel, next_rows(&mut rows)).await?;
+                let encoded = batch.encoded(&fields, |rows| copy_lines(&fields, rows));
+                for line in encoded.as_ref().as_ref().map_err(|e| encoding_error(e))? {
                     client
-                        .feed(PgWireBackendMessage::CopyData(CopyData::new(line)))
+                        .feed(PgWireBackendMessage::CopyData(CopyData::new(line.clone())))
                         .await?;
                 }
                 client.flush().await?;
             }
         }
     }
+}
+
+/// Rows the subscribers of one query share, encoded once (see
+/// `SubscriptionRows::encoded`); an error is kept as its message.
+type Encoded<T> = Result<Vec<T>, String>;
+
+fn encoding_error(message: &str) -> PgWireError {
+    error_with_code("XX000", message.to_string()) // internal_error
+}
+
+/// `batch` as DataRows in the formats of `fields`.
+fn data_rows(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Encoded<DataRow> {
+    encode_recordbatch(Arc::clone(fields), batch.clone())
+        .map(|row| row.map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// `batch` as COPY text lines, one per row, slices of one buffer.
+fn copy_lines(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Encoded<Bytes> {
+    let mut buffer = BytesMut::new();
+    let mut ends = Vec::with_capacity(batch.num_rows());
+    for row in encode_recordbatch(Arc::clone(fields), batch.clone()) {
+        copy_text_line(&row.map_err(|e| e.to_string())?, &mut buffer);
+        ends.push(buffer.len());
+    }
+    let buffer = buffer.freeze();
+    let mut start = 0;
+    Ok(ends
+        .into_iter()
+        .map(|end| {
+            let line = buffer.slice(start..end);
+            start = end;
+            line
+        })
+        .collect())
 }
 
 fn subscribe_error(error: SubscribeError) -> PgWireError {
@@ -290,6 +339,27 @@ fn stream_error(error: DataFusionError) -> PgWireError {
     results::datafusion_error(&error)
 }
 
+/// The next batch of a subscription's rows with any.
+async fn next_rows(
+    rows: &mut BoxStream<'static, Result<SubscriptionRows, DataFusionError>>,
+) -> PgWireResult<SubscriptionRows> {
+    loop {
+        match rows.next().await {
+            Some(Ok(batch)) if batch.rows.num_rows() == 0 => continue,
+            Some(Ok(batch)) => return Ok(batch),
+            Some(Err(error)) => return Err(stream_error(error)),
+            None => return Err(source_dropped()),
+        }
+    }
+}
+
+fn source_dropped() -> PgWireError {
+    error_with_code(
+        "57014", // query_canceled
+        "the subscription ended: its source was dropped".into(),
+    )
+}
+
 /// The next batch with rows.
 async fn next_batch(rows: &mut SendableRecordBatchStream) -> PgWireResult<RecordBatch> {
     loop {
@@ -297,12 +367,7 @@ async fn next_batch(rows: &mut SendableRecordBatchStream) -> PgWireResult<Record
             Some(Ok(batch)) if batch.num_rows() == 0 => continue,
             Some(Ok(batch)) => return Ok(batch),
             Some(Err(error)) => return Err(stream_error(error)),
-            None => {
-                return Err(error_with_code(
-                    "57014", // query_canceled
-                    "the subscription ended: its source was dropped".into(),
-                ));
-            }
+            None => return Err(source_dropped()),
         }
     }
 }
@@ -391,11 +456,12 @@ async fn within<T>(
     }
 }
 
-/// A row in COPY's text format: its text-format fields, tab-separated, `\N` for NULL,
-/// backslash, tab and line breaks escaped, ended by a newline.
-fn copy_text_line(row: &DataRow) -> Bytes {
+/// Appends a row in COPY's text format to `line`: its text-format fields,
+/// tab-separated, `\N` for NULL, backslash, tab and line breaks escaped, ended by a
+/// newline.
+fn copy_text_line(row: &DataRow, line: &mut BytesMut) {
     let data = &row.data[..];
-    let mut line = BytesMut::with_capacity(data.len() + 8);
+    line.reserve(data.len() + 8);
     let mut at = 0;
     for field in 0..row.field_count {
         if field > 0 {
@@ -430,7 +496,6 @@ fn copy_text_line(row: &DataRow) -> Bytes {
         at = end;
     }
     line.put_u8(b'\n');
-    line.freeze()
 }
 
 #[cfg(test)]
@@ -453,7 +518,8 @@ mod tests {
 
     #[test]
     fn copy_lines_escape_and_mark_nulls() {
-        let line = copy_text_line(&row(&[Some("0"), None, Some("a\tb\\c\nd")]));
-        assert_eq!(&line[..], b"0\t\\N\ta\\tb\\\\c\\nd\n");
+        let mut line = BytesMut::from(&b"before\n"[..]);
+        copy_text_line(&row(&[Some("0"), None, Some("a\tb\\c\nd")]), &mut line);
+        assert_eq!(&line[..], b"before\n0\t\\N\ta\\tb\\\\c\\nd\n");
     }
 }

@@ -41,7 +41,6 @@ use super::SqlError;
 use crate::changefeed::{FellBehind, LogReader, NotRetained, Offsets, ReadError};
 use crate::stream::StreamChanges;
 use crate::table::columnar::{SubscribeFrom, TableChanges};
-use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchemaRef;
 use datafusion::error::DataFusionError;
@@ -50,6 +49,9 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+pub(crate) use rows::SubscriptionRows;
 use rows::{progress_rows, snapshot_rows, stream_rows, table_rows};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -269,6 +271,22 @@ impl Engine {
         &self,
         plan: &Arc<SubscribePlan>,
     ) -> Result<SendableRecordBatchStream, SqlError> {
+        let rows = self
+            .start_shared_subscription(plan)?
+            .map(|rows| rows.map(|rows| rows.rows));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&plan.schema),
+            rows,
+        )))
+    }
+
+    /// [`start_subscription`](Self::start_subscription), each batch with what the
+    /// source's other subscribers of the same query share of it (its encoding for
+    /// the wire).
+    pub(crate) fn start_shared_subscription(
+        &self,
+        plan: &Arc<SubscribePlan>,
+    ) -> Result<BoxStream<'static, Result<SubscriptionRows, DataFusionError>>, SqlError> {
         let source = self
             .registry
             .get(&plan.source)
@@ -308,11 +326,11 @@ impl Engine {
         for batch in first {
             let rows = plan.rows(&batch)?;
             if rows.num_rows() > 0 {
-                pending.push_back(snapshot_rows(plan, rows)?);
+                pending.push_back(SubscriptionRows::own(snapshot_rows(plan, rows)?));
             }
         }
         if plan.progress {
-            pending.push_back(progress_rows(plan, &offsets)?);
+            pending.push_back(SubscriptionRows::own(progress_rows(plan, &offsets)?));
         }
         let state = Subscription {
             plan: Arc::clone(plan),
@@ -320,14 +338,11 @@ impl Engine {
             pending,
             seen: offsets,
         };
-        let stream = futures::stream::unfold(state, |mut state| async move {
+        Ok(futures::stream::unfold(state, |mut state| async move {
             let batch = state.next().await?;
             Some((batch, state))
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&plan.schema),
-            stream,
-        )))
+        })
+        .boxed())
     }
 
     /// Runs `SUBSCRIBE ...` on the engine's context: see [`start_subscription`](Self::start_subscription).
@@ -386,13 +401,13 @@ struct Subscription {
     plan: Arc<SubscribePlan>,
     /// `None` once it ended with an error.
     reader: Option<Reader>,
-    pending: VecDeque<RecordBatch>,
+    pending: VecDeque<SubscriptionRows>,
     /// The last offset taken from the log, per partition.
     seen: Offsets,
 }
 
 impl Subscription {
-    async fn next(&mut self) -> Option<Result<RecordBatch, DataFusionError>> {
+    async fn next(&mut self) -> Option<Result<SubscriptionRows, DataFusionError>> {
         loop {
             if let Some(batch) = self.pending.pop_front() {
                 return Some(Ok(batch));
@@ -421,7 +436,7 @@ impl Subscription {
                 // the client is still there).
                 if !self.seen.is_empty() {
                     match progress_rows(&self.plan, &self.seen) {
-                        Ok(progress) => self.pending.push_back(progress),
+                        Ok(progress) => self.pending.push_back(SubscriptionRows::own(progress)),
                         Err(error) => return Some(Err(error)),
                     }
                 }
@@ -430,12 +445,14 @@ impl Subscription {
             match read {
                 Ok(Ok(batches)) => {
                     for (rows, touched) in batches {
-                        if rows.num_rows() > 0 {
+                        if rows.rows.num_rows() > 0 {
                             self.pending.push_back(rows);
                         }
                         if self.plan.progress && !touched.is_empty() {
                             match progress_rows(&self.plan, &touched) {
-                                Ok(progress) => self.pending.push_back(progress),
+                                Ok(progress) => {
+                                    self.pending.push_back(SubscriptionRows::own(progress))
+                                }
                                 Err(error) => return Some(Err(error)),
                             }
                         }

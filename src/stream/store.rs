@@ -4,7 +4,9 @@
 //! [`ChangeLog`] under the window's write lock, so a subscription that starts with the
 //! window sees every later record once.
 
-use crate::changefeed::{ChangeBatch, ChangeLog, LogReader, NotRetained, Offsets, PositionColumns};
+use crate::changefeed::{
+    ChangeBatch, ChangeLog, LogReader, NotRetained, Offsets, PositionColumns, SharedResults,
+};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parking_lot::RwLock;
@@ -65,6 +67,7 @@ pub struct StreamChanges {
     /// The partition and offset of each row.
     pub positions: Vec<(i32, i64)>,
     position_columns: OnceLock<PositionColumns>,
+    shared: SharedResults,
 }
 
 impl StreamChanges {
@@ -72,6 +75,11 @@ impl StreamChanges {
     pub fn position_columns(&self) -> &PositionColumns {
         self.position_columns
             .get_or_init(|| PositionColumns::of(&self.positions))
+    }
+
+    /// What subscribers make of this batch and share (see [`SharedResults`]).
+    pub fn shared(&self) -> &SharedResults {
+        &self.shared
     }
 }
 
@@ -162,6 +170,7 @@ impl StreamStore {
                 rows: batch.clone(),
                 positions: positions.to_vec(),
                 position_columns: OnceLock::new(),
+                shared: SharedResults::default(),
             });
         }
         let bytes = batch.get_array_memory_size();

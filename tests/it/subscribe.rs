@@ -488,6 +488,83 @@ async fn declare_fetch_and_copy_over_tokio_postgres() {
     assert!(line.ends_with("\tupsert\tu5\tFive\n"), "{line:?}");
 }
 
+/// The next `n` lines of a `COPY (SUBSCRIBE ...)`, without their position columns
+/// (which change between runs), sorted.
+async fn copy_changes<S>(copy: &mut std::pin::Pin<Box<S>>, n: usize) -> Vec<String>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, tokio_postgres::Error>>,
+{
+    let mut lines = Vec::new();
+    while lines.len() < n {
+        let chunk = tokio::time::timeout(READY_TIMEOUT, copy.next())
+            .await
+            .expect("a change")
+            .expect("not ended")
+            .expect("copy data");
+        let line = String::from_utf8(chunk.to_vec()).expect("utf-8");
+        let fields: Vec<&str> = line.trim_end_matches('\n').split('\t').collect();
+        assert!(
+            fields[0] != "\\N" && fields[1] != "\\N",
+            "positions set: {line:?}"
+        );
+        lines.push(fields[2..].join("\t"));
+    }
+    lines.sort();
+    lines
+}
+
+/// Subscribers of the same query share the rows made of each change batch and their
+/// encoding; subscribers of other queries (another filter, another select list) must
+/// still get their own rows, never a neighbour's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_of_one_query_share_and_other_queries_get_their_own_rows() {
+    let broker = Broker::start();
+    let server = start_with(&broker, ServerConfig::default()).await;
+    let queries = [
+        "SELECT id, name FROM users",
+        "SELECT id, name FROM users",
+        "SELECT id, name FROM users WHERE age >= 30",
+        "SELECT id, lower(name) FROM users",
+        "SELECT id, name, age FROM users",
+    ];
+    let mut copies = Vec::new();
+    for query in queries {
+        let client = connect_as(&server, "ktable", "").await.expect("connect");
+        let copy = client
+            .copy_out(&format!(
+                "COPY (SUBSCRIBE ({query}) WITH (SNAPSHOT = false)) TO STDOUT"
+            ))
+            .await
+            .expect("copy out");
+        copies.push((client, Box::pin(copy)));
+    }
+    produce_users(
+        &server,
+        &broker,
+        &[
+            json_record("u10", json!({"name": "Old", "age": 40})),
+            json_record("u11", json!({"name": "Young", "age": 20})),
+            tombstone("u1"),
+        ],
+    )
+    .await;
+    let expected: [&[&str]; 5] = [
+        &["delete\tu1\t\\N", "upsert\tu10\tOld", "upsert\tu11\tYoung"],
+        &["delete\tu1\t\\N", "upsert\tu10\tOld", "upsert\tu11\tYoung"],
+        // An upsert the filter turns away is a delete of its key.
+        &["delete\tu1\t\\N", "delete\tu11\t\\N", "upsert\tu10\tOld"],
+        &["delete\tu1\t\\N", "upsert\tu10\told", "upsert\tu11\tyoung"],
+        &[
+            "delete\tu1\t\\N\t\\N",
+            "upsert\tu10\tOld\t40",
+            "upsert\tu11\tYoung\t20",
+        ],
+    ];
+    for ((query, (_client, copy)), expected) in queries.iter().zip(&mut copies).zip(expected) {
+        assert_eq!(copy_changes(copy, 3).await, expected, "{query}");
+    }
+}
+
 /// A driver reading a bare SUBSCRIBE a few rows at a time (an Execute with a row
 /// limit: pgjdbc's fetch size, tokio-postgres' `query_portal`) gets that many rows
 /// per Execute, the snapshot first and then changes as they come; closing the portal

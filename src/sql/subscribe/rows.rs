@@ -5,12 +5,14 @@
 //! rows, the position columns, which changes are new) is made once per batch by the
 //! store (`TableChanges::as_rows`, `StreamChanges::position_columns`); per subscriber
 //! remain its filter, its select list and the op column, so a hundred subscribers cost
-//! ingestion little more than one.
+//! ingestion little more than one. Subscribers of the same query share those too, and
+//! the encoding of the rows for the wire (`SubscriptionRows::encoded`), when they
+//! receive the whole batch (a subscriber that resumed mid-batch makes its own).
 
 use super::SubscribePlan;
-use crate::changefeed::{Offsets, PositionColumns};
+use crate::changefeed::{Offsets, PositionColumns, SharedResults};
 use crate::stream::StreamChanges;
-use crate::table::columnar::TableChanges;
+use crate::table::columnar::{ChangeRows, TableChanges};
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch,
     StringArray,
@@ -20,9 +22,99 @@ use arrow::compute::kernels::nullif::nullif;
 use arrow::compute::{filter, filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::Schema;
 use datafusion::error::DataFusionError;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// A batch of a subscription's rows, with what the subscribers of the same query
+/// share of it.
+pub(crate) struct SubscriptionRows {
+    /// The rows.
+    pub(crate) rows: RecordBatch,
+    shared: Option<Arc<SharedRows>>,
+}
+
+/// One change batch's rows for one query, kept in the batch for every subscriber of
+/// that query, with the encodings made of them.
+struct SharedRows {
+    plan: Arc<SubscribePlan>,
+    rows: OnceLock<Result<RecordBatch, String>>,
+    encodings: SharedResults,
+}
+
+/// One encoding of shared rows, for the format `F` it was made in.
+struct Encoding<F, T> {
+    format: F,
+    encoded: OnceLock<Arc<T>>,
+}
+
+impl SubscriptionRows {
+    /// Rows of this subscriber's own (a snapshot, progress, a partly seen batch).
+    pub(super) fn own(rows: RecordBatch) -> Self {
+        Self { rows, shared: None }
+    }
+
+    /// `encode(rows)`: made once per `format` by the first subscriber of this query
+    /// that asks, then shared with the others that receive the same batch.
+    pub(crate) fn encoded<F, T>(&self, format: &F, encode: impl FnOnce(&RecordBatch) -> T) -> Arc<T>
+    where
+        F: PartialEq + Clone + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+    {
+        let Some(shared) = &self.shared else {
+            return Arc::new(encode(&self.rows));
+        };
+        let encoding = shared.encodings.entry(
+            |e: &Encoding<F, T>| e.format == *format,
+            || Encoding {
+                format: format.clone(),
+                encoded: OnceLock::new(),
+            },
+        );
+        Arc::clone(
+            encoding
+                .encoded
+                .get_or_init(|| Arc::new(encode(&self.rows))),
+        )
+    }
+}
+
+/// `make`'s rows, or those another subscriber of the same query made of the batch
+/// whose shared results are `shared`.
+fn shared_rows(
+    plan: &Arc<SubscribePlan>,
+    shared: &SharedResults,
+    make: impl FnOnce() -> Result<RecordBatch, DataFusionError>,
+) -> Result<SubscriptionRows, DataFusionError> {
+    let entry = shared.entry(
+        |e: &SharedRows| e.plan.same_rows(plan),
+        || SharedRows {
+            plan: Arc::clone(plan),
+            rows: OnceLock::new(),
+            encodings: SharedResults::default(),
+        },
+    );
+    let rows = entry
+        .rows
+        .get_or_init(|| make().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(DataFusionError::Execution)?;
+    Ok(SubscriptionRows {
+        rows,
+        shared: Some(entry),
+    })
+}
 
 impl SubscribePlan {
+    /// Whether `other` makes the same rows of the same changes: the same source,
+    /// filter, select list and columns (its options, which decide where it starts,
+    /// do not matter).
+    fn same_rows(&self, other: &SubscribePlan) -> bool {
+        self.source == other.source
+            && self.schema == other.schema
+            && self.key_output == other.key_output
+            && self.filter == other.filter
+            && self.projection == other.projection
+    }
+
     /// The filter's verdict on each row of `values` (NULL counts as no); `None`
     /// without a filter.
     fn verdict(&self, values: &RecordBatch) -> Result<Option<BooleanArray>, DataFusionError> {
@@ -137,24 +229,36 @@ fn position_rows(
 /// A table's applied batch as subscription rows, and the last offset per partition
 /// it moved the subscriber to.
 pub(super) fn table_rows(
-    plan: &SubscribePlan,
+    plan: &Arc<SubscribePlan>,
     batch: &TableChanges,
     seen: &mut Offsets,
-) -> Result<(RecordBatch, Offsets), DataFusionError> {
+) -> Result<(SubscriptionRows, Offsets), DataFusionError> {
+    let changes = batch.as_rows()?;
+    let mut touched = Offsets::new();
+    let rows = match changes.positions.take_unseen(seen, &mut touched) {
+        None => shared_rows(plan, batch.shared(), || table_rows_of(plan, changes, None))?,
+        Some(new) => SubscriptionRows::own(table_rows_of(plan, changes, Some(&new))?),
+    };
+    Ok((rows, touched))
+}
+
+/// The rows of the changes `new` says (all when `None`) of a table's batch.
+fn table_rows_of(
+    plan: &SubscribePlan,
+    changes: &ChangeRows,
+    new: Option<&BooleanArray>,
+) -> Result<RecordBatch, DataFusionError> {
     let key_output = plan.key_output.as_deref().ok_or_else(|| {
         DataFusionError::Internal("a table subscription without a key column".into())
     })?;
-    let changes = batch.as_rows()?;
-    let mut touched = Offsets::new();
-    let new = changes.positions.take_unseen(seen, &mut touched);
-    let (rows, deleted) = match &new {
+    let (rows, deleted) = match new {
         None => (changes.rows.clone(), changes.deleted.clone()),
         Some(new) => (
             filter_record_batch(&changes.rows, new)?,
             filter(&changes.deleted, new)?.as_boolean().clone(),
         ),
     };
-    let (partitions, offsets) = position_rows(&changes.positions, new.as_ref())?;
+    let (partitions, offsets) = position_rows(&changes.positions, new)?;
     // An upsert whose row the filter turns away is a delete of its key: the key is
     // not (or no longer) in the subscription's rows.
     let removed = match plan.verdict(&rows)? {
@@ -182,24 +286,37 @@ pub(super) fn table_rows(
             "upsert"
         }
     });
-    Ok((with_meta(plan, partitions, offsets, ops, columns)?, touched))
+    with_meta(plan, partitions, offsets, ops, columns)
 }
 
 /// A stream's appended batch as subscription rows, and the last offset per partition
 /// it moved the subscriber to.
 pub(super) fn stream_rows(
-    plan: &SubscribePlan,
+    plan: &Arc<SubscribePlan>,
     batch: &StreamChanges,
     seen: &mut Offsets,
-) -> Result<(RecordBatch, Offsets), DataFusionError> {
+) -> Result<(SubscriptionRows, Offsets), DataFusionError> {
     let positions = batch.position_columns();
     let mut touched = Offsets::new();
-    let new = positions.take_unseen(seen, &mut touched);
-    let values = match &new {
+    let rows = match positions.take_unseen(seen, &mut touched) {
+        None => shared_rows(plan, batch.shared(), || stream_rows_of(plan, batch, None))?,
+        Some(new) => SubscriptionRows::own(stream_rows_of(plan, batch, Some(&new))?),
+    };
+    Ok((rows, touched))
+}
+
+/// The rows of the records `new` says (all when `None`) of a stream's batch.
+fn stream_rows_of(
+    plan: &SubscribePlan,
+    batch: &StreamChanges,
+    new: Option<&BooleanArray>,
+) -> Result<RecordBatch, DataFusionError> {
+    let positions = batch.position_columns();
+    let values = match new {
         None => batch.rows.clone(),
         Some(new) => filter_record_batch(&batch.rows, new)?,
     };
-    let (partitions, offsets) = position_rows(positions, new.as_ref())?;
+    let (partitions, offsets) = position_rows(positions, new)?;
     let pass = plan.verdict(&values)?;
     let (values, partitions, offsets) = match &pass {
         Some(pass) => (
@@ -211,8 +328,5 @@ pub(super) fn stream_rows(
     };
     let n = values.num_rows();
     let columns = plan.project(&values)?;
-    Ok((
-        with_meta(plan, partitions, offsets, ops(n, |_| "insert"), columns)?,
-        touched,
-    ))
+    with_meta(plan, partitions, offsets, ops(n, |_| "insert"), columns)
 }

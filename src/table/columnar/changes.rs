@@ -3,7 +3,7 @@
 //! reads the batch and shared by all the others (a hundred subscribers to one table
 //! must not convert every batch a hundred times).
 
-use crate::changefeed::{ChangeBatch, PositionColumns};
+use crate::changefeed::{ChangeBatch, PositionColumns, SharedResults};
 use arrow::array::{
     new_null_array, Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array,
 };
@@ -38,6 +38,7 @@ pub struct TableChanges {
     pub positions: Vec<(i32, i64)>,
     key_columns: Arc<[usize]>,
     as_rows: OnceLock<Result<ChangeRows, String>>,
+    shared: SharedResults,
 }
 
 /// A batch's changes as rows of the table's columns, one per change, in order: an
@@ -75,7 +76,13 @@ impl TableChanges {
             positions,
             key_columns,
             as_rows: OnceLock::new(),
+            shared: SharedResults::default(),
         }
+    }
+
+    /// What subscribers make of this batch and share (see [`SharedResults`]).
+    pub fn shared(&self) -> &SharedResults {
+        &self.shared
     }
 
     /// The changes as rows (see [`ChangeRows`]), made by the first caller.
