@@ -103,6 +103,24 @@ fn shared_rows(
     })
 }
 
+/// The rows `rows_of` makes of the changes at `positions` that the subscriber has not
+/// seen, and the last offset per partition they move it to. When it has seen none of
+/// them (the usual case), the rows are those every subscriber of its query shares.
+fn unseen_rows(
+    plan: &Arc<SubscribePlan>,
+    positions: &PositionColumns,
+    shared: &SharedResults,
+    seen: &mut Offsets,
+    rows_of: impl Fn(Option<&BooleanArray>) -> Result<RecordBatch, DataFusionError>,
+) -> Result<(SubscriptionRows, Offsets), DataFusionError> {
+    let mut touched = Offsets::new();
+    let rows = match positions.take_unseen(seen, &mut touched) {
+        None => shared_rows(plan, shared, || rows_of(None))?,
+        Some(new) => SubscriptionRows::own(rows_of(Some(&new))?),
+    };
+    Ok((rows, touched))
+}
+
 impl SubscribePlan {
     /// Whether `other` makes the same rows of the same changes: the same source,
     /// filter, select list and columns (its options, which decide where it starts,
@@ -234,12 +252,9 @@ pub(super) fn table_rows(
     seen: &mut Offsets,
 ) -> Result<(SubscriptionRows, Offsets), DataFusionError> {
     let changes = batch.as_rows()?;
-    let mut touched = Offsets::new();
-    let rows = match changes.positions.take_unseen(seen, &mut touched) {
-        None => shared_rows(plan, batch.shared(), || table_rows_of(plan, changes, None))?,
-        Some(new) => SubscriptionRows::own(table_rows_of(plan, changes, Some(&new))?),
-    };
-    Ok((rows, touched))
+    unseen_rows(plan, &changes.positions, batch.shared(), seen, |new| {
+        table_rows_of(plan, changes, new)
+    })
 }
 
 /// The rows of the changes `new` says (all when `None`) of a table's batch.
@@ -296,13 +311,13 @@ pub(super) fn stream_rows(
     batch: &StreamChanges,
     seen: &mut Offsets,
 ) -> Result<(SubscriptionRows, Offsets), DataFusionError> {
-    let positions = batch.position_columns();
-    let mut touched = Offsets::new();
-    let rows = match positions.take_unseen(seen, &mut touched) {
-        None => shared_rows(plan, batch.shared(), || stream_rows_of(plan, batch, None))?,
-        Some(new) => SubscriptionRows::own(stream_rows_of(plan, batch, Some(&new))?),
-    };
-    Ok((rows, touched))
+    unseen_rows(
+        plan,
+        batch.position_columns(),
+        batch.shared(),
+        seen,
+        |new| stream_rows_of(plan, batch, new),
+    )
 }
 
 /// The rows of the records `new` says (all when `None`) of a stream's batch.
