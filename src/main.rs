@@ -465,18 +465,11 @@ async fn serve(
     };
     let listening = server::serve_counted(Arc::clone(&engine), &server, server_metrics, shutdown);
     tokio::pin!(listening);
-    let user = server.users.first().map_or("ktable", |u| u.name.as_str());
-    let ssl = if server.tls.is_some() {
-        " sslmode=require"
-    } else {
-        ""
-    };
+    // How to connect is said by the server once it listens (with the port it got).
     tracing::info!(
-        "serving {} source(s) on {}. Connect with:  psql \"host={} port={} user={user} dbname=ktable{ssl}\"",
+        "serving {} source(s) on {}",
         engine.sources().len(),
-        server.listen,
-        server.listen.ip(),
-        server.listen.port(),
+        server.listen
     );
     if let Some(url) = &http_url {
         tracing::info!("metrics at {url} (health: /healthz, readiness: /readyz)");

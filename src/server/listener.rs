@@ -7,10 +7,27 @@ use super::connection::{self, Timeouts};
 use super::slots::Slots;
 use super::{KtableHandlers, ServerConfig, ServerError};
 use datafusion_postgres::pgwire::tokio::TlsAcceptor;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+/// The psql command that connects to the server listening on `address`: said once
+/// the listener is bound, so that it names the port the system chose for port 0.
+fn psql_hint(address: SocketAddr, config: &ServerConfig, tls: bool) -> String {
+    let host = if address.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        address.ip().to_string()
+    };
+    let user = config.users.first().map_or("ktable", |u| u.name.as_str());
+    let ssl = if tls { " sslmode=require" } else { "" };
+    format!(
+        "psql \"host={host} port={} user={user} dbname=ktable{ssl}\"",
+        address.port()
+    )
+}
 
 /// Accepts connections until `stopping` turns true, then waits up to the shutdown
 /// grace period for the connections to end and ends the rest.
@@ -26,16 +43,18 @@ pub(crate) async fn run(
             address: config.listen,
             reason: e.to_string(),
         })?;
+    // The port chosen, when asked for port 0.
+    let address = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(
-        // The port chosen, when asked for port 0.
-        address = %listener.local_addr().unwrap_or(config.listen),
+        %address,
         tls = tls.is_some(),
         authentication = if config.users.is_empty() { "none" } else { "scram-sha-256" },
         max_connections = config.max_connections,
         max_connections_per_address = config.max_connections_per_address,
         authentication_timeout = ?config.authentication_timeout,
         idle_session_timeout = ?config.idle_session_timeout,
-        "accepting PostgreSQL connections"
+        "accepting PostgreSQL connections. Connect with:  {}",
+        psql_hint(address, config, tls.is_some())
     );
     let slots = Slots::new(config.max_connections, config.max_connections_per_address);
     let timeouts = Timeouts {

@@ -189,18 +189,18 @@ fn the_demo_serves_without_metrics_when_their_port_is_taken() {
 /// enum, decimal, timestamp and array), every product loaded.
 #[test]
 fn the_demo_serves_its_avro_products_table() {
-    // A port free a moment ago: the line the demo prints names the port it was given.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let (mut child, seen) = spawn_demo(&["--listen", &listen, "--http", "127.0.0.1:0"]);
+    // Port 0: the psql line the demo prints names the port the system gave it.
+    let (mut child, seen) = spawn_demo(&["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
     let (log, line) = wait_for_line(&seen, "Connect with");
-    let checked = line.map(|_| {
+    let port = line.as_deref().and_then(|line| {
+        let digits = line.split_once("port=")?.1;
+        let end = digits.find(|c: char| !c.is_ascii_digit())?;
+        digits[..end].parse::<u16>().ok().filter(|&port| port != 0)
+    });
+    let checked = port.map(|port| {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
-            // The line comes as the server starts listening: connect until it does.
+            // The line comes once the server listens; connect until it answers.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             let address = format!("host=127.0.0.1 port={port} user=ktable dbname=ktable");
             let (client, connection) = loop {
