@@ -45,11 +45,12 @@ impl SharedResults {
         make: impl FnOnce() -> T,
     ) -> Arc<T> {
         let mut entries = self.entries.lock();
-        let found = entries.iter().find_map(|entry| {
-            let typed = Arc::clone(entry).downcast::<T>().ok()?;
-            is_same(&typed).then_some(typed)
-        });
-        if let Some(entry) = found {
+        // Looked at by reference: only the entry returned has its count raised (every
+        // subscriber of a source looks here for every batch).
+        let found = entries
+            .iter()
+            .find(|entry| entry.downcast_ref::<T>().is_some_and(&is_same));
+        if let Some(entry) = found.and_then(|entry| Arc::clone(entry).downcast::<T>().ok()) {
             return entry;
         }
         let entry = Arc::new(make());
