@@ -185,13 +185,28 @@ async fn a_table_serves_its_last_state_through_a_broker_outage_and_converges_aft
         .wait_until_ready(READY_TIMEOUT)
         .await
         .expect("ready again");
-    let ready = get(http, "/readyz").await;
+    // librdkafka may still report a connection of the outage after records flowed
+    // again: readiness then drops for the next reachability probe, so wait for it.
+    let ready = ready_soon(http).await;
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
-    let stats = engine.sources()[0].stats.clone();
-    assert!(
-        !stats.kafka_unreachable && stats.last_error.is_none(),
-        "{stats:?}"
-    );
+    eventually("the outage's error to clear", || {
+        let stats = &engine.sources()[0].stats;
+        !stats.kafka_unreachable && stats.last_error.is_none()
+    })
+    .await;
+}
+
+/// `/readyz` once it says ready, or its last answer when it has not within
+/// [`READY_TIMEOUT`].
+async fn ready_soon(http: std::net::SocketAddr) -> crate::ops::HttpResponse {
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let ready = get(http, "/readyz").await;
+        if ready.status == 200 || std::time::Instant::now() > deadline {
+            return ready;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,11 +255,15 @@ async fn a_table_declared_while_the_broker_is_down_starts_when_it_is_up() {
         .await
         .expect("ready once the broker is up");
     assert_eq!(table_state(&engine).await, model);
-    let ready = get(http, "/readyz").await;
+    let ready = ready_soon(http).await;
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    eventually("the outage's error to clear", || {
+        engine.sources()[0].stats.last_error.is_none()
+    })
+    .await;
     let sources = engine.sources();
     assert_eq!(sources.len(), 1, "the dropped stream stays dropped");
-    assert!(sources[0].stats.last_error.is_none() && sources[0].stats.running);
+    assert!(sources[0].stats.running);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
