@@ -3,12 +3,14 @@
 //! fit, so that a rejected record leaves no half row; [`build`] turns a column's cells
 //! into its Arrow array.
 
+use arrow::array::timezone::Tz;
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
     Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
     TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::compute::kernels::cast_utils::{string_to_datetime, Parser};
+use arrow::datatypes::{DataType, Date32Type, TimeUnit};
 use arrow::error::ArrowError;
 use std::sync::Arc;
 
@@ -37,6 +39,26 @@ pub(super) fn in_unit(value: i64, from: TimeUnit, to: &TimeUnit) -> i64 {
     } else {
         value.div_euclid(f / t)
     }
+}
+
+/// A timestamp written as text, in `unit`: read by arrow's parser as the JSON format
+/// reads one (RFC 3339, or ISO 8601 with a space; text without an offset is UTC), so
+/// Debezium's `ZonedTimestamp` reads alike in JSON and Avro events.
+pub(super) fn timestamp_of_text(text: &str, unit: &TimeUnit) -> Option<i64> {
+    let utc: Tz = "+00:00".parse().ok()?;
+    let at = string_to_datetime(&utc, text).ok()?;
+    match unit {
+        TimeUnit::Second => Some(at.timestamp()),
+        TimeUnit::Millisecond => Some(at.timestamp_millis()),
+        TimeUnit::Microsecond => Some(at.timestamp_micros()),
+        TimeUnit::Nanosecond => at.timestamp_nanos_opt(),
+    }
+}
+
+/// A date written as text (`2024-02-29`), in days since the epoch, as the JSON format
+/// reads one.
+pub(super) fn date_of_text(text: &str) -> Option<i64> {
+    Date32Type::parse(text).map(i64::from)
 }
 
 /// `unscaled` at scale `from` as an unscaled value at scale `to`, if exact.
@@ -191,6 +213,24 @@ pub(super) fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_and_dates_are_read_from_text() {
+        // Debezium's ZonedTimestamp: ISO 8601 with an offset, up to nanoseconds.
+        let micros = timestamp_of_text("2021-05-01T12:00:00.123456+02:00", &TimeUnit::Microsecond);
+        assert_eq!(micros, Some(1_619_863_200_123_456));
+        let millis = timestamp_of_text("2021-05-01T10:00:00.123456Z", &TimeUnit::Millisecond);
+        assert_eq!(millis, Some(1_619_863_200_123));
+        // No offset: UTC. Before the epoch and past 2262 (no nanosecond count) too.
+        assert_eq!(
+            timestamp_of_text("1969-12-31 23:59:59", &TimeUnit::Millisecond),
+            Some(-1_000)
+        );
+        assert!(timestamp_of_text("9999-12-31T00:00:00Z", &TimeUnit::Microsecond).is_some());
+        assert_eq!(timestamp_of_text("yesterday", &TimeUnit::Millisecond), None);
+        assert_eq!(date_of_text("1970-01-02"), Some(1));
+        assert_eq!(date_of_text("2024-02-30"), None);
+    }
 
     #[test]
     fn decimals_rescale_exactly() {

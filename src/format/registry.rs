@@ -425,12 +425,13 @@ fn parse_schema(id: u32, response: SchemaResponse) -> Result<RegisteredSchema, R
         }
     };
     let avro = match kind {
-        SchemaKind::Avro => Some(apache_avro::Schema::parse_str(&response.schema).map_err(
-            |e| RegistryError::BadSchema {
-                id,
-                reason: e.to_string(),
-            },
-        )?),
+        SchemaKind::Avro => Some(
+            apache_avro::Schema::parse_str(&super::avro::with_logical_types(&response.schema))
+                .map_err(|e| RegistryError::BadSchema {
+                    id,
+                    reason: e.to_string(),
+                })?,
+        ),
         _ => None,
     };
     Ok(RegisteredSchema {

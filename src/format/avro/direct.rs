@@ -17,7 +17,7 @@
 //! apache-avro: every byte it skips is checked as apache-avro would check it.
 
 use super::{decimal_scales, i128_of_be, json_text, named_records, to_cell, MILLIS_PER_DAY};
-use crate::format::cells::{in_unit, rescale};
+use crate::format::cells::{date_of_text, in_unit, rescale, timestamp_of_text};
 use crate::format::column_buffer::ColumnBuffer;
 use crate::format::{ColumnSource, Envelope, SourceSchema};
 use apache_avro::schema::{RecordSchema, Schema};
@@ -626,6 +626,8 @@ fn put(
         }
         (S::Long(t), D::Timestamp(_, _)) => out.push_int(t),
         (S::TimestampMillis(t), D::Date32) => out.push_int(t.div_euclid(MILLIS_PER_DAY)),
+        (S::Str(s), D::Timestamp(unit, _)) => out.push_int(timestamp_of_text(s, unit)?),
+        (S::Str(s), D::Date32) => out.push_int(date_of_text(s)?),
         _ => return None,
     }
     Some(())

@@ -18,11 +18,13 @@
 //! values): every PostgreSQL client can show and filter them with the JSON functions,
 //! where Arrow structs have no wire type most drivers understand.
 
+mod connect_types;
 mod direct;
 
+pub(super) use connect_types::with_logical_types;
 pub(super) use direct::KeyPlan as AvroKeyPlan;
 
-use super::cells::{in_unit, push_record, rescale, Cell};
+use super::cells::{date_of_text, in_unit, push_record, rescale, timestamp_of_text, Cell};
 use super::column_buffer::ColumnBuffer;
 use super::registry::{split_framing, RegisteredSchema, SchemaRegistry};
 use super::{
@@ -523,6 +525,10 @@ fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Ce
         }
         (V::Long(t), D::Timestamp(_, _)) => Cell::Int(*t),
         (V::TimestampMillis(t), D::Date32) => Cell::Int(t.div_euclid(MILLIS_PER_DAY)),
+        (V::String(s), D::Timestamp(unit, _)) => {
+            Cell::Int(timestamp_of_text(s, unit).ok_or_else(misfit)?)
+        }
+        (V::String(s), D::Date32) => Cell::Int(date_of_text(s).ok_or_else(misfit)?),
         _ => return Err(misfit()),
     })
 }
