@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Debezium's PostgreSQL connector against a real PostgreSQL, into the real broker at
-# KAFKA_BROKERS, read back by a `ktable serve` on that broker (DebeziumCdcTest).
-# Starts a throwaway PostgreSQL (wal_level = logical) and the server, runs the Maven
-# test, stops both. .ci/run calls it in its real-Kafka pass.
+# KAFKA_BROKERS, in JSON and in Avro (schemas in a real registry), read back by a
+# `ktable serve` on that broker (DebeziumCdcTest). Starts a throwaway PostgreSQL
+# (wal_level = logical) and the server, runs the Maven test, stops both. .ci/run calls
+# it in its real-Kafka pass.
 #
-# Env: KAFKA_BROKERS (required), KTABLE_BIN (default: the debug build),
+# Env: KAFKA_BROKERS (required), KTABLE_TEST_REGISTRY_URL (the registry's Confluent
+#      API; scripts/registry-start.sh's registry, started if unset),
+#      KTABLE_BIN (default: the debug build),
 #      KTABLE_CACHE (~/.cache/ktable: the Maven repository), CDC_PG_PORT (54341),
 #      CDC_KTABLE_PORT (54342), CDC_SEED (random changes; printed by the test).
 set -euo pipefail
@@ -14,6 +17,12 @@ KTABLE_CACHE=${KTABLE_CACHE:-$HOME/.cache/ktable}
 KTABLE_BIN=${KTABLE_BIN:-${CARGO_TARGET_DIR:-$KTABLE_CACHE/target}/debug/ktable}
 PG_PORT=${CDC_PG_PORT:-54341}
 KT_PORT=${CDC_KTABLE_PORT:-54342}
+started_registry=
+if [[ -z ${KTABLE_TEST_REGISTRY_URL:-} ]]; then
+  eval "$(scripts/registry-start.sh)"
+  : "${KTABLE_TEST_REGISTRY_URL:?the schema registry did not start}"
+  started_registry=1
+fi
 WORK=$(mktemp -d /tmp/ktable-cdc.XXXXXX)
 log() { echo "cdc: $*" >&2; }
 
@@ -37,6 +46,7 @@ cleanup() {
   [[ -n $ktable_pid ]] && { kill "$ktable_pid" 2>/dev/null || true; wait "$ktable_pid" 2>/dev/null || true; }
   as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
+  [[ -z $started_registry ]] || scripts/registry-stop.sh
 }
 trap cleanup EXIT
 
@@ -62,7 +72,8 @@ name = "ktable"
 password = "cdc-test"
 CONF
 : >"$WORK/none.sql" # tables are declared by the test, not the demo's DDL
-"$KTABLE_BIN" serve --config "$WORK/ktable.toml" --sql "$WORK/none.sql" --brokers "$KAFKA_BROKERS" --listen "127.0.0.1:$KT_PORT" \
+"$KTABLE_BIN" serve --config "$WORK/ktable.toml" --sql "$WORK/none.sql" --brokers "$KAFKA_BROKERS" \
+  --schema-registry "$KTABLE_TEST_REGISTRY_URL" --listen "127.0.0.1:$KT_PORT" \
   >"$WORK/ktable.log" 2>&1 &
 ktable_pid=$!
 for _ in $(seq 1 100); do
@@ -72,6 +83,7 @@ done
 
 log "PostgreSQL on $PG_PORT, ktable on $KT_PORT, Kafka at $KAFKA_BROKERS"
 if ! (cd tests/debezium && KAFKA_BROKERS=$KAFKA_BROKERS CDC_PG_PORT=$PG_PORT KTABLE_PG_PORT=$KT_PORT \
+  KTABLE_TEST_REGISTRY_URL=$KTABLE_TEST_REGISTRY_URL \
   mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$KTABLE_CACHE/m2" test); then
   log "failed; ktable's log:"; tail -n 40 "$WORK/ktable.log" >&2
   exit 1

@@ -2,10 +2,13 @@
 //! a schema registry (schema evolution across ids, unknown ids, broken payloads, the
 //! registry down then up), columns from the registry, Debezium envelopes, key formats.
 //!
-//! The registry is `tests/fixtures/schema_registry.py`: a real HTTP server implementing
-//! the Confluent REST endpoints ktable calls (see its docstring for why not Confluent's
-//! own). Records are encoded with `apache-avro` and framed as Confluent's serializers
-//! frame them (magic byte 0, big-endian schema id).
+//! The registry is Apicurio Registry (Confluent's REST API at `/apis/ccompat/v7`) when
+//! `KTABLE_TEST_REGISTRY_URL` names it, as in CI (`scripts/registry-start.sh`), else
+//! `tests/fixtures/schema_registry.py`, a real HTTP server implementing the Confluent
+//! REST endpoints ktable calls. The tests that count the registry's requests or stop
+//! and restart it always use the fixture. Records are written by Confluent's own
+//! serializers, or encoded with `apache-avro` and framed as those frame them (magic
+//! byte 0, big-endian schema id).
 
 use crate::broker::{json_record, produce_all, tombstone, Broker, RawRecord};
 use crate::READY_TIMEOUT;
@@ -182,7 +185,7 @@ async fn avro_values_evolve_across_schema_ids_and_bad_records_are_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn columns_come_from_the_registry_with_logical_types_and_a_record_key() {
     let broker = Broker::start();
-    let registry = Registry::start(0);
+    let registry = Registry::real_or_fixture();
     let topic = broker.topic("avro-orders", 1, &[]).await;
     let key_schema =
         r#"{"type": "record", "name": "Key", "fields": [{"name": "id", "type": "long"}]}"#;
@@ -397,7 +400,7 @@ const DEBEZIUM_ENVELOPE: &str = r#"{"type": "record", "name": "Envelope", "names
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debezium_events_in_json_and_avro_upsert_and_delete() {
     let broker = Broker::start();
-    let registry = Registry::start(0);
+    let registry = Registry::real_or_fixture();
     let json_topic = broker.topic("dbz-json", 1, &[]).await;
     let avro_topic = broker.topic("dbz-avro", 1, &[]).await;
 
@@ -761,7 +764,7 @@ fn serialized_by_confluent_with(request: serde_json::Value) -> Option<Vec<Vec<u8
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_written_by_confluents_serializer_are_read() {
     let broker = Broker::start();
-    let registry = Registry::start(0);
+    let registry = Registry::real_or_fixture();
     let topic = broker.topic("avro-reference", 1, &[]).await;
     let Some(old) = reference_serialized(
         &registry,
@@ -819,7 +822,7 @@ async fn records_written_by_confluents_serializer_are_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_schema_records_from_confluents_serializer_are_read_and_unframed_ones_skipped() {
     let broker = Broker::start();
-    let registry = Registry::start(0);
+    let registry = Registry::real_or_fixture();
     let topic = broker.topic("json-sr", 1, &[]).await;
     let schema = r#"{"type": "object", "properties": {
         "name": {"type": "string"}, "score": {"type": "integer"}}, "required": ["name"]}"#;
@@ -893,7 +896,7 @@ async fn randomized_avro_upserts_and_deletes_match_a_model() {
     eprintln!("KTABLE_SEED={seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let broker = Broker::start();
-    let registry = Registry::start(0);
+    let registry = Registry::real_or_fixture();
     let topic = broker.topic("avro-random", 3, &[]).await;
     let subject = format!("{topic}-value");
     let v1 = registry.register(&subject, USER_V1);
@@ -1041,7 +1044,7 @@ async fn users_match_the_model(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_error_null_and_fail_apply_to_avro_records() {
     let broker = Broker::start();
-    let registry = Registry::start(0);
+    let registry = Registry::real_or_fixture();
     let topic = broker.topic("avro-on-error", 1, &[]).await;
     let v2 = registry.register(&format!("{topic}-value"), USER_V2);
     let s2 = Schema::parse_str(USER_V2).unwrap();
@@ -1412,7 +1415,7 @@ message OrderKey { int64 id = 1; }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protobuf_columns_and_keys_come_from_proto_text_in_the_registry() {
     let broker = Broker::start();
-    let registry = Registry::start(0);
+    let registry = Registry::real_or_fixture();
     let topic = broker.topic("proto-orders", 1, &[]).await;
     let imports = json!({ "common.proto": COMMON_PROTO });
     // Confluent's serializer writes the records (under a scratch subject)...
@@ -1541,7 +1544,7 @@ async fn randomized_protobuf_upserts_and_deletes_match_a_model() {
     eprintln!("KTABLE_SEED={seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let broker = Broker::start();
-    let registry = Registry::start(0);
+    let registry = Registry::real_or_fixture();
     let topic = broker.topic("proto-random", 3, &[]).await;
     let subject = format!("{topic}-value");
     let ids = [

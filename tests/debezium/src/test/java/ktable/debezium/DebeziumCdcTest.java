@@ -4,11 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.debezium.engine.ChangeEvent;
+import io.apicurio.registry.utils.converter.AvroConverter;
+import io.debezium.embedded.Connect;
 import io.debezium.engine.DebeziumEngine;
-import io.debezium.engine.format.Json;
+import io.debezium.engine.RecordChangeEvent;
+import io.debezium.engine.format.ChangeEventFormat;
 import java.math.BigDecimal;
-import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -23,6 +24,7 @@ import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.Random;
 import java.util.TreeSet;
@@ -35,21 +37,28 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.connect.json.JsonConverter;
+import org.apache.kafka.connect.source.SourceRecord;
+import org.apache.kafka.connect.storage.Converter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
  * Change events written by Debezium itself: its PostgreSQL connector (the embedded
- * engine, pgoutput, Kafka Connect's JSON converter with schemas) captures random
- * inserts, updates, deletes and key changes on a real PostgreSQL, and every event is
- * produced to the real broker as Kafka Connect would write it (key, value, and the
- * tombstone after a delete). ktable reads the topic with {@code envelope =
- * 'debezium'}; its table must come to hold exactly PostgreSQL's rows, first by
- * restoring the topic, then live, each with its last change's metadata.
+ * engine, pgoutput) captures random inserts, updates, deletes and key changes on a real
+ * PostgreSQL, and every event is serialized by a Kafka Connect converter and produced
+ * to the real broker as Kafka Connect would write it (key, value, and the tombstone
+ * after a delete): Kafka Connect's JSON converter with schemas, and Apicurio's Avro
+ * converter in Confluent's framing with the schemas in a real registry. ktable reads
+ * the topic with {@code envelope = 'debezium'}; its table must come to hold exactly
+ * PostgreSQL's rows, first by restoring the topic, then live, each with its last
+ * change's metadata.
  *
  * <p>Environment: KAFKA_BROKERS, CDC_PG_PORT (a PostgreSQL with wal_level = logical,
  * user postgres, trust), KTABLE_PG_PORT (a `ktable serve` on that broker, user
- * `ktable`, password `cdc-test`); tests/debezium/run.sh sets them up.
+ * `ktable`, password `cdc-test`, reading schemas from the registry),
+ * KTABLE_TEST_REGISTRY_URL (Apicurio Registry's Confluent API, /apis/ccompat/v7);
+ * tests/debezium/run.sh sets them up.
  */
 class DebeziumCdcTest {
     private static final String COLUMNS = "id, name, email, balance, born, vip, visits, score, seen, visited";
@@ -73,11 +82,57 @@ class DebeziumCdcTest {
                 "jdbc:postgresql://127.0.0.1:" + env("KTABLE_PG_PORT") + "/ktable?user=ktable&password=cdc-test");
     }
 
+    /** A Kafka Connect converter, and the ktable formats that read what it writes. */
+    private enum Format {
+        JSON("format = 'json', key_format = 'json'") {
+            @Override
+            Converter converter(boolean isKey) {
+                JsonConverter converter = new JsonConverter();
+                // Kafka Connect's default: JSON with its schema.
+                converter.configure(Map.of("schemas.enable", "true"), isKey);
+                return converter;
+            }
+        },
+        AVRO("format = 'avro', key_format = 'avro'") {
+            @Override
+            Converter converter(boolean isKey) {
+                String confluentApi = env("KTABLE_TEST_REGISTRY_URL");
+                AvroConverter converter = new AvroConverter();
+                converter.configure(Map.of(
+                        "apicurio.registry.url", confluentApi.replace("/apis/ccompat/v7", "/apis/registry/v2"),
+                        "apicurio.registry.auto-register", "true",
+                        // Confluent's framing (magic byte, 4-byte id), with the ids
+                        // Confluent's API serves: content ids.
+                        "apicurio.registry.as-confluent", "true",
+                        "apicurio.registry.use-id", "contentId"), isKey);
+                return converter;
+            }
+        };
+
+        final String ktableFormats;
+
+        Format(String ktableFormats) {
+            this.ktableFormats = ktableFormats;
+        }
+
+        abstract Converter converter(boolean isKey);
+    }
+
     @Test
     @Timeout(value = 600, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
-    void ktableHoldsWhatPostgresHoldsThroughDebezium() throws Exception {
+    void ktableHoldsWhatPostgresHoldsThroughDebeziumInJson() throws Exception {
+        ktableHoldsWhatPostgresHolds(Format.JSON);
+    }
+
+    @Test
+    @Timeout(value = 600, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void ktableHoldsWhatPostgresHoldsThroughDebeziumInAvro() throws Exception {
+        ktableHoldsWhatPostgresHolds(Format.AVRO);
+    }
+
+    private void ktableHoldsWhatPostgresHolds(Format format) throws Exception {
         long seed = Long.parseLong(System.getenv().getOrDefault("CDC_SEED", String.valueOf(System.nanoTime())));
-        System.out.println("DebeziumCdcTest seed " + seed + " (CDC_SEED to repeat)");
+        System.out.println("DebeziumCdcTest " + format + " seed " + seed + " (CDC_SEED to repeat)");
         Random random = new Random(seed);
         String run = Long.toHexString(seed & 0xffffffffL) + Long.toHexString(System.nanoTime() & 0xffff);
         String table = "customers_" + run;
@@ -101,15 +156,20 @@ class DebeziumCdcTest {
             producerConfig.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, env("KAFKA_BROKERS"));
             producerConfig.put(ProducerConfig.ACKS_CONFIG, "all");
             producerConfig.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+            Converter keys = format.converter(true);
+            Converter values = format.converter(false);
             try (KafkaProducer<byte[], byte[]> producer =
                             new KafkaProducer<>(producerConfig, new ByteArraySerializer(), new ByteArraySerializer());
-                    DebeziumEngine<ChangeEvent<String, String>> engine = DebeziumEngine.create(Json.class)
+                    DebeziumEngine<RecordChangeEvent<SourceRecord>> engine = DebeziumEngine.create(
+                                    ChangeEventFormat.of(Connect.class))
                             .using(connectorConfig(prefix, table, run))
                             .notifying(event -> {
-                                byte[] key = event.key() == null ? null : event.key().getBytes(StandardCharsets.UTF_8);
+                                // What Kafka Connect's worker does with a source record.
+                                SourceRecord record = event.record();
+                                byte[] key = keys.fromConnectData(record.topic(), record.keySchema(), record.key());
                                 byte[] value =
-                                        event.value() == null ? null : event.value().getBytes(StandardCharsets.UTF_8);
-                                producer.send(new ProducerRecord<>(event.destination(), key, value), (meta, error) -> {
+                                        values.fromConnectData(record.topic(), record.valueSchema(), record.value());
+                                producer.send(new ProducerRecord<>(record.topic(), key, value), (meta, error) -> {
                                     if (error != null) {
                                         failure.compareAndSet(null, error);
                                     } else {
@@ -135,8 +195,8 @@ class DebeziumCdcTest {
                     kst.execute("CREATE TABLE " + table + " (id INT PRIMARY KEY, name TEXT, email TEXT, "
                             + "balance DECIMAL(10, 2), born DATE, vip BOOLEAN, visits BIGINT, score DOUBLE, "
                             + "seen TIMESTAMPTZ, visited TIMESTAMP, _op TEXT, _source_ts_ms BIGINT, _lsn BIGINT) "
-                            + "WITH (topic = '" + topic + "', format = 'json', "
-                            + "key_format = 'json', envelope = 'debezium')");
+                            + "WITH (topic = '" + topic + "', " + format.ktableFormats
+                            + ", envelope = 'debezium')");
                     awaitSameRows(pg, kt, table, failure, "after restoring the topic");
 
                     // Live: ktable reads the changes as Debezium writes them.
@@ -187,8 +247,7 @@ class DebeziumCdcTest {
         props.setProperty("publication.name", "ktable_" + run);
         props.setProperty("publication.autocreate.mode", "filtered");
         props.setProperty("snapshot.mode", "initial");
-        // Kafka Connect's defaults: JSON with its schema, a tombstone after each delete.
-        props.setProperty("converter.schemas.enable", "true");
+        // Kafka Connect's default: a tombstone after each delete.
         props.setProperty("tombstones.on.delete", "true");
         return props;
     }
