@@ -503,6 +503,16 @@ fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Ce
             let unscaled = i128_of_be(&bytes).ok_or_else(misfit)?;
             Cell::Decimal(rescale(unscaled, scale.unwrap_or(0), *to as i64).ok_or_else(misfit)?)
         }
+        // Debezium's VariableScaleDecimal (PostgreSQL's NUMERIC without a scale): a
+        // record of the scale and the unscaled value's bytes.
+        (V::Record(fields), D::Decimal128(_, to)) => {
+            let (unscaled, from) = variable_scale_decimal(fields).ok_or_else(misfit)?;
+            Cell::Decimal(rescale(unscaled, from, *to as i64).ok_or_else(misfit)?)
+        }
+        (V::Record(fields), D::Float32 | D::Float64) => {
+            let (unscaled, scale) = variable_scale_decimal(fields).ok_or_else(misfit)?;
+            Cell::Float(unscaled as f64 / 10f64.powi(i32::try_from(scale).map_err(|_| misfit())?))
+        }
         (V::Int(i), D::Decimal128(_, to)) => {
             Cell::Decimal(rescale(*i as i128, 0, *to as i64).ok_or_else(misfit)?)
         }
@@ -531,6 +541,16 @@ fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Ce
         (V::String(s), D::Date32) => Cell::Int(date_of_text(s).ok_or_else(misfit)?),
         _ => return Err(misfit()),
     })
+}
+
+/// The unscaled value and scale of a Debezium `VariableScaleDecimal` record
+/// (`{"scale": int, "value": bytes}`, the unscaled value big-endian).
+fn variable_scale_decimal(fields: &[(String, Value)]) -> Option<(i128, i64)> {
+    let [(scale_name, Value::Int(scale)), (value_name, Value::Bytes(bytes))] = fields else {
+        return None;
+    };
+    (scale_name == "scale" && value_name == "value").then_some(())?;
+    Some((i128_of_be(bytes)?, i64::from(*scale)))
 }
 
 fn i128_of_be(bytes: &[u8]) -> Option<i128> {
@@ -569,6 +589,33 @@ mod tests {
     fn decimals_read_big_endian() {
         assert_eq!(i128_of_be(&[0xff, 0x38]), Some(-200));
         assert_eq!(i128_of_be(&[0x04, 0xd2]), Some(1234));
+    }
+
+    #[test]
+    fn variable_scale_decimals_fill_decimal_and_double_columns() {
+        let decimal = |scale: i32, unscaled: &[u8]| {
+            Value::Record(vec![
+                ("scale".into(), Value::Int(scale)),
+                ("value".into(), Value::Bytes(unscaled.to_vec())),
+            ])
+        };
+        // -12.34 at scale 2, into DECIMAL(10, 3) and DOUBLE.
+        let value = decimal(2, &[0xfb, 0x2e]);
+        let cell = to_cell(&value, &DataType::Decimal128(10, 3), None);
+        assert_eq!(cell, Ok(Cell::Decimal(-12_340)));
+        assert_eq!(
+            to_cell(&value, &DataType::Float64, None),
+            Ok(Cell::Float(-12.34))
+        );
+        // A scale the column cannot hold exactly, and other records, do not fit.
+        assert!(to_cell(
+            &decimal(4, &[0x30, 0x39]),
+            &DataType::Decimal128(10, 2),
+            None
+        )
+        .is_err());
+        let other = Value::Record(vec![("scale".into(), Value::Int(2))]);
+        assert!(to_cell(&other, &DataType::Decimal128(10, 2), None).is_err());
     }
 
     #[test]

@@ -61,7 +61,7 @@ import org.junit.jupiter.api.Timeout;
  * tests/debezium/run.sh sets them up.
  */
 class DebeziumCdcTest {
-    private static final String COLUMNS = "id, name, email, balance, born, vip, visits, score, seen, visited";
+    private static final String COLUMNS = "id, name, email, balance, born, vip, visits, score, seen, visited, price";
     private static final Duration CONVERGE_TIMEOUT = Duration.ofSeconds(120);
 
     private static String env(String name) {
@@ -142,7 +142,9 @@ class DebeziumCdcTest {
         try (Connection pg = postgres(); Statement st = pg.createStatement()) {
             st.execute("CREATE TABLE " + table + " (id INT PRIMARY KEY, name TEXT NOT NULL, email TEXT, "
                     + "balance NUMERIC(10, 2), born DATE, vip BOOLEAN, visits BIGINT, "
-                    + "score DOUBLE PRECISION, seen TIMESTAMPTZ, visited TIMESTAMP)");
+                    + "score DOUBLE PRECISION, seen TIMESTAMPTZ, visited TIMESTAMP, "
+                    // No scale: Debezium writes it as a VariableScaleDecimal.
+                    + "price NUMERIC)");
             Changes changes = new Changes(pg, table, random);
             // Rows there before the connector starts reach Kafka as its snapshot ('r').
             for (int i = 0; i < 40; i++) {
@@ -194,7 +196,8 @@ class DebeziumCdcTest {
                 try (Connection kt = ktable(); Statement kst = kt.createStatement()) {
                     kst.execute("CREATE TABLE " + table + " (id INT PRIMARY KEY, name TEXT, email TEXT, "
                             + "balance DECIMAL(10, 2), born DATE, vip BOOLEAN, visits BIGINT, score DOUBLE, "
-                            + "seen TIMESTAMPTZ, visited TIMESTAMP, _op TEXT, _source_ts_ms BIGINT, _lsn BIGINT) "
+                            + "seen TIMESTAMPTZ, visited TIMESTAMP, price DECIMAL(24, 4), "
+                            + "_op TEXT, _source_ts_ms BIGINT, _lsn BIGINT) "
                             + "WITH (topic = '" + topic + "', " + format.ktableFormats
                             + ", envelope = 'debezium')");
                     awaitSameRows(pg, kt, table, failure, "after restoring the topic");
@@ -314,6 +317,7 @@ class DebeziumCdcTest {
                 ResultSet rs = st.executeQuery("SELECT " + COLUMNS + " FROM " + table + " ORDER BY id")) {
             while (rs.next()) {
                 BigDecimal balance = rs.getBigDecimal("balance");
+                BigDecimal price = rs.getBigDecimal("price");
                 OffsetDateTime seen = rs.getObject("seen", OffsetDateTime.class);
                 Object visits = rs.getObject("visits");
                 Object score = rs.getObject("score");
@@ -324,7 +328,8 @@ class DebeziumCdcTest {
                         + (visits == null ? null : ((Number) visits).longValue()) + "|"
                         + (score == null ? null : ((Number) score).doubleValue()) + "|"
                         + (seen == null ? null : seen.toInstant()) + "|"
-                        + rs.getObject("visited", LocalDateTime.class));
+                        + rs.getObject("visited", LocalDateTime.class) + "|"
+                        + (price == null ? null : price.stripTrailingZeros().toPlainString()));
             }
         }
         return rows;
@@ -360,7 +365,7 @@ class DebeziumCdcTest {
         void insert() throws SQLException {
             int id = nextId++;
             try (PreparedStatement ps = pg.prepareStatement("INSERT INTO " + table + " (" + COLUMNS
-                    + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
+                    + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
                 ps.setInt(1, id);
                 ps.setString(2, "name-" + id + "-" + random.nextInt(1000));
                 ps.setString(3, random.nextInt(5) == 0 ? null : "user" + id + "@example.com");
@@ -371,6 +376,7 @@ class DebeziumCdcTest {
                 ps.setObject(8, random.nextInt(6) == 0 ? null : (random.nextDouble() - 0.5) * 1e6);
                 ps.setObject(9, random.nextInt(6) == 0 ? null : instant());
                 ps.setObject(10, random.nextInt(6) == 0 ? null : instant().toLocalDateTime());
+                ps.setBigDecimal(11, random.nextInt(6) == 0 ? null : price());
                 ps.executeUpdate();
             }
             ids.add(id);
@@ -379,11 +385,13 @@ class DebeziumCdcTest {
         void update() throws SQLException {
             int id = ids.get(random.nextInt(ids.size()));
             try (PreparedStatement ps = pg.prepareStatement(
-                    "UPDATE " + table + " SET name = ?, balance = ?, seen = ?, visits = coalesce(visits, 0) / 2 + 1 WHERE id = ?")) {
+                    "UPDATE " + table + " SET name = ?, balance = ?, seen = ?, price = ?, "
+                            + "visits = coalesce(visits, 0) / 2 + 1 WHERE id = ?")) {
                 ps.setString(1, "renamed-" + id + "-" + random.nextInt(1000));
                 ps.setBigDecimal(2, random.nextInt(4) == 0 ? null : money());
                 ps.setObject(3, instant());
-                ps.setInt(4, id);
+                ps.setBigDecimal(4, random.nextInt(4) == 0 ? null : price());
+                ps.setInt(5, id);
                 ps.executeUpdate();
             }
         }
@@ -411,6 +419,11 @@ class DebeziumCdcTest {
 
         private BigDecimal money() {
             return BigDecimal.valueOf(random.nextLong() % 10_000_000_00L, 2);
+        }
+
+        /** Any scale up to 4, as a NUMERIC without one holds it. */
+        private BigDecimal price() {
+            return BigDecimal.valueOf(random.nextLong() % 1_000_000_000_000L, random.nextInt(5));
         }
 
         /** Milliseconds: ktable's timestamps hold milliseconds (PostgreSQL's, microseconds). */
