@@ -9,8 +9,8 @@ use arrow::array::{
     Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
     TimestampMillisecondArray,
 };
-use arrow::compute::kernels::cast_utils::{string_to_datetime, Parser};
-use arrow::datatypes::{DataType, Date32Type, TimeUnit};
+use arrow::compute::kernels::cast_utils::{parse_decimal, string_to_datetime, Parser};
+use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Float64Type, Int64Type, TimeUnit};
 use arrow::error::ArrowError;
 use std::sync::Arc;
 
@@ -59,6 +59,21 @@ pub(super) fn timestamp_of_text(text: &str, unit: &TimeUnit) -> Option<i64> {
 /// reads one.
 pub(super) fn date_of_text(text: &str) -> Option<i64> {
     Date32Type::parse(text).map(i64::from)
+}
+
+/// A number written as text (Debezium's `decimal.handling.mode = string`, numbers in
+/// string fields), read by arrow's parsers as the JSON format reads one: an integer,
+/// a float, or a decimal's unscaled value at `scale` (None past `precision`).
+pub(super) fn int_of_text(text: &str) -> Option<i64> {
+    Int64Type::parse(text)
+}
+
+pub(super) fn float_of_text(text: &str) -> Option<f64> {
+    Float64Type::parse(text)
+}
+
+pub(super) fn decimal_of_text(text: &str, precision: u8, scale: i8) -> Option<i128> {
+    parse_decimal::<Decimal128Type>(text, precision, scale).ok()
 }
 
 /// `unscaled` at scale `from` as an unscaled value at scale `to`, if exact.
@@ -230,6 +245,20 @@ mod tests {
         assert_eq!(timestamp_of_text("yesterday", &TimeUnit::Millisecond), None);
         assert_eq!(date_of_text("1970-01-02"), Some(1));
         assert_eq!(date_of_text("2024-02-30"), None);
+    }
+
+    #[test]
+    fn numbers_are_read_from_text() {
+        assert_eq!(int_of_text("-42"), Some(-42));
+        assert_eq!(int_of_text("4.2"), None);
+        assert_eq!(float_of_text("-12.5e1"), Some(-125.0));
+        assert_eq!(decimal_of_text("-12.34", 10, 3), Some(-12_340));
+        assert_eq!(
+            decimal_of_text("1234567.8", 5, 1),
+            None,
+            "past the precision"
+        );
+        assert_eq!(decimal_of_text("twelve", 10, 2), None);
     }
 
     #[test]

@@ -24,7 +24,10 @@ mod direct;
 pub(super) use connect_types::with_logical_types;
 pub(super) use direct::KeyPlan as AvroKeyPlan;
 
-use super::cells::{date_of_text, in_unit, push_record, rescale, timestamp_of_text, Cell};
+use super::cells::{
+    date_of_text, decimal_of_text, float_of_text, in_unit, int_of_text, push_record, rescale,
+    timestamp_of_text, Cell,
+};
 use super::column_buffer::ColumnBuffer;
 use super::registry::{split_framing, RegisteredSchema, SchemaRegistry};
 use super::{
@@ -535,6 +538,21 @@ fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Ce
         }
         (V::Long(t), D::Timestamp(_, _)) => Cell::Int(*t),
         (V::TimestampMillis(t), D::Date32) => Cell::Int(t.div_euclid(MILLIS_PER_DAY)),
+        (V::String(s), D::Int16) => {
+            let i = int_of_text(s).ok_or_else(misfit)?;
+            int_in(i, i16::MIN as i64, i16::MAX as i64)?
+        }
+        (V::String(s), D::Int32) => {
+            let i = int_of_text(s).ok_or_else(misfit)?;
+            int_in(i, i32::MIN as i64, i32::MAX as i64)?
+        }
+        (V::String(s), D::Int64) => Cell::Int(int_of_text(s).ok_or_else(misfit)?),
+        (V::String(s), D::Float32 | D::Float64) => {
+            Cell::Float(float_of_text(s).ok_or_else(misfit)?)
+        }
+        (V::String(s), D::Decimal128(precision, to)) => {
+            Cell::Decimal(decimal_of_text(s, *precision, *to).ok_or_else(misfit)?)
+        }
         (V::String(s), D::Timestamp(unit, _)) => {
             Cell::Int(timestamp_of_text(s, unit).ok_or_else(misfit)?)
         }
@@ -616,6 +634,26 @@ mod tests {
         .is_err());
         let other = Value::Record(vec![("scale".into(), Value::Int(2))]);
         assert!(to_cell(&other, &DataType::Decimal128(10, 2), None).is_err());
+    }
+
+    #[test]
+    fn numbers_as_text_fill_numeric_columns_as_in_json() {
+        // Debezium's decimal.handling.mode = string.
+        let text = |s: &str| Value::String(s.into());
+        assert_eq!(
+            to_cell(&text("-12.34"), &DataType::Decimal128(10, 2), None),
+            Ok(Cell::Decimal(-1_234))
+        );
+        assert_eq!(
+            to_cell(&text("2.5"), &DataType::Float64, None),
+            Ok(Cell::Float(2.5))
+        );
+        assert_eq!(
+            to_cell(&text("70000"), &DataType::Int32, None),
+            Ok(Cell::Int(70_000))
+        );
+        assert!(to_cell(&text("70000"), &DataType::Int16, None).is_err());
+        assert!(to_cell(&text("n/a"), &DataType::Decimal128(10, 2), None).is_err());
     }
 
     #[test]
