@@ -32,7 +32,10 @@
 
 mod direct;
 
-use super::cells::{push_record, rescale, Cell};
+use super::cells::{
+    date_of_text, decimal_of_text, float_of_text, int_of_text, push_record, rescale,
+    timestamp_of_text, Cell,
+};
 use super::column_buffer::ColumnBuffer;
 use super::registry::{
     blocking, split_framing, RegisteredSchema, RegistryError, SchemaKind, SchemaRegistry,
@@ -657,6 +660,32 @@ fn to_cell(value: &Value, kind: &Kind, data_type: &DataType) -> Result<Option<Ce
         (Value::F64(f), D::Utf8) => Cell::Text(f.to_string()),
         (Value::String(s), D::Utf8) => Cell::Text(s.clone()),
         (Value::String(s), D::Binary) => Cell::Bytes(s.as_bytes().to_vec()),
+        // Text for what Protobuf has no type for (a decimal, a date, a timestamp) fills
+        // those columns, read as the JSON format reads it; empty text, which is also
+        // how proto3 writes an unset string, is NULL there.
+        (
+            Value::String(s),
+            D::Int16 | D::Int32 | D::Int64 | D::Float32 | D::Float64 | D::Decimal128(..),
+        )
+        | (Value::String(s), D::Timestamp(..) | D::Date32)
+            if s.is_empty() =>
+        {
+            Cell::Null
+        }
+        (Value::String(s), D::Int16 | D::Int32 | D::Int64) => {
+            int_cell(i128::from(int_of_text(s).ok_or_else(misfit)?), data_type)
+                .ok_or_else(misfit)?
+        }
+        (Value::String(s), D::Float32 | D::Float64) => {
+            Cell::Float(float_of_text(s).ok_or_else(misfit)?)
+        }
+        (Value::String(s), D::Decimal128(precision, scale)) => {
+            Cell::Decimal(decimal_of_text(s, *precision, *scale).ok_or_else(misfit)?)
+        }
+        (Value::String(s), D::Timestamp(unit, _)) => {
+            Cell::Int(timestamp_of_text(s, unit).ok_or_else(misfit)?)
+        }
+        (Value::String(s), D::Date32) => Cell::Int(date_of_text(s).ok_or_else(misfit)?),
         (Value::Bytes(b), D::Binary) => Cell::Bytes(b.to_vec()),
         (Value::EnumNumber(n), D::Utf8) => Cell::Text(enum_name(*n, kind)),
         (Value::EnumNumber(n), D::Int16 | D::Int32 | D::Int64) => {
@@ -844,6 +873,31 @@ mod tests {
             cell("address", DataType::Utf8),
             Cell::Text(r#"{"city":"Lyon"}"#.into())
         );
+    }
+
+    #[test]
+    fn text_fills_number_decimal_date_and_timestamp_columns() {
+        let text = |s: &str| Value::String(s.into());
+        let cell = |value: Value, data_type: DataType| {
+            to_cell(&value, &Kind::String, &data_type).map(Option::unwrap)
+        };
+        assert_eq!(
+            cell(text("12.5"), DataType::Decimal128(10, 2)),
+            Ok(Cell::Decimal(1_250))
+        );
+        assert_eq!(cell(text("-3"), DataType::Int16), Ok(Cell::Int(-3)));
+        assert_eq!(cell(text("0.25"), DataType::Float64), Ok(Cell::Float(0.25)));
+        assert_eq!(
+            cell(
+                text("2021-05-01T00:00:01Z"),
+                DataType::Timestamp(TimeUnit::Millisecond, None)
+            ),
+            Ok(Cell::Int(1_619_827_201_000))
+        );
+        assert_eq!(cell(text("1970-01-03"), DataType::Date32), Ok(Cell::Int(2)));
+        assert_eq!(cell(text(""), DataType::Decimal128(10, 2)), Ok(Cell::Null));
+        assert!(cell(text("soon"), DataType::Date32).is_err());
+        assert!(cell(text("99999"), DataType::Int16).is_err());
     }
 
     #[test]
