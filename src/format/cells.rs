@@ -61,17 +61,20 @@ pub(super) fn date_of_text(text: &str) -> Option<i64> {
     Date32Type::parse(text).map(i64::from)
 }
 
-/// A number written as text (Debezium's `decimal.handling.mode = string`, numbers in
-/// string fields), read by arrow's parsers as the JSON format reads one: an integer,
-/// a float, or a decimal's unscaled value at `scale` (None past `precision`).
+// Numbers written as text (Debezium's `decimal.handling.mode = string`, decimals in
+// Protobuf string fields) are read by arrow's parsers, as the JSON format reads them.
+
+/// An integer written as text.
 pub(super) fn int_of_text(text: &str) -> Option<i64> {
     Int64Type::parse(text)
 }
 
+/// A float written as text.
 pub(super) fn float_of_text(text: &str) -> Option<f64> {
     Float64Type::parse(text)
 }
 
+/// A decimal written as text, as its unscaled value at `scale`; None past `precision`.
 pub(super) fn decimal_of_text(text: &str, precision: u8, scale: i8) -> Option<i128> {
     parse_decimal::<Decimal128Type>(text, precision, scale).ok()
 }
