@@ -79,6 +79,20 @@ pub(super) fn decimal_of_text(text: &str, precision: u8, scale: i8) -> Option<i1
     parse_decimal::<Decimal128Type>(text, precision, scale).ok()
 }
 
+/// The decimal `unscaled` × 10^-`scale` written out (`-12.34`), as PostgreSQL prints a
+/// NUMERIC.
+pub(super) fn decimal_digits(unscaled: i128, scale: u32) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let sign = if unscaled < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    format!("{sign}{whole}.{fraction}")
+}
+
 /// `unscaled` at scale `from` as an unscaled value at scale `to`, if exact.
 pub(super) fn rescale(unscaled: i128, from: i64, to: i64) -> Option<i128> {
     if to >= from {

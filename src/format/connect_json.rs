@@ -12,6 +12,7 @@
 //! and values are read as they are (Debezium's `decimal.handling.mode = string` suits
 //! that).
 
+use super::cells::decimal_digits;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -198,16 +199,7 @@ fn decimal_text(base64: &str, scale: u32) -> Result<String, String> {
     let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
     let mut wide = [fill; 16];
     wide[16 - bytes.len()..].copy_from_slice(&bytes);
-    let unscaled = i128::from_be_bytes(wide);
-    let digits = unscaled.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let sign = if unscaled < 0 { "-" } else { "" };
-    if scale == 0 {
-        return Ok(format!("{sign}{digits}"));
-    }
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    Ok(format!("{sign}{whole}.{fraction}"))
+    Ok(decimal_digits(i128::from_be_bytes(wide), scale))
 }
 
 #[cfg(test)]

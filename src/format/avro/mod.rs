@@ -25,8 +25,8 @@ pub(super) use connect_types::with_logical_types;
 pub(super) use direct::KeyPlan as AvroKeyPlan;
 
 use super::cells::{
-    date_of_text, decimal_of_text, float_of_text, in_unit, int_of_text, push_record, rescale,
-    timestamp_of_text, Cell,
+    date_of_text, decimal_digits, decimal_of_text, float_of_text, in_unit, int_of_text,
+    push_record, rescale, timestamp_of_text, Cell,
 };
 use super::column_buffer::ColumnBuffer;
 use super::registry::{split_framing, RegisteredSchema, SchemaRegistry};
@@ -445,6 +445,11 @@ fn column_type(schema: &Schema) -> (DataType, ColumnSource) {
         Schema::TimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Schema::LocalTimestampMillis => DataType::Timestamp(TimeUnit::Millisecond, None),
         Schema::LocalTimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, None),
+        // Debezium's NUMERIC without a scale: its digits, exact (no DECIMAL type here
+        // holds every scale).
+        Schema::Record(record) if record.name.fullname(None) == VARIABLE_SCALE_DECIMAL => {
+            DataType::Utf8
+        }
         _ => return (DataType::Utf8, ColumnSource::RawJson),
     };
     (arrow, ColumnSource::Field)
@@ -498,7 +503,16 @@ fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Ce
         (V::Int(i), D::Utf8) => Cell::Text(i.to_string()),
         (V::Long(i), D::Utf8) => Cell::Text(i.to_string()),
         (V::Boolean(b), D::Utf8) => Cell::Text(b.to_string()),
-        (V::Record(_) | V::Array(_) | V::Map(_), D::Utf8) => Cell::Text(json_text(value)?),
+        // A VariableScaleDecimal as its digits, as the JSON format reads one; other
+        // records as JSON.
+        (V::Record(fields), D::Utf8) => match variable_scale_decimal(fields) {
+            Some((unscaled, scale)) => {
+                let scale = u32::try_from(scale).map_err(|_| misfit())?;
+                Cell::Text(decimal_digits(unscaled, scale))
+            }
+            None => Cell::Text(json_text(value)?),
+        },
+        (V::Array(_) | V::Map(_), D::Utf8) => Cell::Text(json_text(value)?),
         (V::Bytes(b) | V::Fixed(_, b), D::Binary) => Cell::Bytes(b.clone()),
         (V::String(s), D::Binary) => Cell::Bytes(s.as_bytes().to_vec()),
         (V::Decimal(d), D::Decimal128(_, to)) => {
@@ -560,6 +574,10 @@ fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Ce
         _ => return Err(misfit()),
     })
 }
+
+/// The Avro record name Kafka Connect's converters give Debezium's variable-scale
+/// decimals.
+const VARIABLE_SCALE_DECIMAL: &str = "io.debezium.data.VariableScaleDecimal";
 
 /// The unscaled value and scale of a Debezium `VariableScaleDecimal` record
 /// (`{"scale": int, "value": bytes}`, the unscaled value big-endian).
@@ -625,6 +643,11 @@ mod tests {
             to_cell(&value, &DataType::Float64, None),
             Ok(Cell::Float(-12.34))
         );
+        // TEXT: the digits, as from a JSON event.
+        assert_eq!(
+            to_cell(&value, &DataType::Utf8, None),
+            Ok(Cell::Text("-12.34".into()))
+        );
         // A scale the column cannot hold exactly, and other records, do not fit.
         assert!(to_cell(
             &decimal(4, &[0x30, 0x39]),
@@ -666,7 +689,10 @@ mod tests {
                 {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
                 {"name": "day", "type": {"type": "int", "logicalType": "date"}},
                 {"name": "uid", "type": {"type": "string", "logicalType": "uuid"}},
-                {"name": "address", "type": {"type": "record", "name": "A", "fields": [{"name": "city", "type": "string"}]}}
+                {"name": "address", "type": {"type": "record", "name": "A", "fields": [{"name": "city", "type": "string"}]}},
+                {"name": "amount", "type": ["null", {"type": "record", "name": "VariableScaleDecimal",
+                    "namespace": "io.debezium.data", "fields": [
+                        {"name": "scale", "type": "int"}, {"name": "value", "type": "bytes"}]}]}
             ]}"#,
         )
         .unwrap();
@@ -687,6 +713,7 @@ mod tests {
                 ("day", &DataType::Date32, &ColumnSource::Field),
                 ("uid", &DataType::Utf8, &ColumnSource::Field),
                 ("address", &DataType::Utf8, &ColumnSource::RawJson),
+                ("amount", &DataType::Utf8, &ColumnSource::Field),
             ]
         );
     }
