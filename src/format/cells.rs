@@ -12,7 +12,7 @@ use arrow::array::{
 use arrow::compute::kernels::cast_utils::{parse_decimal, string_to_datetime, Parser};
 use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Float64Type, Int64Type, TimeUnit};
 use arrow::error::ArrowError;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// One converted cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,9 +44,10 @@ pub(super) fn in_unit(value: i64, from: TimeUnit, to: &TimeUnit) -> i64 {
 /// A timestamp written as text, in `unit`: read by arrow's parser as the JSON format
 /// reads one (RFC 3339, or ISO 8601 with a space; text without an offset is UTC), so
 /// Debezium's `ZonedTimestamp` reads alike in JSON and Avro events.
-pub(super) fn timestamp_of_text(text: &str, unit: &TimeUnit) -> Option<i64> {
-    let utc: Tz = "+00:00".parse().ok()?;
-    let at = string_to_datetime(&utc, text).ok()?;
+fn timestamp_of_text(text: &str, unit: &TimeUnit) -> Option<i64> {
+    // Parsed once: this runs for every such cell.
+    static UTC: LazyLock<Option<Tz>> = LazyLock::new(|| "+00:00".parse().ok());
+    let at = string_to_datetime(UTC.as_ref()?, text).ok()?;
     match unit {
         TimeUnit::Second => Some(at.timestamp()),
         TimeUnit::Millisecond => Some(at.timestamp_millis()),
@@ -57,25 +58,59 @@ pub(super) fn timestamp_of_text(text: &str, unit: &TimeUnit) -> Option<i64> {
 
 /// A date written as text (`2024-02-29`), in days since the epoch, as the JSON format
 /// reads one.
-pub(super) fn date_of_text(text: &str) -> Option<i64> {
+fn date_of_text(text: &str) -> Option<i64> {
     Date32Type::parse(text).map(i64::from)
 }
 
-// Numbers written as text (Debezium's `decimal.handling.mode = string`, decimals in
-// Protobuf string fields) are read by arrow's parsers, as the JSON format reads them.
+/// Text in a column of a type [`cell_of_text`] reads from text.
+pub(super) fn is_read_from_text(data_type: &DataType) -> bool {
+    use DataType as D;
+    matches!(
+        data_type,
+        D::Int16
+            | D::Int32
+            | D::Int64
+            | D::Float32
+            | D::Float64
+            | D::Decimal128(..)
+            | D::Timestamp(..)
+            | D::Date32
+    )
+}
+
+/// Text in a number, DECIMAL, DATE or TIMESTAMP column (Debezium's
+/// `decimal.handling.mode = string` and `ZonedTimestamp`, decimals in Protobuf string
+/// fields), read by arrow's parsers as the JSON format reads it; None when it does not
+/// fit the column, or the column takes no text this way.
+pub(super) fn cell_of_text(text: &str, data_type: &DataType) -> Option<Cell> {
+    use DataType as D;
+    let int_within = |min: i64, max: i64| int_of_text(text).filter(|i| (min..=max).contains(i));
+    match data_type {
+        D::Int16 => int_within(i16::MIN.into(), i16::MAX.into()).map(Cell::Int),
+        D::Int32 => int_within(i32::MIN.into(), i32::MAX.into()).map(Cell::Int),
+        D::Int64 => int_of_text(text).map(Cell::Int),
+        D::Float32 | D::Float64 => float_of_text(text).map(Cell::Float),
+        D::Decimal128(precision, scale) => {
+            decimal_of_text(text, *precision, *scale).map(Cell::Decimal)
+        }
+        D::Timestamp(unit, _) => timestamp_of_text(text, unit).map(Cell::Int),
+        D::Date32 => date_of_text(text).map(Cell::Int),
+        _ => None,
+    }
+}
 
 /// An integer written as text.
-pub(super) fn int_of_text(text: &str) -> Option<i64> {
+fn int_of_text(text: &str) -> Option<i64> {
     Int64Type::parse(text)
 }
 
 /// A float written as text.
-pub(super) fn float_of_text(text: &str) -> Option<f64> {
+fn float_of_text(text: &str) -> Option<f64> {
     Float64Type::parse(text)
 }
 
 /// A decimal written as text, as its unscaled value at `scale`; None past `precision`.
-pub(super) fn decimal_of_text(text: &str, precision: u8, scale: i8) -> Option<i128> {
+fn decimal_of_text(text: &str, precision: u8, scale: i8) -> Option<i128> {
     parse_decimal::<Decimal128Type>(text, precision, scale).ok()
 }
 

@@ -17,9 +17,7 @@
 //! apache-avro: every byte it skips is checked as apache-avro would check it.
 
 use super::{decimal_scales, i128_of_be, json_text, named_records, to_cell, MILLIS_PER_DAY};
-use crate::format::cells::{
-    date_of_text, decimal_of_text, float_of_text, in_unit, int_of_text, rescale, timestamp_of_text,
-};
+use crate::format::cells::{cell_of_text, in_unit, rescale};
 use crate::format::column_buffer::ColumnBuffer;
 use crate::format::{ColumnSource, Envelope, SourceSchema};
 use apache_avro::schema::{RecordSchema, Schema};
@@ -628,19 +626,7 @@ fn put(
         }
         (S::Long(t), D::Timestamp(_, _)) => out.push_int(t),
         (S::TimestampMillis(t), D::Date32) => out.push_int(t.div_euclid(MILLIS_PER_DAY)),
-        (S::Str(s), D::Int16) => {
-            out.push_int(within(int_of_text(s)?, i16::MIN as i64, i16::MAX as i64)?)
-        }
-        (S::Str(s), D::Int32) => {
-            out.push_int(within(int_of_text(s)?, i32::MIN as i64, i32::MAX as i64)?)
-        }
-        (S::Str(s), D::Int64) => out.push_int(int_of_text(s)?),
-        (S::Str(s), D::Float32 | D::Float64) => out.push_float(float_of_text(s)?),
-        (S::Str(s), D::Decimal128(precision, to)) => {
-            out.push_decimal(decimal_of_text(s, *precision, *to)?)
-        }
-        (S::Str(s), D::Timestamp(unit, _)) => out.push_int(timestamp_of_text(s, unit)?),
-        (S::Str(s), D::Date32) => out.push_int(date_of_text(s)?),
+        (S::Str(s), _) => out.push_cell(cell_of_text(s, data_type)?),
         _ => return None,
     }
     Some(())

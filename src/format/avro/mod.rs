@@ -24,10 +24,7 @@ mod direct;
 pub(super) use connect_types::with_logical_types;
 pub(super) use direct::KeyPlan as AvroKeyPlan;
 
-use super::cells::{
-    date_of_text, decimal_digits, decimal_of_text, float_of_text, in_unit, int_of_text,
-    push_record, rescale, timestamp_of_text, Cell,
-};
+use super::cells::{cell_of_text, decimal_digits, in_unit, push_record, rescale, Cell};
 use super::column_buffer::ColumnBuffer;
 use super::registry::{split_framing, RegisteredSchema, SchemaRegistry};
 use super::{
@@ -552,25 +549,7 @@ fn to_cell(value: &Value, data_type: &DataType, scale: Option<i64>) -> Result<Ce
         }
         (V::Long(t), D::Timestamp(_, _)) => Cell::Int(*t),
         (V::TimestampMillis(t), D::Date32) => Cell::Int(t.div_euclid(MILLIS_PER_DAY)),
-        (V::String(s), D::Int16) => {
-            let i = int_of_text(s).ok_or_else(misfit)?;
-            int_in(i, i16::MIN as i64, i16::MAX as i64)?
-        }
-        (V::String(s), D::Int32) => {
-            let i = int_of_text(s).ok_or_else(misfit)?;
-            int_in(i, i32::MIN as i64, i32::MAX as i64)?
-        }
-        (V::String(s), D::Int64) => Cell::Int(int_of_text(s).ok_or_else(misfit)?),
-        (V::String(s), D::Float32 | D::Float64) => {
-            Cell::Float(float_of_text(s).ok_or_else(misfit)?)
-        }
-        (V::String(s), D::Decimal128(precision, to)) => {
-            Cell::Decimal(decimal_of_text(s, *precision, *to).ok_or_else(misfit)?)
-        }
-        (V::String(s), D::Timestamp(unit, _)) => {
-            Cell::Int(timestamp_of_text(s, unit).ok_or_else(misfit)?)
-        }
-        (V::String(s), D::Date32) => Cell::Int(date_of_text(s).ok_or_else(misfit)?),
+        (V::String(s), _) => cell_of_text(s, data_type).ok_or_else(misfit)?,
         _ => return Err(misfit()),
     })
 }

@@ -16,7 +16,7 @@
 //! path might read differently (a value that does not fit its column, a group, bytes
 //! that do not parse) and leaves that record to it.
 
-use super::{to_cell, ColumnSource, SourceSchema};
+use super::{text_cell, to_cell, ColumnSource, SourceSchema};
 use crate::format::cells::Cell;
 use crate::format::column_buffer::ColumnBuffer;
 use arrow::datatypes::DataType;
@@ -189,7 +189,8 @@ impl DirectPlan {
                     match data_type {
                         DataType::Utf8 => column.push_text(text),
                         DataType::Binary => column.push_bytes(text.as_bytes()),
-                        _ => put(Value::String(text.to_string()), field, column)?,
+                        // No String allocated for a number read from text.
+                        _ => column.push_cell(text_cell(text, data_type)?),
                     }
                 }
                 Slot::Bytes(from, to) => match data_type {

@@ -32,10 +32,7 @@
 
 mod direct;
 
-use super::cells::{
-    date_of_text, decimal_of_text, float_of_text, int_of_text, push_record, rescale,
-    timestamp_of_text, Cell,
-};
+use super::cells::{cell_of_text, is_read_from_text, push_record, rescale, Cell};
 use super::column_buffer::ColumnBuffer;
 use super::registry::{
     blocking, split_framing, RegisteredSchema, RegistryError, SchemaKind, SchemaRegistry,
@@ -660,32 +657,6 @@ fn to_cell(value: &Value, kind: &Kind, data_type: &DataType) -> Result<Option<Ce
         (Value::F64(f), D::Utf8) => Cell::Text(f.to_string()),
         (Value::String(s), D::Utf8) => Cell::Text(s.clone()),
         (Value::String(s), D::Binary) => Cell::Bytes(s.as_bytes().to_vec()),
-        // Text for what Protobuf has no type for (a decimal, a date, a timestamp) fills
-        // those columns, read as the JSON format reads it; empty text, which is also
-        // how proto3 writes an unset string, is NULL there.
-        (
-            Value::String(s),
-            D::Int16 | D::Int32 | D::Int64 | D::Float32 | D::Float64 | D::Decimal128(..),
-        )
-        | (Value::String(s), D::Timestamp(..) | D::Date32)
-            if s.is_empty() =>
-        {
-            Cell::Null
-        }
-        (Value::String(s), D::Int16 | D::Int32 | D::Int64) => {
-            int_cell(i128::from(int_of_text(s).ok_or_else(misfit)?), data_type)
-                .ok_or_else(misfit)?
-        }
-        (Value::String(s), D::Float32 | D::Float64) => {
-            Cell::Float(float_of_text(s).ok_or_else(misfit)?)
-        }
-        (Value::String(s), D::Decimal128(precision, scale)) => {
-            Cell::Decimal(decimal_of_text(s, *precision, *scale).ok_or_else(misfit)?)
-        }
-        (Value::String(s), D::Timestamp(unit, _)) => {
-            Cell::Int(timestamp_of_text(s, unit).ok_or_else(misfit)?)
-        }
-        (Value::String(s), D::Date32) => Cell::Int(date_of_text(s).ok_or_else(misfit)?),
         (Value::Bytes(b), D::Binary) => Cell::Bytes(b.to_vec()),
         (Value::EnumNumber(n), D::Utf8) => Cell::Text(enum_name(*n, kind)),
         (Value::EnumNumber(n), D::Int16 | D::Int32 | D::Int64) => {
@@ -702,9 +673,20 @@ fn to_cell(value: &Value, kind: &Kind, data_type: &DataType) -> Result<Option<Ce
             return to_cell(&m.get_field(&field), &field.kind(), data_type);
         }
         (Value::Message(_), D::Utf8) => return Ok(None),
+        (Value::String(s), _) => text_cell(s, data_type).ok_or_else(misfit)?,
         _ => return Err(misfit()),
     };
     Ok(Some(cell))
+}
+
+/// A string field's text in a number, DECIMAL, DATE or TIMESTAMP column: what Protobuf
+/// has no type for is sent as text, read as the JSON format reads it; empty text,
+/// which is also how proto3 writes an unset string, is NULL there.
+fn text_cell(text: &str, data_type: &DataType) -> Option<Cell> {
+    match cell_of_text(text, data_type) {
+        None if text.is_empty() && is_read_from_text(data_type) => Some(Cell::Null),
+        cell => cell,
+    }
 }
 
 /// An integer as a cell of `data_type`, if it fits.
