@@ -458,12 +458,7 @@ async fn declare_fetch_and_copy_over_tokio_postgres() {
     let mut copy = Box::pin(copy);
     let mut lines = Vec::new();
     while lines.len() < 2 {
-        let chunk = tokio::time::timeout(READY_TIMEOUT, copy.next())
-            .await
-            .expect("snapshot lines")
-            .expect("not ended")
-            .expect("copy data");
-        lines.push(String::from_utf8(chunk.to_vec()).expect("utf-8"));
+        lines.push(next_copy_line(&mut copy, "snapshot lines").await);
     }
     lines.sort();
     assert_eq!(
@@ -479,13 +474,21 @@ async fn declare_fetch_and_copy_over_tokio_postgres() {
         &[json_record("u5", json!({"name": "Five"}))],
     )
     .await;
+    let line = next_copy_line(&mut copy, "a change, flushed as it happened").await;
+    assert!(line.ends_with("\tupsert\tu5\tFive\n"), "{line:?}");
+}
+
+/// The next line of a `COPY (SUBSCRIBE ...)`, failing with `what` if none comes in time.
+async fn next_copy_line<S>(copy: &mut std::pin::Pin<Box<S>>, what: &str) -> String
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, tokio_postgres::Error>>,
+{
     let chunk = tokio::time::timeout(READY_TIMEOUT, copy.next())
         .await
-        .expect("a change, flushed as it happened")
+        .expect(what)
         .expect("not ended")
         .expect("copy data");
-    let line = String::from_utf8(chunk.to_vec()).expect("utf-8");
-    assert!(line.ends_with("\tupsert\tu5\tFive\n"), "{line:?}");
+    String::from_utf8(chunk.to_vec()).expect("utf-8")
 }
 
 /// The next `n` lines of a `COPY (SUBSCRIBE ...)`, without their position columns
@@ -496,12 +499,7 @@ where
 {
     let mut lines = Vec::new();
     while lines.len() < n {
-        let chunk = tokio::time::timeout(READY_TIMEOUT, copy.next())
-            .await
-            .expect("a change")
-            .expect("not ended")
-            .expect("copy data");
-        let line = String::from_utf8(chunk.to_vec()).expect("utf-8");
+        let line = next_copy_line(copy, "a change").await;
         let fields: Vec<&str> = line.trim_end_matches('\n').split('\t').collect();
         assert!(
             fields[0] != "\\N" && fields[1] != "\\N",
