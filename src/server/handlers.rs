@@ -3,7 +3,7 @@
 
 use super::auth::{Access, Authenticator, UserConfig};
 use super::cancel::{KtableCancel, RunningQueries};
-use super::errors::user_error;
+use super::errors::{error_with_code, user_error};
 use super::extended::{BufferedReplies, KtableExtended};
 use super::limits::QueryLimits;
 use super::metrics::{ServerMetrics, StatementLabel};
@@ -24,6 +24,7 @@ use datafusion_postgres::pgwire::api::{
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use std::sync::Arc;
+use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 /// What both protocols' handlers work with.
@@ -34,6 +35,9 @@ pub(crate) struct Shared {
     pub(crate) running: Arc<RunningQueries>,
     pub(crate) runtime: Arc<QueryRuntime>,
     pub(crate) metrics: Arc<ServerMetrics>,
+    /// The runtime `serve` was called on: source DDL runs there, so that the
+    /// consumers and tasks it starts outlive the connection threads.
+    pub(crate) home: Handle,
 }
 
 impl Shared {
@@ -91,9 +95,9 @@ impl Shared {
         Ok(self.limits.hold(started, cancel, response?))
     }
 
-    /// Source DDL and no-ops on the connection's own task (sources start their
-    /// consumers there), everything else on the query threads, its rows produced
-    /// there as the client reads them.
+    /// Source DDL on the runtime `serve` was called on (sources start their consumers
+    /// there), no-ops on the connection's own task, everything else on the query
+    /// threads, its rows produced there as the client reads them.
     async fn run(
         &self,
         session: &Session,
@@ -106,7 +110,19 @@ impl Shared {
         let engine = Arc::clone(&self.engine);
         let context = Arc::clone(session.context());
         match prepared.kind() {
-            SourceDdl | Savepoint | Empty => {
+            SourceDdl => {
+                let output = self
+                    .home
+                    .spawn(async move { engine.execute(&context, &prepared, params).await })
+                    .await
+                    .map_err(|error| {
+                        tracing::error!(%error, "a source statement failed");
+                        error_with_code("XX000", "the statement stopped unexpectedly".into())
+                    })?
+                    .map_err(|e| user_error(&e))?;
+                results::respond(output, &format, &options)
+            }
+            Savepoint | Empty => {
                 let output = engine
                     .execute(&context, &prepared, params)
                     .await
@@ -168,6 +184,7 @@ impl KtableHandlers {
             running: Arc::clone(&running),
             runtime,
             metrics: Arc::clone(&metrics),
+            home: Handle::current(),
         });
         Self {
             queries: Arc::new(KtableQueries::new(Arc::clone(&shared))),

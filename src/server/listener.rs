@@ -4,12 +4,13 @@
 //! task is tracked, so that shutdown can wait for them and then end them.
 
 use super::connection::{self, Timeouts};
+use super::connection_threads::ConnectionThreads;
 use super::slots::Slots;
 use super::{KtableHandlers, ServerConfig, ServerError};
 use datafusion_postgres::pgwire::tokio::TlsAcceptor;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -35,6 +36,7 @@ pub(crate) async fn run(
     handlers: Arc<KtableHandlers>,
     config: &ServerConfig,
     tls: Option<TlsAcceptor>,
+    threads: &ConnectionThreads,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let listener = TcpListener::bind(config.listen)
@@ -89,8 +91,23 @@ pub(crate) async fn run(
         let handlers = Arc::clone(&handlers);
         let tls = tls.clone();
         let stopping = stopping.clone();
-        connections.spawn(async move {
+        // The socket moves to the connection thread's own reactor.
+        let socket = match socket.into_std() {
+            Ok(socket) => socket,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "cannot hand a connection to its thread");
+                continue;
+            }
+        };
+        threads.spawn(&mut connections, async move {
             let _open = open;
+            let socket = match TcpStream::from_std(socket) {
+                Ok(socket) => socket,
+                Err(error) => {
+                    tracing::warn!(%peer, %error, "cannot register a connection");
+                    return;
+                }
+            };
             if let Err(error) =
                 connection::serve(socket, tls, handlers, ticket, timeouts, stopping).await
             {

@@ -2,10 +2,11 @@
 //! the engine's tables and streams. What a statement is and how it runs is the
 //! engine's (`sql::Engine::prepare` / `execute`); this module only speaks the wire.
 //!
-//! * `listener` — accepts connections, and at shutdown drains them; `slots` — how
-//!   many at once, logging in, and from one address; `connection` — one connection's
-//!   TLS, login and idle timeouts; `frames` — frontend messages checked before pgwire
-//!   decodes them.
+//! * `listener` — accepts connections, and at shutdown drains them;
+//!   `connection_threads` — the single-threaded runtimes, one per core, each
+//!   connection lives on; `slots` — how many at once, logging in, and from one
+//!   address; `connection` — one connection's TLS, login and idle timeouts;
+//!   `frames` — frontend messages checked before pgwire decodes them.
 //! * `auth` — SCRAM-SHA-256 users and the read-only role.
 //! * `handlers` — what both protocols share; `simple` — the simple-query protocol;
 //!   `extended` — Parse/Bind/Execute over `wire_statement`, a prepared statement's
@@ -29,6 +30,7 @@ mod auth;
 mod cancel;
 mod client_view;
 mod connection;
+mod connection_threads;
 mod errors;
 mod extended;
 mod frames;
@@ -47,6 +49,7 @@ mod tls;
 mod wire_statement;
 
 use crate::sql::Engine;
+use connection_threads::ConnectionThreads;
 use query_runtime::QueryRuntime;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -147,8 +150,8 @@ pub enum ServerError {
     /// The catalog for clients could not be set up.
     #[error("cannot set up pg_catalog: {0}")]
     Catalog(String),
-    /// The threads that run queries could not start.
-    #[error("cannot start the query threads: {0}")]
+    /// The threads that run connections or queries could not start.
+    #[error("cannot start the server's threads: {0}")]
     Runtime(std::io::Error),
 }
 
@@ -192,6 +195,7 @@ pub async fn serve_counted(
         .map_err(|e| ServerError::Catalog(e.to_string()))?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = Arc::new(QueryRuntime::start(threads).map_err(ServerError::Runtime)?);
+    let connection_threads = ConnectionThreads::start(threads).map_err(ServerError::Runtime)?;
     let handlers = Arc::new(KtableHandlers::new(
         engine,
         &config.users,
@@ -200,7 +204,7 @@ pub async fn serve_counted(
         metrics,
     ));
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let serving = listener::run(handlers, config, tls, stopping);
+    let serving = listener::run(handlers, config, tls, &connection_threads, stopping);
     tokio::pin!(serving);
     tokio::select! {
         result = &mut serving => return result,
