@@ -32,10 +32,15 @@ pub struct WireStatement {
     /// Whether a lookup's key arrives as text (declared text, or left to the server):
     /// only then is it served from the index, any other type goes through DataFusion.
     pub(crate) text_key: bool,
-    /// The result's fields for the last format options and format asked, reused while
-    /// they stay the same (they do, statement after statement).
-    fields: Mutex<Option<CachedFields>>,
+    /// The result's fields for the last few format options and formats asked, reused
+    /// while they stay the same (they do, statement after statement: a Describe's and
+    /// an Execute's, each time).
+    fields: Mutex<Vec<CachedFields>>,
 }
+
+/// The field descriptions a statement keeps: a Describe's (made with options of
+/// their own), an Execute's, and room for a client that changes formats.
+const CACHED_FIELDS: usize = 4;
 
 /// Field descriptions and the format options and format they were made for.
 type CachedFields = (Arc<FormatOptions>, Format, Arc<Vec<FieldInfo>>);
@@ -76,7 +81,7 @@ impl WireStatement {
             parameter_types,
             inferred_types,
             text_key,
-            fields: Mutex::new(None),
+            fields: Mutex::new(Vec::with_capacity(CACHED_FIELDS)),
         })
     }
 
@@ -87,13 +92,17 @@ impl WireStatement {
         options: &Arc<FormatOptions>,
     ) -> PgWireResult<Arc<Vec<FieldInfo>>> {
         let mut cached = self.fields.lock();
-        if let Some((cached_options, cached_format, fields)) = cached.as_ref() {
-            if Arc::ptr_eq(cached_options, options) && same_format(cached_format, format) {
-                return Ok(Arc::clone(fields));
-            }
+        let hit = cached.iter().find(|(cached_options, cached_format, _)| {
+            Arc::ptr_eq(cached_options, options) && same_format(cached_format, format)
+        });
+        if let Some((_, _, fields)) = hit {
+            return Ok(Arc::clone(fields));
         }
         let fields = results::fields(&self.prepared.schema(), format, options)?;
-        *cached = Some((Arc::clone(options), format.clone(), Arc::clone(&fields)));
+        if cached.len() == CACHED_FIELDS {
+            cached.remove(0);
+        }
+        cached.push((Arc::clone(options), format.clone(), Arc::clone(&fields)));
         Ok(fields)
     }
 }

@@ -138,7 +138,9 @@ impl PointLookup {
                 })
             }
         };
-        let row = table.lookup(&[key]).map_err(DataFusionError::from)?;
+        let Some(row) = table.lookup_one(key) else {
+            return Ok(RecordBatch::new_empty(Arc::clone(&self.schema)));
+        };
         let columns = self
             .projection
             .iter()
