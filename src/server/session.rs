@@ -9,9 +9,11 @@
 //! session is made on the connection's first statement and kept in its session
 //! extensions, so it lives and dies with the connection.
 
-use crate::sql::Engine;
+use crate::sql::{Engine, Prepared};
 use datafusion::prelude::SessionContext;
+use datafusion_postgres::pgwire::api::results::FieldInfo;
 use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::error::PgWireResult;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -23,7 +25,13 @@ pub(crate) struct Session {
     /// settings; made once and kept until a session statement may have changed them,
     /// rather than for every result.
     format: Mutex<Option<Arc<FormatOptions>>>,
+    /// The field descriptions of the last point lookup sent as text (psql and BI
+    /// tools send the same lookup again and again with another literal), with the
+    /// statement and format options they were made for.
+    lookup_fields: Mutex<Option<LookupFields>>,
 }
+
+type LookupFields = (Arc<Prepared>, Arc<FormatOptions>, Arc<Vec<FieldInfo>>);
 
 impl Session {
     /// `client`'s session, made on first use.
@@ -31,6 +39,7 @@ impl Session {
         client.session_extensions().get_or_insert_with(|| Session {
             context: Arc::new(engine.session_context()),
             format: Mutex::new(None),
+            lookup_fields: Mutex::new(None),
         })
     }
 
@@ -44,6 +53,26 @@ impl Session {
         Arc::clone(self.format.lock().get_or_insert_with(|| {
             Arc::new(FormatOptions::from_client_metadata(client.metadata()))
         }))
+    }
+
+    /// The text-format field descriptions of `lookup`'s rows for `client`, made by
+    /// `make` unless the same lookup was last answered with the same options.
+    pub(crate) fn lookup_fields<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        lookup: &Arc<Prepared>,
+        make: impl FnOnce(&Arc<FormatOptions>) -> PgWireResult<Arc<Vec<FieldInfo>>>,
+    ) -> PgWireResult<Arc<Vec<FieldInfo>>> {
+        let options = self.format(client);
+        let mut cached = self.lookup_fields.lock();
+        if let Some((prepared, made_with, fields)) = cached.as_ref() {
+            if Arc::ptr_eq(prepared, lookup) && Arc::ptr_eq(made_with, &options) {
+                return Ok(Arc::clone(fields));
+            }
+        }
+        let fields = make(&options)?;
+        *cached = Some((Arc::clone(lookup), options, Arc::clone(&fields)));
+        Ok(fields)
     }
 
     /// Forgets the result format: a session statement ran and may have changed it.

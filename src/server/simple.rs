@@ -96,11 +96,9 @@ impl KtableQueries {
                 .metrics
                 .fast_path_lookup(rows.is_ok(), started.elapsed());
             let rows = rows.map_err(|e| user_error(&e))?;
-            let fields = results::fields(
-                &rows.schema(),
-                &Format::UnifiedText,
-                &session.format(&*client),
-            )?;
+            let fields = session.lookup_fields(&*client, &lookup, |options| {
+                results::fields(&rows.schema(), &Format::UnifiedText, options)
+            })?;
             return Ok(Response::Query(results::batch_rows(fields, rows)));
         }
         if let Some(cursor) = subscribe::cursor_prepared(&*client, sql) {
