@@ -15,8 +15,10 @@
 # 5. measures, BENCH_RUNS times, the servers taking turns within each run:
 #    prepared point lookups (benches/pgwire/lookup.sql) at 1 client and at 8
 #    clients for BENCH_SECONDS each (TPS, p50 and p99 latency from pgbench's
-#    per-transaction log), and a full-scan GROUP BY (benches/pgwire/aggregate.sql)
-#    BENCH_AGG_QUERIES times (median latency), and prepared lookups at 1 client
+#    per-transaction log; then TPS alone, without the log), literal and unnamed
+#    lookups (-M simple, -M extended), a full-scan GROUP BY
+#    (benches/pgwire/aggregate.sql) BENCH_AGG_QUERIES times (median latency), and
+#    prepared lookups at 1 client
 #    while BENCH_LOAD_CLIENTS other clients run that aggregate without pause
 #    (lookup p50 and p99 under analytical load);
 # 6. prints the medians over the runs as a Markdown table with the ratio
@@ -258,7 +260,9 @@ bench() {
   shift 4
   local out=$WORK/pgbench/$name.out prefix=$WORK/pgbench/$name
   rm -f "$prefix".log*
-  if ! "$PGBENCH" -n -h 127.0.0.1 -p "$port" -U "$user" -M "${MODE:-prepared}" --log --log-prefix="$prefix.log" \
+  local logging=(--log --log-prefix="$prefix.log")
+  [[ -n ${NOLOG:-} ]] && logging=()
+  if ! "$PGBENCH" -n -h 127.0.0.1 -p "$port" -U "$user" -M "${MODE:-prepared}" "${logging[@]}" \
     "$@" "$user" >"$out" 2>&1; then
     log "pgbench $name failed:"; cat "$out" >&2
     die "pgbench against port $port failed"
@@ -268,6 +272,10 @@ bench() {
   fi
   local tps
   tps=$(awk '/^tps = / { print $3; exit }' "$out")
+  if [[ -n ${NOLOG:-} ]]; then
+    echo "$tps 0 0 0" # no latencies without the log
+    return
+  fi
   # Field 3 of each log line is the transaction's latency in microseconds.
   cat "$prefix".log* | awk '$3 ~ /^[0-9]+$/ { print $3 }' | sort -n | awk -v tps="$tps" '
     { v[NR] = $1 }
@@ -286,6 +294,12 @@ server_user() { if [[ $1 == ktable ]]; then echo ktable; else echo postgres; fi;
 
 lookup_test() { # SERVER CLIENTS THREADS SECONDS TAG
   bench "$5-$1-c$2" "$(server_port "$1")" "$(server_user "$1")" -- \
+    -c "$2" -j "$3" -T "$4" -D rows="$ROWS" -f benches/pgwire/lookup.sql
+}
+# The same, TPS only: writing a log line per transaction costs pgbench enough CPU
+# (on the cores the servers use) to be the limit at 8 clients.
+unlogged_lookup_test() { # SERVER CLIENTS THREADS SECONDS TAG
+  NOLOG=1 bench "$5-$1-nolog-c$2" "$(server_port "$1")" "$(server_user "$1")" -- \
     -c "$2" -j "$3" -T "$4" -D rows="$ROWS" -f benches/pgwire/lookup.sql
 }
 # The same lookups as drivers without prepared statements send them: the key as a
@@ -349,6 +363,12 @@ for ((run = 1; run <= RUNS; run++)); do
     record "$run" "$server" lookup-c8 lookup_test "$server" 8 2 "$DURATION" "run$run"
   done
   for clients in 1 8; do
+    for server in ktable postgres; do
+      log "run $run/$RUNS: $server, lookups at $clients client(s) without the per-transaction log"
+      record "$run" "$server" nolog-c$clients unlogged_lookup_test "$server" "$clients" $((clients > 1 ? 2 : 1)) "$DURATION" "run$run"
+    done
+  done
+  for clients in 1 8; do
     for server in postgres ktable; do
       log "run $run/$RUNS: $server, literal lookups (simple protocol) at $clients client(s)"
       record "$run" "$server" simple-c$clients literal_lookup_test "$server" "$clients" 2 "$DURATION" "run$run"
@@ -407,6 +427,8 @@ if git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | grep -q .; 
   row "lookup, 8 clients: TPS" lookup-c8 4 "%.0f"
   row "lookup, 8 clients: p50 ms" lookup-c8 5 "%.3f"
   row "lookup, 8 clients: p99 ms" lookup-c8 6 "%.3f"
+  row "lookup, 1 client, no per-transaction log: TPS" nolog-c1 4 "%.0f"
+  row "lookup, 8 clients, no per-transaction log: TPS" nolog-c8 4 "%.0f"
   row "literal lookup (-M simple), 1 client: TPS" simple-c1 4 "%.0f"
   row "literal lookup (-M simple), 8 clients: TPS" simple-c8 4 "%.0f"
   row "unnamed statement (-M extended), 1 client: TPS" extended-c1 4 "%.0f"
