@@ -160,6 +160,11 @@ pub enum ServerError {
 /// At shutdown the server stops accepting connections, closes idle sessions with
 /// SQLSTATE 57P01 as PostgreSQL does, lets running statements finish for up to
 /// `shutdown_grace`, then closes what is left, and returns.
+///
+/// The server starts threads of its own: one per core for connections (each a
+/// single-threaded runtime serving the connections given to it) and as many for
+/// DataFusion statements. Sources declared over the wire start on the runtime this
+/// future runs on, and outlive the server.
 pub async fn serve(
     engine: Arc<Engine>,
     config: &ServerConfig,
