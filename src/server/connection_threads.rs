@@ -71,11 +71,14 @@ impl ConnectionThreads {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let thread = self
+        let fewest = self
             .threads
             .iter()
-            .min_by_key(|thread| thread.connections.load(Ordering::Relaxed))
-            .expect("at least one connection thread");
+            .min_by_key(|thread| thread.connections.load(Ordering::Relaxed));
+        // `start` makes at least one; without, the caller's runtime serves.
+        let Some(thread) = fewest else {
+            return set.spawn(connection);
+        };
         let count = Arc::clone(&thread.connections);
         count.fetch_add(1, Ordering::Relaxed);
         let counted = Counted(count);
