@@ -20,27 +20,14 @@ pub fn split(text: &str) -> Result<Vec<ScriptStatement>, (u64, String)> {
     let tokens = Tokenizer::new(&dialect, text)
         .tokenize_with_location()
         .map_err(|e| (e.location.line, e.message.clone()))?;
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
-    // Tokenizer locations are 1-based lines and 1-based character columns.
-    let offset = |line: u64, column: u64| -> usize {
-        let start = line_starts
-            .get(line.saturating_sub(1) as usize)
-            .copied()
-            .unwrap_or(text.len());
-        text[start..]
-            .char_indices()
-            .nth(column.saturating_sub(1) as usize)
-            .map_or(text.len(), |(i, _)| start + i)
-    };
+    let mut offsets = Offsets::new(text);
     let mut statements = Vec::new();
     let mut first: Option<(u64, usize)> = None;
     for token in &tokens {
         match &token.token {
             Token::SemiColon => {
                 if let Some((line, start)) = first.take() {
-                    let end = offset(token.span.start.line, token.span.start.column);
+                    let end = offsets.at(token.span.start.line, token.span.start.column);
                     statements.push(ScriptStatement {
                         line,
                         sql: text[start..end].trim().to_string(),
@@ -52,7 +39,7 @@ pub fn split(text: &str) -> Result<Vec<ScriptStatement>, (u64, String)> {
                 if first.is_none() {
                     first = Some((
                         token.span.start.line,
-                        offset(token.span.start.line, token.span.start.column),
+                        offsets.at(token.span.start.line, token.span.start.column),
                     ));
                 }
             }
@@ -65,6 +52,49 @@ pub fn split(text: &str) -> Result<Vec<ScriptStatement>, (u64, String)> {
         });
     }
     Ok(statements)
+}
+
+/// Byte offsets in a text of the tokenizer's locations (1-based lines and 1-based
+/// character columns), asked for in increasing order: the position moves forward
+/// only, so a text is walked once however many statements it holds (a megabyte of
+/// `SELECT 1;` on one line would otherwise be walked from the line's start for each
+/// of its hundred thousand statements).
+struct Offsets<'a> {
+    text: &'a str,
+    line: u64,
+    column: u64,
+    byte: usize,
+}
+
+impl<'a> Offsets<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            line: 1,
+            column: 1,
+            byte: 0,
+        }
+    }
+
+    /// The byte offset of `line`:`column` (the text's end past it); never behind
+    /// the offset asked before.
+    fn at(&mut self, line: u64, column: u64) -> usize {
+        let mut chars = self.text[self.byte..].char_indices();
+        while (self.line, self.column) < (line, column) {
+            let Some((_, c)) = chars.next() else {
+                self.byte = self.text.len();
+                return self.byte;
+            };
+            self.byte += c.len_utf8();
+            if c == '\n' {
+                self.line += 1;
+                self.column = 1;
+            } else {
+                self.column += 1;
+            }
+        }
+        self.byte
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +122,28 @@ mod tests {
                 sql: "SELECT 2".into()
             }
         );
+    }
+
+    #[test]
+    fn statements_after_wide_characters_start_where_they_do() {
+        let statements = split("SELECT 'é'; SELECT 'ü€' ;\n  SELECT '😀'; SELECT 4").unwrap();
+        let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            ["SELECT 'é'", "SELECT 'ü€'", "SELECT '😀'", "SELECT 4"]
+        );
+        let lines: Vec<u64> = statements.iter().map(|s| s.line).collect();
+        assert_eq!(lines, [1, 1, 2, 2]);
+    }
+
+    #[test]
+    fn a_long_line_of_statements_is_split_whole() {
+        let text = "SELECT 1;".repeat(100_000);
+        let statements = split(&text).unwrap();
+        assert_eq!(statements.len(), 100_000);
+        assert!(statements
+            .iter()
+            .all(|s| s.sql == "SELECT 1" && s.line == 1));
     }
 
     #[test]
