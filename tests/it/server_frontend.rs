@@ -196,6 +196,51 @@ async fn shutdown_closes_idle_sessions_and_refuses_new_ones() {
     );
 }
 
+/// A source declared over the wire belongs to the engine, not to the server's
+/// connection threads: it keeps ingesting once the server has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_declared_over_the_wire_outlives_the_server() {
+    let broker = Broker::start();
+    let mut server = start_with(&broker, ServerConfig::default()).await;
+    let topic = broker.topic("pg-outlives", 1, &[]).await;
+    let client = connect_as(&server, "ktable", "").await.expect("connect");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE outlives (id TEXT PRIMARY KEY, name TEXT) WITH (topic = '{topic}')"
+        ))
+        .await
+        .expect("declare");
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(15), server.shut_down())
+        .await
+        .expect("the server stops")
+        .expect("the server task ends cleanly");
+    produce_all(
+        &broker.raw_producer(),
+        &topic,
+        &[json_record("a", json!({"name": "After"}))],
+    )
+    .await;
+    let deadline = Instant::now() + crate::READY_TIMEOUT;
+    loop {
+        let table = server.engine.table("outlives").expect("still declared");
+        if let Some(row) = table.lookup_one("a") {
+            let names = row
+                .column(1)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .expect("name is TEXT");
+            assert_eq!(names.value(0), "After");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the record produced after the server stopped never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_tls_needs_a_certificate() {
     let broker = Broker::start();
