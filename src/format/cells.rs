@@ -111,6 +111,9 @@ fn float_of_text(text: &str) -> Option<f64> {
 
 /// A decimal written as text, as its unscaled value at `scale`; None past `precision`.
 fn decimal_of_text(text: &str, precision: u8, scale: i8) -> Option<i128> {
+    if super::decimal_exponent::exponent_too_large(text) {
+        return None;
+    }
     parse_decimal::<Decimal128Type>(text, precision, scale).ok()
 }
 

@@ -12,6 +12,7 @@ use arrow::array::{
     StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::compute::concat_batches;
+use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use arrow::json::reader::{Decoder, ReaderBuilder};
 use serde_json::value::RawValue;
@@ -71,6 +72,9 @@ pub struct JsonDecoder {
     schema: Arc<SourceSchema>,
     /// Reused across batches on the fast path.
     decoder: Option<Decoder>,
+    /// Whether a value field is a DECIMAL (at any depth), so that values are first
+    /// checked for exponents arrow's decimal parser cannot read.
+    reads_decimals: bool,
 }
 
 impl super::RecordDecoder for JsonDecoder {
@@ -82,9 +86,15 @@ impl super::RecordDecoder for JsonDecoder {
 impl JsonDecoder {
     /// A decoder for `schema`.
     pub fn new(schema: Arc<SourceSchema>) -> Self {
+        let reads_decimals = schema
+            .field_schema()
+            .fields()
+            .iter()
+            .any(|field| holds_decimal(field.data_type()));
         Self {
             schema,
             decoder: None,
+            reads_decimals,
         }
     }
 
@@ -190,6 +200,11 @@ impl JsonDecoder {
         if self.schema.field_schema().fields().is_empty() || candidates.is_empty() {
             return Ok((None, candidates));
         }
+        let candidates = if self.reads_decimals {
+            without_too_large_exponents(records, candidates, rejected)
+        } else {
+            candidates
+        };
         let mut decoder = match self.decoder.take() {
             Some(decoder) => decoder,
             None => self.new_decoder(crate::source::MAX_BATCH)?,
@@ -309,6 +324,40 @@ fn fast_path(
     decoder.flush().ok().flatten()
 }
 
+/// Whether `data_type` is, or nests, a DECIMAL.
+fn holds_decimal(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => true,
+        DataType::Struct(fields) => fields.iter().any(|f| holds_decimal(f.data_type())),
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::FixedSizeList(field, _)
+        | DataType::Map(field, _) => holds_decimal(field.data_type()),
+        _ => false,
+    }
+}
+
+/// `candidates` less the records holding a number arrow's decimal parser would misread
+/// (see [`super::decimal_exponent`]), which are rejected.
+fn without_too_large_exponents(
+    records: &[RawRecord<'_>],
+    candidates: Vec<usize>,
+    rejected: &mut Vec<(usize, String)>,
+) -> Vec<usize> {
+    let mut kept = candidates;
+    kept.retain(|&i| {
+        let too_large = super::decimal_exponent::json_has_too_large_exponent(records[i].value);
+        if too_large {
+            rejected.push((i, super::decimal_exponent::TOO_LARGE.to_string()));
+        }
+        !too_large
+    });
+    kept
+}
+
 /// What a caught panic said.
 fn panic_text(panicked: &(dyn std::any::Any + Send)) -> &str {
     panicked
@@ -377,5 +426,52 @@ pub(super) fn metadata_column(
                 .for_each(|&i| b.append_option(records[i].headers));
             Arc::new(b.finish())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::ColumnSource;
+    use arrow::array::{Array, Decimal128Array};
+
+    #[test]
+    fn decimals_with_exponents_arrow_would_misread_are_rejected_not_wrapped() {
+        let columns = vec![
+            ("id".to_string(), DataType::Utf8, ColumnSource::Key),
+            (
+                "price".to_string(),
+                DataType::Decimal128(10, 2),
+                ColumnSource::Field,
+            ),
+            ("sku".to_string(), DataType::Utf8, ColumnSource::Field),
+        ];
+        let schema = Arc::new(SourceSchema::new(columns, ErrorPolicy::Skip).expect("schema"));
+        let mut decoder = JsonDecoder::new(schema);
+        // `1e65537` wraps to `1e1` in a release build of arrow-cast 59.
+        let values: [&[u8]; 4] = [
+            br#"{"price": 1.25, "sku": "SKU-9E1234"}"#,
+            br#"{"price": 1e65537}"#,
+            br#"{"price": "1e99999"}"#,
+            br#"{"price": 3e2}"#,
+        ];
+        let records: Vec<RawRecord<'_>> =
+            values.iter().map(|v| RawRecord::keyed(b"k", v)).collect();
+        let outcome = decoder.decode(&records).expect("decode");
+        assert_eq!(outcome.accepted, vec![0, 3]);
+        let rejected: Vec<usize> = outcome.rejected.iter().map(|(i, _)| *i).collect();
+        assert_eq!(rejected, vec![1, 2], "{:?}", outcome.rejected);
+        assert!(
+            outcome.rejected[0].1.contains("exponent"),
+            "{:?}",
+            outcome.rejected
+        );
+        let prices = outcome
+            .batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .expect("decimals");
+        assert_eq!((prices.value(0), prices.value(1)), (125, 30_000));
     }
 }

@@ -22,6 +22,7 @@ mod cells;
 mod column_buffer;
 mod connect_json;
 mod debezium;
+mod decimal_exponent;
 mod framed;
 mod json;
 mod key;
