@@ -17,6 +17,11 @@ pub struct KafkaContext;
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // A partition's error event, which a record queue taking records by the batch
+        // has librdkafka log instead of returning: handed back to that queue.
+        if facility == "ERROR" {
+            super::logged_errors::note(message);
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert

@@ -21,9 +21,9 @@ pub struct FetchedRecord<'a> {
 
 /// Who frees the record's message.
 enum Owner<'a> {
-    /// Taken from a [`RecordQueue`](super::RecordQueue) in librdkafka's event: this
-    /// record destroys the event, which frees the message.
-    Taken(NonNull<rd::rd_kafka_event_t>, PhantomData<&'a ()>),
+    /// Taken from a [`RecordQueue`](super::RecordQueue): this record destroys the
+    /// message.
+    Taken(PhantomData<&'a ()>),
     /// rdkafka's message (from `recv`), kept only to free it when dropped.
     Borrowed { _message: BorrowedMessage<'a> },
 }
@@ -35,10 +35,9 @@ unsafe impl Sync for FetchedRecord<'_> {}
 
 impl Drop for FetchedRecord<'_> {
     fn drop(&mut self) {
-        if let Owner::Taken(event, _) = self.owner {
-            // SAFETY: the event of a message taken from a queue, owned by this record
-            // alone.
-            unsafe { rd::rd_kafka_event_destroy(event.as_ptr()) };
+        if let Owner::Taken(_) = self.owner {
+            // SAFETY: a message taken from a queue, owned by this record alone.
+            unsafe { rd::rd_kafka_message_destroy(self.message.as_ptr()) };
         }
     }
 }
@@ -68,18 +67,15 @@ impl<'a> FetchedRecord<'a> {
         }
     }
 
-    /// The message of a fetch event taken from a queue, without an error.
+    /// A message taken from a queue, without an error.
     ///
     /// # Safety
-    /// `event` must be a fetch event librdkafka handed out to its receiver, and
-    /// `message` its message, of a client that outlives `'a`.
-    pub(crate) unsafe fn taken(
-        event: NonNull<rd::rd_kafka_event_t>,
-        message: NonNull<rd::rd_kafka_message_t>,
-    ) -> Self {
+    /// `message` must be a message librdkafka handed out to its receiver, of a client
+    /// that outlives `'a`.
+    pub(crate) unsafe fn taken(message: NonNull<rd::rd_kafka_message_t>) -> Self {
         Self {
             message,
-            owner: Owner::Taken(event, PhantomData),
+            owner: Owner::Taken(PhantomData),
         }
     }
 

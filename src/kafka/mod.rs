@@ -11,6 +11,7 @@ mod consumer;
 mod context;
 mod error;
 mod fetched;
+mod logged_errors;
 mod message;
 mod producer;
 mod record_queue;
