@@ -11,6 +11,14 @@
 //! `BENCHMARKS.md`. A single lock also keeps `snapshot()` consistent, which a sharded map
 //! cannot without locking every shard.
 //!
+//! What an update or delete displaces (the old value, the spare copy of the key) is
+//! not dropped on the applying thread but handed back to the decoding stage, which
+//! drops it as it decodes its next batch. The decoding thread allocated those values;
+//! freeing them there lets the allocator reuse them for the next batch's values, where
+//! frees from the applying thread contended with those allocations (glibc's arena
+//! lock: malloc and free were ~40% of a typed restore's profile; the typed restore
+//! bench went from ~2.3 s to ~1.8 s). It also keeps drops out of the write lock.
+//!
 //! Change feeds: a batch is applied under `apply_gate` (an uncontended mutex, taken
 //! once per batch; readers never take it), and a subscription starts under it too, so
 //! a subscriber's snapshot holds every change of a batch or none, and each batch
@@ -50,6 +58,24 @@ pub(crate) struct MapSink<K, V> {
     /// Entries were loaded from a checkpoint, whose offsets the change log does not
     /// hold (a resume from before them must be refused).
     loaded: AtomicBool,
+    /// Keys and values that applied batches displaced, for the decoding stage to drop
+    /// (see the module docs).
+    displaced: Mutex<Displaced<K, V>>,
+}
+
+/// Keys and values an applied batch no longer holds.
+struct Displaced<K, V> {
+    keys: Vec<K>,
+    values: Vec<V>,
+}
+
+impl<K, V> Default for Displaced<K, V> {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            values: Vec::new(),
+        }
+    }
 }
 
 impl<K: Eq + Hash, V> MapSink<K, V> {
@@ -64,6 +90,7 @@ impl<K: Eq + Hash, V> MapSink<K, V> {
             key_deserializer: Box::new(key_deserializer),
             value_deserializer: Box::new(value_deserializer),
             loaded: AtomicBool::new(false),
+            displaced: Mutex::new(Displaced::default()),
         }
     }
 }
@@ -105,9 +132,15 @@ where
         records: &[FetchedRecord<'_>],
         counters: &Counters,
     ) -> Result<Prepared<Self>, SinkError> {
+        // Dropped here, on the decoding thread: one key and value before each record
+        // is decoded, so that its allocations reuse what was just freed (the
+        // allocator's per-thread cache holds only a few blocks of each size).
+        let mut displaced = std::mem::take(&mut *self.displaced.lock());
         let mut changes: Vec<(K, Option<V>)> = Vec::with_capacity(records.len());
         let mut positions: Vec<(i32, i64)> = Vec::with_capacity(records.len());
         for record in records {
+            drop(displaced.keys.pop());
+            drop(displaced.values.pop());
             let Some(key_bytes) = record.key() else {
                 counters.null_key(1);
                 continue;
@@ -135,6 +168,7 @@ where
                 },
             }
         }
+        drop(displaced);
         Ok(Box::new(move |sink: &Self| {
             // The offsets applied, kept under the gate (see the module docs).
             let mut applied = sink.apply_gate.lock();
@@ -145,12 +179,31 @@ where
                 changes: changes.clone(),
                 positions,
             });
+            let mut displaced = Displaced::default();
             for (key, value) in changes {
+                let mut map = sink.map.write();
                 match value {
-                    Some(value) => sink.map.write().insert(key, value),
-                    None => sink.map.write().remove(&key),
-                };
+                    Some(value) => match map.get_mut(&key) {
+                        Some(held) => {
+                            displaced.values.push(std::mem::replace(held, value));
+                            displaced.keys.push(key);
+                        }
+                        None => {
+                            map.insert(key, value);
+                        }
+                    },
+                    None => {
+                        if let Some((held_key, held)) = map.remove_entry(&key) {
+                            displaced.keys.push(held_key);
+                            displaced.values.push(held);
+                        }
+                        displaced.keys.push(key);
+                    }
+                }
             }
+            let mut pending = sink.displaced.lock();
+            pending.keys.append(&mut displaced.keys);
+            pending.values.append(&mut displaced.values);
             if let Some(published) = published {
                 sink.changes.push(published);
             }
