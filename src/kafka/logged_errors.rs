@@ -60,9 +60,16 @@ pub(crate) fn watch(client: &str, wake: Arc<Notify>) {
     );
 }
 
-/// Stops keeping the errors of `client`.
-pub(crate) fn unwatch(client: &str) {
-    WATCHED.lock().remove(client);
+/// Stops keeping the errors of `client`, unless a newer queue of the same client
+/// watches it now (its `wake` is another).
+pub(crate) fn unwatch(client: &str, wake: &Arc<Notify>) {
+    let mut watched = WATCHED.lock();
+    if watched
+        .get(client)
+        .is_some_and(|w| Arc::ptr_eq(&w.wake, wake))
+    {
+        watched.remove(client);
+    }
 }
 
 /// The errors logged for `client` since the last call.
@@ -197,7 +204,13 @@ mod tests {
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].code, RDKafkaErrorCode::UnknownTopic);
         assert!(take("test-client-a").is_empty());
-        unwatch("test-client-a");
+        // A second queue of the client takes over; the first one's end leaves it.
+        let newer = Arc::new(Notify::new());
+        watch("test-client-a", Arc::clone(&newer));
+        unwatch("test-client-a", &wake);
+        assert!(note(line));
+        assert_eq!(take("test-client-a").len(), 1);
+        unwatch("test-client-a", &newer);
         assert!(!note(line));
     }
 }

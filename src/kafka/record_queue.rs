@@ -193,7 +193,7 @@ impl Drop for RecordQueue {
         // SAFETY: the handles were made in `forward` and are destroyed once; the client
         // is alive (`self.consumer`, released after this). Turning the callback off
         // takes the queue's lock, so no callback runs with the `Notify` afterwards.
-        logged_errors::unwatch(&self.client_name);
+        logged_errors::unwatch(&self.client_name, &self.nonempty);
         unsafe {
             rd::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
             let client = self.consumer.client().native_ptr();
