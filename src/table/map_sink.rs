@@ -138,11 +138,13 @@ where
         let mut displaced = std::mem::take(&mut *self.displaced.lock());
         let mut changes: Vec<(K, Option<V>)> = Vec::with_capacity(records.len());
         let mut positions: Vec<(i32, i64)> = Vec::with_capacity(records.len());
+        // Counted here and added once: an atomic add per record showed in profiles.
+        let (mut upserts, mut deletes, mut null_keys) = (0, 0, 0);
         for record in records {
             drop(displaced.keys.pop());
             drop(displaced.values.pop());
             let Some(key_bytes) = record.key() else {
-                counters.null_key(1);
+                null_keys += 1;
                 continue;
             };
             let key = match self.key_deserializer.deserialize(key_bytes) {
@@ -156,19 +158,22 @@ where
                 None => {
                     changes.push((key, None));
                     positions.push((record.partition(), record.offset()));
-                    counters.deleted(1);
+                    deletes += 1;
                 }
                 Some(value_bytes) => match self.value_deserializer.deserialize(value_bytes) {
                     Ok(value) => {
                         changes.push((key, Some(value)));
                         positions.push((record.partition(), record.offset()));
-                        counters.upserted(1);
+                        upserts += 1;
                     }
                     Err(error) => counters.reject(record, "value", &error),
                 },
             }
         }
         drop(displaced);
+        counters.upserted(upserts);
+        counters.deleted(deletes);
+        counters.null_key(null_keys);
         Ok(Box::new(move |sink: &Self| {
             // The offsets applied, kept under the gate (see the module docs).
             let mut applied = sink.apply_gate.lock();
