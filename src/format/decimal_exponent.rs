@@ -30,6 +30,12 @@ pub(super) fn exponent_too_large(text: &str) -> bool {
 /// DECIMAL column). Strings that merely contain such text (`"SKU-9E1234"`) do not
 /// count. Malformed JSON is left to the JSON reader to reject.
 pub(super) fn json_has_too_large_exponent(value: &[u8]) -> bool {
+    // Most values have no such number: a vectorized look for `e` or `E` followed by
+    // four digits (which every exponent beyond ±1000 has) settles them without the
+    // byte-by-byte walk below.
+    if !may_hold_large_exponent(value) {
+        return false;
+    }
     let mut at = 0;
     while at < value.len() {
         match value[at] {
@@ -63,6 +69,20 @@ pub(super) fn json_has_too_large_exponent(value: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Whether some `e` or `E` in `value` is followed, after an optional sign, by four
+/// digits.
+fn may_hold_large_exponent(value: &[u8]) -> bool {
+    memchr::memchr2_iter(b'e', b'E', value).any(|at| {
+        let rest = &value[at + 1..];
+        let rest = match rest.first() {
+            Some(b'+' | b'-') => &rest[1..],
+            _ => rest,
+        };
+        rest.get(..4)
+            .is_some_and(|digits| digits.iter().all(u8::is_ascii_digit))
+    })
 }
 
 /// Whether `text` looks like a number as arrow's decimal parser reads it: an optional
@@ -144,6 +164,7 @@ mod tests {
             br#"{"a": [1, {"b": -3.5E-99999}]}"#,
             br#"{"price": "1e65537"}"#,
             br#"{"name": "x", "price":2e2000}"#,
+            br#"{"name": "e", "price": 1e+01001}"#,
         ];
         for value in found {
             assert!(
@@ -154,6 +175,7 @@ mod tests {
         }
         let not_found: &[&[u8]] = &[
             br#"{"price": 1e300, "n": -12.5}"#,
+            br#"{"price": 1e999, "e": "eE"}"#,
             br#"{"sku": "SKU-9E1234"}"#,
             br#"{"note": "say \"1e5000\" twice"}"#,
             br#"{"1e5000x": 1}"#,
