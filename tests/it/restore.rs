@@ -2,12 +2,16 @@
 
 use crate::broker::{json_record, produce_all, tombstone, Broker};
 use crate::{eventually, json_table, READY_TIMEOUT};
-use ktable::kafka::{ConsumerConfig, JsonSerializer, StringSerializer};
+use ktable::kafka::{
+    ConsumerConfig, Deserializer, JsonSerializer, SerializationError, StringSerializer,
+};
 use ktable::{KTable, KTableError};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test]
@@ -217,4 +221,75 @@ async fn a_missing_topic_fails_start_with_a_typed_error() {
         other => panic!("expected TopicNotFound, got {other:?}"),
     }
     assert!(!table.is_running());
+}
+
+/// A value that counts how many of its kind are alive.
+struct Counted(Arc<AtomicUsize>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Counted(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Decodes any value into a [`Counted`].
+struct CountingDeserializer(Arc<AtomicUsize>);
+
+impl Deserializer<Counted> for CountingDeserializer {
+    fn deserialize(&self, _bytes: &[u8]) -> Result<Counted, SerializationError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Counted(Arc::clone(&self.0)))
+    }
+}
+
+/// Values that updates and deletes replace are freed (by the decoding stage, as it
+/// decodes later records), not kept: once two more records are applied, the values
+/// alive are the table's own.
+#[tokio::test]
+async fn replaced_and_deleted_values_are_freed() {
+    let broker = Broker::start();
+    let topic = broker.topic("freed", 2, &[]).await;
+    let producer = broker.raw_producer();
+    let mut records = Vec::new();
+    for version in 0..20 {
+        for key in 0..50 {
+            records.push(json_record(&format!("k{key}"), json!(version)));
+        }
+    }
+    for key in 0..10 {
+        records.push(tombstone(&format!("k{key}")));
+    }
+    produce_all(&producer, &topic, &records).await;
+    let alive = Arc::new(AtomicUsize::new(0));
+    let table: KTable<String, Counted> = KTable::new(
+        ConsumerConfig::new(&broker.brokers(), "freed-group"),
+        &topic,
+        StringSerializer,
+        CountingDeserializer(Arc::clone(&alive)),
+    )
+    .await
+    .expect("table");
+    table.start().await.expect("start");
+    table.wait_until_ready(READY_TIMEOUT).await.expect("ready");
+    assert_eq!(table.len(), 40);
+    // Each extra record is applied after everything before it; the second one's
+    // decoding frees what the batches before it replaced.
+    for extra in ["x1", "x2"] {
+        produce_all(&producer, &topic, &[json_record(extra, json!(0))]).await;
+        eventually(extra, || table.contains_key(&extra.to_string())).await;
+    }
+    assert_eq!(table.len(), 42);
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        42,
+        "values alive beyond the table's"
+    );
+    drop(table);
 }
