@@ -18,11 +18,7 @@ pub(super) const TOO_LARGE: &str =
 
 /// Whether `text`, read as a decimal number, has an exponent beyond ±1000.
 pub(super) fn exponent_too_large(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    match bytes.iter().position(|b| matches!(b, b'e' | b'E')) {
-        Some(at) => exponent_beyond_limit(&bytes[at + 1..]).unwrap_or(false),
-        None => false,
-    }
+    number_too_large(text.as_bytes())
 }
 
 /// Whether the JSON text `value` holds a number beyond ±1000 in exponent, bare
@@ -75,12 +71,8 @@ pub(super) fn json_has_too_large_exponent(value: &[u8]) -> bool {
 /// digits.
 fn may_hold_large_exponent(value: &[u8]) -> bool {
     memchr::memchr2_iter(b'e', b'E', value).any(|at| {
-        let rest = &value[at + 1..];
-        let rest = match rest.first() {
-            Some(b'+' | b'-') => &rest[1..],
-            _ => rest,
-        };
-        rest.get(..4)
+        without_sign(&value[at + 1..])
+            .get(..4)
             .is_some_and(|digits| digits.iter().all(u8::is_ascii_digit))
     })
 }
@@ -88,10 +80,7 @@ fn may_hold_large_exponent(value: &[u8]) -> bool {
 /// Whether `text` looks like a number as arrow's decimal parser reads it: an optional
 /// sign, digits with at most one point, then optionally `e`, a sign and digits.
 fn is_number_text(text: &[u8]) -> bool {
-    let text = text
-        .strip_prefix(b"-")
-        .or_else(|| text.strip_prefix(b"+"))
-        .unwrap_or(text);
+    let text = without_sign(text);
     let (mantissa, exponent) = match text.iter().position(|b| matches!(b, b'e' | b'E')) {
         Some(at) => (&text[..at], Some(&text[at + 1..])),
         None => (text, None),
@@ -100,15 +89,21 @@ fn is_number_text(text: &[u8]) -> bool {
     let digits = mantissa.iter().filter(|b| b.is_ascii_digit()).count();
     let mantissa_ok = points <= 1 && digits > 0 && digits + points == mantissa.len();
     let exponent_ok = exponent.is_none_or(|e| {
-        let e = e
-            .strip_prefix(b"-")
-            .or_else(|| e.strip_prefix(b"+"))
-            .unwrap_or(e);
+        let e = without_sign(e);
         !e.is_empty() && e.iter().all(u8::is_ascii_digit)
     });
     mantissa_ok && exponent_ok
 }
 
+/// `text` without a leading `-` or `+`.
+fn without_sign(text: &[u8]) -> &[u8] {
+    match text.first() {
+        Some(b'-' | b'+') => &text[1..],
+        _ => text,
+    }
+}
+
+/// Whether the number `number` has an exponent beyond the limit.
 fn number_too_large(number: &[u8]) -> bool {
     match number.iter().position(|b| matches!(b, b'e' | b'E')) {
         Some(at) => exponent_beyond_limit(&number[at + 1..]).unwrap_or(false),
@@ -119,10 +114,7 @@ fn number_too_large(number: &[u8]) -> bool {
 /// Whether the exponent digits (after `e`, with an optional sign) exceed the limit;
 /// None when they are not an exponent at all.
 fn exponent_beyond_limit(exponent: &[u8]) -> Option<bool> {
-    let digits = exponent
-        .strip_prefix(b"-")
-        .or_else(|| exponent.strip_prefix(b"+"))
-        .unwrap_or(exponent);
+    let digits = without_sign(exponent);
     let mut magnitude: u32 = 0;
     let mut any = false;
     for &b in digits {
