@@ -90,21 +90,21 @@ pub(crate) fn take(client: &str) -> Vec<LoggedError> {
 }
 
 /// A line librdkafka logged at facility `ERROR`: kept if it is a partition error of a
-/// watched client. Returns whether it was.
+/// watched client. Returns whether it was. An error already waiting is not kept
+/// twice, so a queue nobody takes from holds at most one per partition and code.
 pub(crate) fn note(line: &str) -> bool {
     let mut watched = WATCHED.lock();
-    let Some((client, error)) = watched
-        .keys()
-        .find_map(|client| parse(client, line).map(|error| (client.clone(), error)))
-    else {
-        return false;
-    };
-    if let Some(w) = watched.get_mut(&client) {
-        w.errors.push(error);
-        w.wake.notify_one();
-        PENDING.store(true, Ordering::Release);
+    for (client, w) in watched.iter_mut() {
+        if let Some(error) = parse(client, line) {
+            if !w.errors.contains(&error) {
+                w.errors.push(error);
+            }
+            w.wake.notify_one();
+            PENDING.store(true, Ordering::Release);
+            return true;
+        }
     }
-    true
+    false
 }
 
 /// The partition error in `line` if `client` logged it:
@@ -186,6 +186,10 @@ mod tests {
         watch("test-client-a", Arc::clone(&wake));
         let line = "test-client-a: t [1]: topic does not exist (Local: Unknown topic)";
         assert!(note(line));
+        assert!(
+            note(line),
+            "the same error again is still its client's, kept once"
+        );
         assert!(!note(
             "test-client-b: t [1]: topic does not exist (Local: Unknown topic)"
         ));

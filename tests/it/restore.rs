@@ -269,7 +269,7 @@ async fn replaced_and_deleted_values_are_freed() {
     produce_all(&producer, &topic, &records).await;
     let alive = Arc::new(AtomicUsize::new(0));
     let table: KTable<String, Counted> = KTable::new(
-        ConsumerConfig::new(&broker.brokers(), "freed-group"),
+        ConsumerConfig::new(broker.brokers(), "freed-group"),
         &topic,
         StringSerializer,
         CountingDeserializer(Arc::clone(&alive)),
