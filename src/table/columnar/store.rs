@@ -1184,7 +1184,9 @@ mod tests {
 
     fn compaction_scenario(all_collide: bool) {
         let table = ColumnarTable::new(schema(), 0);
-        table.inner.write().index.all_collide = all_collide;
+        if all_collide {
+            table.inner.write().index.make_all_keys_collide();
+        }
         let mut expected = std::collections::BTreeMap::new();
         for round in 0..100i64 {
             let batch: Vec<(String, i64)> = (0..10)
