@@ -8,7 +8,7 @@ use ktable::ops::{Endpoint, Metrics, Phase};
 use ktable::server::{self, QueryLimits, ServerConfig, ServerMetrics, TlsConfig};
 use ktable::sql::{Engine, EngineConfig};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,8 @@ struct ServeArgs {
     #[arg(long, env = "KTABLE_BROKERS")]
     brokers: Option<String>,
     /// A SQL file, or a folder whose *.sql files run in name order, declaring the
-    /// sources (CREATE TABLE ... WITH (topic = ...), CREATE STREAM ...) [default: sql]
+    /// sources (CREATE TABLE ... WITH (topic = ...), CREATE STREAM ...) [default: sql;
+    /// the embedded demo declares its own sources when there is no ./sql]
     #[arg(long, env = "KTABLE_SQL")]
     sql: Option<PathBuf>,
     /// The PostgreSQL protocol address [default: 127.0.0.1:5433]
@@ -149,7 +150,8 @@ struct ServeArgs {
 /// Everything `serve` needs, flags and file merged.
 struct Settings {
     brokers: Option<String>,
-    sql: PathBuf,
+    /// None: `./sql`, or for the embedded demo its built-in DDL when that is missing.
+    sql: Option<PathBuf>,
     server: ServerConfig,
     http: Option<SocketAddr>,
     group_id: String,
@@ -227,10 +229,7 @@ impl ServeArgs {
         }
         Ok(Settings {
             brokers,
-            sql: self
-                .sql
-                .or(file.sql)
-                .unwrap_or_else(|| PathBuf::from("sql")),
+            sql: self.sql.or(file.sql),
             server,
             http: self.http.or(file.http),
             group_id: self
@@ -385,6 +384,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Where the sources are declared when neither `--sql` nor the config file says.
+const DEFAULT_SQL: &str = "sql";
+
 /// What the embedded demo runs beside the server.
 struct Demo {
     /// The Avro `products` table (its registry started).
@@ -439,7 +441,19 @@ async fn serve(
             Err(error) => return Err(error.into()),
         }
     }
-    engine.run_path(engine.context(), &sql).await?;
+    let default_sql = Path::new(DEFAULT_SQL);
+    match sql {
+        Some(path) => engine.run_path(engine.context(), &path).await?,
+        None if with_generator && !default_sql.exists() => {
+            tracing::info!(
+                "no ./sql folder: declaring the demo's sources (sql/demo.sql, built in)"
+            );
+            engine
+                .run_script(engine.context(), demo::DEMO_DDL, "the demo's sources")
+                .await?
+        }
+        None => engine.run_path(engine.context(), default_sql).await?,
+    }
     if demo.is_some_and(|d| d.avro_table) {
         // Declared here, not in sql/: that folder also starts deployments on other
         // brokers, which have no `products` topic and maybe no registry.

@@ -23,6 +23,10 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Topic of the demo table: one record per user, compacted semantics.
+/// The demo's sources as `sql/demo.sql` declares them, built in: a binary run outside
+/// a checkout (installed, or in a container) still has its demo.
+pub const DEMO_DDL: &str = include_str!("../../sql/demo.sql");
+
 pub const USERS_TOPIC: &str = "users";
 /// Topic of the demo stream: append-only orders referencing users.
 pub const ORDERS_TOPIC: &str = "orders";

@@ -96,8 +96,17 @@ impl std::ops::DerefMut for DemoProcess {
 
 /// Starts the embedded demo with `args`; its log lines (stdout) arrive on the receiver.
 fn spawn_demo(args: &[&str]) -> (DemoProcess, std::sync::mpsc::Receiver<String>) {
+    spawn_demo_in(std::path::Path::new("."), args)
+}
+
+/// Starts the embedded demo in the working directory `dir`.
+fn spawn_demo_in(
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (DemoProcess, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_ktable"))
+        .current_dir(dir)
         .arg("serve")
         .args(args)
         .env_remove("KTABLE_BROKERS")
@@ -184,6 +193,69 @@ fn the_demo_serves_without_metrics_when_their_port_is_taken() {
     assert!(log.contains("metrics endpoint is off"), "{log}");
 }
 
+/// The port of the server the "Connect with" line names (never 0: the one it got).
+fn printed_port(line: Option<&str>) -> Option<u16> {
+    let digits = line?.split_once("port=")?.1;
+    let end = digits.find(|c: char| !c.is_ascii_digit())?;
+    digits[..end].parse::<u16>().ok().filter(|&port| port != 0)
+}
+
+/// A client of the demo on `port`, connecting until it answers (the line comes once
+/// the server listens) or `deadline` passes.
+async fn connect_to_demo(
+    port: u16,
+    deadline: std::time::Instant,
+) -> Result<tokio_postgres::Client, String> {
+    let address = format!("host=127.0.0.1 port={port} user=ktable dbname=ktable");
+    loop {
+        match tokio_postgres::connect(&address, tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                return Ok(client);
+            }
+            Err(e) if std::time::Instant::now() > deadline => return Err(e.to_string()),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The demo needs no checkout: started where there is no `sql` folder (an installed
+/// binary, a container), it declares its sources from the DDL built into it.
+#[test]
+fn the_demo_runs_outside_a_checkout() {
+    let dir = std::env::temp_dir().join(format!("ktable-cli-nosql-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let (mut child, seen) =
+        spawn_demo_in(&dir, &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let (log, line) = wait_for_line(&seen, "Connect with");
+    let counted = printed_port(line.as_deref()).map(|port| {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let client = connect_to_demo(port, deadline).await?;
+            loop {
+                let count = client
+                    .query_one("SELECT count(*) FROM users", &[])
+                    .await
+                    .map(|row| row.get::<_, i64>(0))
+                    .map_err(|e| e.to_string())?;
+                if count > 0 || std::time::Instant::now() > deadline {
+                    return Ok::<_, String>(count);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        matches!(counted, Some(Ok(count)) if count > 0),
+        "no users served: {counted:?}\n{log}"
+    );
+    assert!(log.contains("declaring the demo's sources"), "{log}");
+}
+
 /// The demo's Avro table: records in Confluent's wire format, schemas from the
 /// registry inside the process, columns taken from it (the key's `sku`, the value's
 /// enum, decimal, timestamp and array), every product loaded.
@@ -192,25 +264,11 @@ fn the_demo_serves_its_avro_products_table() {
     // Port 0: the psql line the demo prints names the port the system gave it.
     let (mut child, seen) = spawn_demo(&["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
     let (log, line) = wait_for_line(&seen, "Connect with");
-    let port = line.as_deref().and_then(|line| {
-        let digits = line.split_once("port=")?.1;
-        let end = digits.find(|c: char| !c.is_ascii_digit())?;
-        digits[..end].parse::<u16>().ok().filter(|&port| port != 0)
-    });
-    let checked = port.map(|port| {
+    let checked = printed_port(line.as_deref()).map(|port| {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
-            // The line comes once the server listens; connect until it answers.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            let address = format!("host=127.0.0.1 port={port} user=ktable dbname=ktable");
-            let (client, connection) = loop {
-                match tokio_postgres::connect(&address, tokio_postgres::NoTls).await {
-                    Ok(connected) => break connected,
-                    Err(e) if std::time::Instant::now() > deadline => return Err(e.to_string()),
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-                }
-            };
-            tokio::spawn(connection);
+            let client = connect_to_demo(port, deadline).await?;
             let count = loop {
                 let count = client
                     .query_one("SELECT count(*) FROM products", &[])
