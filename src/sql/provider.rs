@@ -275,7 +275,9 @@ impl TableProvider for KafkaTableProvider {
     fn statistics(&self) -> Option<Statistics> {
         Some(
             Statistics::new_unknown(self.table.schema())
-                .with_num_rows(Precision::Inexact(self.table.len())),
+                .with_num_rows(Precision::Inexact(self.table.len()))
+                // Its memory, key index included: what `pg_table_size` reports.
+                .with_total_byte_size(Precision::Inexact(self.table.memory_bytes())),
         )
     }
 }
@@ -324,7 +326,8 @@ impl TableProvider for StreamProvider {
     fn statistics(&self) -> Option<Statistics> {
         Some(
             Statistics::new_unknown(self.store.schema())
-                .with_num_rows(Precision::Inexact(self.store.len())),
+                .with_num_rows(Precision::Inexact(self.store.len()))
+                .with_total_byte_size(Precision::Inexact(self.store.memory_bytes())),
         )
     }
 }

@@ -249,6 +249,11 @@ impl StreamStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Bytes of the retained batches' Arrow buffers.
+    pub fn memory_bytes(&self) -> usize {
+        self.window.read().bytes
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,29 @@ def test_psql_describes_a_table_verbosely(demo_ready):
 
 
 @needs_psql
+def test_psql_shows_sizes_with_the_verbose_lists(demo_ready):
+    # Each table's size is its memory, as pg_size_pretty writes it; a stream's too.
+    tables = psql(r"\dt+")
+    for table in ("users", "orders", "products"):
+        assert re.search(rf" {table}\s+\| table .*\| \d+ (bytes|kB|MB|GB) ", tables), tables
+    assert re.search(r" \d+ (bytes|kB|MB|GB) ", psql(r"\l+")), "no database size"
+    assert "users_pkey" in psql(r"\di+")
+    assert "ktable_tables" in psql(r"\dv+")
+
+
+@needs_psql
+def test_psql_lists_roles_settings_and_other_objects(demo_ready):
+    # Each has a correlated ARRAY(subquery) or a catalog function of its own.
+    assert "List of roles" in psql(r"\du")
+    assert "List of roles" in psql(r"\du+")
+    assert "non-default configuration parameters" in psql(r"\dconfig")
+    assert "List of tablespaces" in psql(r"\db")
+    assert "List of operators" in psql(r"\do")
+    assert "List of domains" in psql(r"\dD")
+    assert 'View "public.ktable_tables"' in psql(r"\d+ ktable_tables")
+
+
+@needs_psql
 def test_psql_lists_functions_and_expands_rows(demo_ready):
     assert "List of functions" in psql(r"\df")
     out = psql("\\x", "SELECT 'user-1' AS id")

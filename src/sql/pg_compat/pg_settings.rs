@@ -5,21 +5,32 @@
 
 use super::functions::SETTINGS;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::Result;
 use datafusion::datasource::MemTable;
 use std::sync::Arc;
 
-/// The view, in the crate's schema: `name` and `setting` filled, every other
-/// column NULL.
+/// The view, in the crate's schema and `boot_val`: `name`, `setting` (and the reset
+/// and boot values, the same) filled, `source` "default", every other column NULL.
 pub(super) fn table(schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    // psql's `\dconfig` compares `setting` with `boot_val`, which the crate lacks.
+    let schema = if schema.field_with_name("boot_val").is_ok() {
+        schema
+    } else {
+        let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new("boot_val", DataType::Utf8, true)));
+        Arc::new(Schema::new(fields))
+    };
     let columns = schema
         .fields()
         .iter()
         .map(|field| match field.name().as_str() {
             "name" => Ok(strings(SETTINGS.iter().map(|(name, _)| *name))),
-            "setting" | "reset_val" => Ok(strings(SETTINGS.iter().map(|(_, value)| *value))),
+            "setting" | "reset_val" | "boot_val" => {
+                Ok(strings(SETTINGS.iter().map(|(_, value)| *value)))
+            }
+            "source" => Ok(strings(SETTINGS.iter().map(|_| "default"))),
             _ => Ok(arrow::array::new_null_array(
                 field.data_type(),
                 SETTINGS.len(),

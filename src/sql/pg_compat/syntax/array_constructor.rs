@@ -7,6 +7,10 @@
 //!   which is usually correlated (psql's reads the outer row's `reloptions`) and so
 //!   cannot be a subquery DataFusion decorrelates: it becomes DataFusion's lambda
 //!   functions over the array, `array_transform(array_filter(a, x -> p), x -> e)`;
+//! * a plain one-column `SELECT e FROM ... [WHERE p] [ORDER BY o]`: the same query
+//!   aggregating its rows, `(SELECT array_agg(e ORDER BY o) FROM ... WHERE p)`, so that
+//!   a correlated `p` (psql's `\du`: `WHERE m.member = r.oid`) stays a filter that
+//!   DataFusion decorrelates as it does `(SELECT count(*) ... WHERE ...)`;
 //! * any other subquery: `(SELECT array_agg(v) FROM (subquery) AS __array(v))`.
 //!
 //! Either is wrapped in `coalesce(..., make_array())`: PostgreSQL's array of no rows
@@ -15,9 +19,10 @@
 
 use super::{call, function_name_is};
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, LambdaFunction,
-    LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens, Query, SetExpr, TableAlias,
-    TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, GroupByExpr,
+    Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens, OrderByKind,
+    Query, SelectItem, SetExpr, TableAlias, TableAliasColumnDef, TableFactor, Value, VisitMut,
+    VisitorMut,
 };
 use std::ops::ControlFlow;
 
@@ -34,7 +39,9 @@ pub(super) fn rewrite(expr: &mut Expr) {
     let FunctionArguments::Subquery(query) = &function.args else {
         return;
     };
-    let array = over_one_array(query).unwrap_or_else(|| aggregated(query));
+    let array = over_one_array(query)
+        .or_else(|| aggregated_in_place(query))
+        .unwrap_or_else(|| aggregated(query));
     // PostgreSQL's array of no rows is empty, where array_agg of no rows (and the
     // transform of a NULL array) is NULL.
     *expr = call("coalesce", vec![array, call("make_array", vec![])]);
@@ -79,10 +86,7 @@ fn over_one_array(query: &Query) -> Option<Expr> {
         e
     };
     let result = match item {
-        datafusion::sql::sqlparser::ast::SelectItem::UnnamedExpr(e)
-        | datafusion::sql::sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-            element_of(e)
-        }
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => element_of(e),
         _ => return None,
     };
     let mut array = array;
@@ -96,6 +100,110 @@ fn over_one_array(query: &Query) -> Option<Expr> {
         Expr::Identifier(ident) if ident.value == element.value => array,
         result => call("array_transform", vec![array, lambda(&element, result)]),
     })
+}
+
+/// `(SELECT array_agg(e ORDER BY o) FROM ... WHERE p)` for a plain one-column
+/// `SELECT e FROM ... WHERE p ORDER BY o` whose column is not an aggregate itself;
+/// `None` for any other query.
+fn aggregated_in_place(query: &Query) -> Option<Expr> {
+    if query.with.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = select.distinct.is_none()
+        && select.having.is_none()
+        && select.qualify.is_none()
+        && select.named_window.is_empty()
+        && !select.from.is_empty()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    let ([item], true) = (select.projection.as_slice(), plain) else {
+        return None;
+    };
+    let (element, alias) = match item {
+        SelectItem::UnnamedExpr(e) => (e, None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
+        _ => return None,
+    };
+    if holds_aggregate(element) {
+        return None;
+    }
+    // The ordering of the rows orders the elements; `ORDER BY 1` and the column's
+    // alias name the element.
+    let mut order = Vec::new();
+    if let Some(order_by) = &query.order_by {
+        let OrderByKind::Expressions(exprs) = &order_by.kind else {
+            return None;
+        };
+        for by in exprs {
+            let mut by = by.clone();
+            let names_element = match &by.expr {
+                Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if n == "1"),
+                Expr::Identifier(ident) => alias.is_some_and(|a| a.value == ident.value),
+                _ => false,
+            };
+            if names_element {
+                by.expr = element.clone();
+            } else if matches!(&by.expr, Expr::Value(_)) {
+                return None;
+            }
+            order.push(by);
+        }
+    }
+    let mut aggregate = call("array_agg", vec![element.clone()]);
+    if let (Expr::Function(function), false) = (&mut aggregate, order.is_empty()) {
+        if let FunctionArguments::List(list) = &mut function.args {
+            list.clauses.push(FunctionArgumentClause::OrderBy(order));
+        }
+    }
+    let mut select = select.clone();
+    select.projection = vec![SelectItem::ExprWithAlias {
+        expr: aggregate,
+        alias: Ident::new("array"),
+    }];
+    let mut query = query.clone();
+    query.order_by = None;
+    query.body = Box::new(SetExpr::Select(select));
+    Some(Expr::Subquery(Box::new(query)))
+}
+
+/// Whether `expr` calls an aggregate or window function (which `array_agg` cannot
+/// take as its argument): the general form keeps such a query whole.
+fn holds_aggregate(expr: &Expr) -> bool {
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "json_agg",
+        "jsonb_agg",
+        "json_object_agg",
+        "stddev",
+        "variance",
+        "first_value",
+        "last_value",
+    ];
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::Function(function) = e {
+            let aggregate = AGGREGATES
+                .iter()
+                .any(|name| function_name_is(&function.name, name));
+            if aggregate || function.over.is_some() || function.filter.is_some() {
+                found = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 /// The array a FROM item unnests, and the item's alias.
@@ -238,10 +346,35 @@ mod tests {
     }
 
     #[test]
-    fn an_array_of_any_other_subquery_aggregates_its_rows() {
+    fn an_array_of_a_plain_select_aggregates_in_place() {
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT name FROM t ORDER BY 1)"),
-            "SELECT coalesce((SELECT array_agg(__array_element) AS array FROM (SELECT name FROM t ORDER BY 1) AS __array (__array_element)), make_array())"
+            "SELECT coalesce((SELECT array_agg(name ORDER BY name) AS array FROM t), make_array())"
+        );
+    }
+
+    #[test]
+    fn an_array_of_any_other_subquery_aggregates_its_rows() {
+        assert_eq!(
+            rewritten("SELECT ARRAY(SELECT DISTINCT name FROM t)"),
+            "SELECT coalesce((SELECT array_agg(__array_element) AS array FROM (SELECT DISTINCT name FROM t) AS __array (__array_element)), make_array())"
+        );
+        assert_eq!(
+            rewritten("SELECT ARRAY(SELECT count(*) FROM t)"),
+            "SELECT coalesce((SELECT array_agg(__array_element) AS array FROM (SELECT count(*) FROM t) AS __array (__array_element)), make_array())"
+        );
+    }
+
+    /// psql's `\du` lists each role's memberships with a correlated `ARRAY(...)`.
+    #[tokio::test]
+    async fn a_correlated_array_subquery_answers_per_row() {
+        assert_eq!(
+            run("SELECT o.name, array_to_string(ARRAY(SELECT u.name || '!' AS n FROM t u JOIN t w ON u.name = w.name WHERE u.name = o.name ORDER BY n DESC), ',') AS a FROM t o ORDER BY 1").await,
+            ["pg_x,pg_x!", "pgax,pgax!"]
+        );
+        assert_eq!(
+            run("SELECT o.name, cardinality(ARRAY(SELECT u.name FROM t u WHERE u.name = o.name AND u.k IS NULL)) AS a FROM t o ORDER BY 1").await,
+            ["pg_x,0", "pgax,1"]
         );
     }
 }
