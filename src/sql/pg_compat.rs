@@ -10,6 +10,7 @@
 //! PostgreSQL syntax DataFusion plans differently or not at all (`(expr).field`,
 //! functions in FROM, `ARRAY(subquery)`, `LIKE ... ESCAPE`, ...).
 
+mod acl;
 mod catalog;
 mod column_names;
 mod functions;

@@ -130,6 +130,10 @@ def test_psql_lists_roles_settings_and_other_objects(demo_ready):
     assert "List of operators" in psql(r"\do")
     assert "List of domains" in psql(r"\dD")
     assert 'View "public.ktable_tables"' in psql(r"\d+ ktable_tables")
+    # Access privileges are arrays (NULL: the defaults), as array_to_string reads them.
+    assert re.search(r" public \| \w+ +\| +\| ", psql(r"\dn+")), "no schema listed"
+    assert "List of data types" in psql(r"\dT+")
+    assert "List of functions" in psql(r"\df+")
 
 
 @needs_psql

@@ -13,9 +13,10 @@
 //! a `'array_in'::regproc` cast and `pg_proc.oid` are oids: Npgsql's type loading
 //! (`proc.oid = typ.typreceive`) fails on that. [`PgCatalog`] wraps the crate's
 //! schema and replaces these four tables, and `pg_settings` (see `pg_settings`);
-//! every other table is the crate's. The static rows of `pg_index` and
-//! `pg_constraint` are dropped: they describe system relations that ktable's
-//! `pg_class` does not list, so no query could join them.
+//! every other table is the crate's, its access-privilege columns typed as arrays
+//! (see `acl`). The static rows of `pg_index` and `pg_constraint` are dropped: they
+//! describe system relations that ktable's `pg_class` does not list, so no query
+//! could join them.
 //!
 //! A table's key comes from its `TableProvider::constraints()` (the primary key that
 //! `CREATE TABLE ... PRIMARY KEY` declares, for ktable's tables and DataFusion's
@@ -197,7 +198,15 @@ impl SchemaProvider for PgCatalog {
                     None => Ok(None),
                 }
             }
-            _ => return self.inner.table(name).await,
+            _ => {
+                return Ok(self.inner.table(name).await?.map(|inner| {
+                    if super::acl::has_text_acl(&inner.schema()) {
+                        Arc::new(super::acl::AclArrays::new(inner)) as Arc<dyn TableProvider>
+                    } else {
+                        inner
+                    }
+                }))
+            }
         };
         let schema = match kind {
             Kind::Class => match self.inner.table(name).await? {
@@ -205,7 +214,7 @@ impl SchemaProvider for PgCatalog {
                 None => return Ok(None),
             },
             Kind::Type => match self.inner.table(name).await? {
-                Some(inner) => regproc_as_oids(&inner.schema()),
+                Some(inner) => super::acl::with_acl_arrays(&regproc_as_oids(&inner.schema())),
                 None => return Ok(None),
             },
             Kind::Index => pg_index_schema(),
@@ -534,7 +543,7 @@ impl KeyTable {
                     .collect();
                 columns.push(Arc::new(oids) as ArrayRef);
             } else {
-                columns.push(Arc::clone(values));
+                columns.push(super::acl::as_typed(field, values));
             }
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
@@ -569,17 +578,15 @@ fn regproc_as_oids(schema: &SchemaRef) -> SchemaRef {
 }
 
 /// The crate's `pg_class` schema with `reloptions` (`text[]`, the storage options
-/// `WITH (...)` sets), which psql's `\d+` reads and the crate lacks.
+/// `WITH (...)` sets), which psql's `\d+` reads, and `relacl` (`\dp`), which the
+/// crate lacks.
 fn with_reloptions(schema: &SchemaRef) -> SchemaRef {
-    if schema.field_with_name("reloptions").is_ok() {
-        return Arc::clone(schema);
-    }
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(
-        "reloptions",
-        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-        true,
-    ));
+    for name in ["reloptions", "relacl"] {
+        if schema.field_with_name(name).is_err() {
+            fields.push(Field::new(name, super::acl::acl_type(), true));
+        }
+    }
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 

@@ -142,6 +142,7 @@ pub(super) fn all(keys: &Arc<KeyDirectory>) -> Vec<ScalarUDF> {
         unknown_text("pg_get_function_result"),
         unknown_text("pg_get_function_arguments"),
         unknown_text("pg_get_function_identity_arguments"),
+        unknown_text("pg_get_function_sqlbody"),
         visible("pg_operator_is_visible"),
         no_comment("col_description", &[2]),
         no_comment("obj_description", &[1, 2]),
