@@ -19,6 +19,7 @@ mod json;
 mod like_escape;
 mod pg_settings;
 mod single_row;
+mod sizes;
 mod subquery;
 mod syntax;
 
@@ -84,6 +85,9 @@ pub fn install(context: &SessionContext) -> datafusion::error::Result<()> {
     information_schema::install(context)?;
     // After the crate's functions, so that ours replace its stand-ins of the same name.
     for function in functions::all(&keys) {
+        context.register_udf(function);
+    }
+    for function in sizes::all(&keys, context.state().catalog_list()) {
         context.register_udf(function);
     }
     Ok(())

@@ -116,6 +116,9 @@ def test_psql_shows_sizes_with_the_verbose_lists(demo_ready):
     for table in ("users", "orders", "products"):
         assert re.search(rf" {table}\s+\| table .*\| \d+ (bytes|kB|MB|GB) ", tables), tables
     assert re.search(r" \d+ (bytes|kB|MB|GB) ", psql(r"\l+")), "no database size"
+    # Named as a regclass is, on a connection that has not read pg_class.
+    sized = psql("SELECT pg_size_pretty(pg_total_relation_size('users')) AS s")
+    assert re.search(r"^ \d+ (kB|MB|GB)$", sized, re.M), sized
     assert "users_pkey" in psql(r"\di+")
     assert "ktable_tables" in psql(r"\dv+")
 

@@ -115,23 +115,18 @@ pub(super) fn quote_ident(name: &str) -> String {
 /// functions that describe them (`pg_get_indexdef`, `pg_get_constraintdef`). Every
 /// scan of `pg_class`, `pg_index` or `pg_constraint` refreshes it, so a query that
 /// finds an oid there finds its definition too. A scan of `pg_class` also notes the
-/// size of each table whose provider tells it (`pg_table_size` and the like).
+/// schema and name of each relation's oid (`pg_table_size(oid)` and the like).
 #[derive(Debug, Default)]
 pub(super) struct KeyDirectory {
     by_oid: RwLock<HashMap<i32, Arc<KeyedTable>>>,
-    sizes: RwLock<HashMap<i32, i64>>,
+    names: RwLock<HashMap<i32, (String, String)>>,
 }
 
 impl KeyDirectory {
-    /// The bytes the table with this oid takes, if its provider says.
-    pub(super) fn size(&self, oid: i64) -> Option<i64> {
+    /// The schema and name of the relation with this oid, as `pg_class` last listed it.
+    pub(super) fn name_of(&self, oid: i64) -> Option<(String, String)> {
         let oid = i32::try_from(oid).ok()?;
-        self.sizes.read().ok()?.get(&oid).copied()
-    }
-
-    /// The bytes of every table whose size is known (a database's size).
-    pub(super) fn total_size(&self) -> i64 {
-        self.sizes.read().map_or(0, |sizes| sizes.values().sum())
+        self.names.read().ok()?.get(&oid).cloned()
     }
 
     fn replace(&self, tables: &[Arc<KeyedTable>]) {
@@ -277,7 +272,7 @@ impl TableProvider for KeyTable {
                 match kind {
                     Kind::Class => {
                         let classes = self.pg_class(state, &tables).await?;
-                        self.note_sizes(state, &classes).await?;
+                        self.note_names(state, &classes).await?;
                         classes
                     }
                     Kind::Index => pg_index_rows(&self.schema, &tables)?,
@@ -377,50 +372,28 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
 }
 
 impl KeyTable {
-    /// Notes the size of each table of `classes` (a `pg_class` batch) that its provider
-    /// tells, for `pg_table_size` and the like.
-    async fn note_sizes(&self, state: &dyn Session, classes: &RecordBatch) -> Result<()> {
+    /// Notes the schema and name of each relation of `classes` (a `pg_class` batch).
+    async fn note_names(&self, state: &dyn Session, classes: &RecordBatch) -> Result<()> {
         let namespaces = read_all(&self.inner, "pg_namespace", state).await?;
         let nsp_oid = column::<Int32Array>(&namespaces, "oid")?;
         let nsp_name = column::<StringArray>(&namespaces, "nspname")?;
-        let namespaces: HashMap<&str, i32> = (0..namespaces.num_rows())
-            .map(|i| (nsp_name.value(i), nsp_oid.value(i)))
+        let namespace_of: HashMap<i32, &str> = (0..namespaces.num_rows())
+            .map(|i| (nsp_oid.value(i), nsp_name.value(i)))
             .collect();
         let rel_oid = column::<Int32Array>(classes, "oid")?;
         let rel_name = column::<StringArray>(classes, "relname")?;
         let rel_nsp = column::<Int32Array>(classes, "relnamespace")?;
-        let namespace_oid = |name: &str| namespaces.get(name).copied();
-        let mut sizes = HashMap::new();
-        for catalog_name in self.catalogs.catalog_names() {
-            let Some(catalog) = self.catalogs.catalog(&catalog_name) else {
-                continue;
-            };
-            for schema_name in catalog.schema_names() {
-                let Some(schema) = catalog.schema(&schema_name) else {
-                    continue;
-                };
-                for table_name in schema.table_names() {
-                    let Some(provider) = schema.table(&table_name).await? else {
-                        continue;
-                    };
-                    let Some(bytes) = provider
-                        .statistics()
-                        .and_then(|s| s.total_byte_size.get_value().copied())
-                    else {
-                        continue;
-                    };
-                    let oid = (0..classes.num_rows()).find(|&i| {
-                        rel_name.value(i) == table_name
-                            && namespace_oid(&schema_name) == Some(rel_nsp.value(i))
-                    });
-                    if let Some(i) = oid {
-                        sizes.insert(rel_oid.value(i), i64::try_from(bytes).unwrap_or(i64::MAX));
-                    }
-                }
-            }
-        }
-        if let Ok(mut noted) = self.keys.sizes.write() {
-            *noted = sizes;
+        let names = (0..classes.num_rows())
+            .filter_map(|i| {
+                let schema = namespace_of.get(&rel_nsp.value(i))?;
+                Some((
+                    rel_oid.value(i),
+                    (schema.to_string(), rel_name.value(i).to_string()),
+                ))
+            })
+            .collect();
+        if let Ok(mut noted) = self.keys.names.write() {
+            *noted = names;
         }
         Ok(())
     }

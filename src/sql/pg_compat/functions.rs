@@ -102,7 +102,7 @@ impl ScalarUDFImpl for Function {
     }
 }
 
-fn udf(
+pub(super) fn udf(
     name: &'static str,
     signature: Signature,
     returns: DataType,
@@ -117,7 +117,7 @@ fn udf(
 }
 
 /// An argument column as i64 (oids are Int32 columns, Int64 literals).
-fn oids(arg: &ArrayRef) -> Result<Int64Array> {
+pub(super) fn oids(arg: &ArrayRef) -> Result<Int64Array> {
     let values = cast(arg, &DataType::Int64)?;
     match values.as_any().downcast_ref::<Int64Array>() {
         Some(values) => Ok(values.clone()),
@@ -147,12 +147,6 @@ pub(super) fn all(keys: &Arc<KeyDirectory>) -> Vec<ScalarUDF> {
         no_comment("col_description", &[2]),
         no_comment("obj_description", &[1, 2]),
         no_comment("shobj_description", &[2]),
-        pg_size_pretty(),
-        relation_size("pg_table_size", Arc::clone(keys)),
-        relation_size("pg_relation_size", Arc::clone(keys)),
-        relation_size("pg_total_relation_size", Arc::clone(keys)),
-        pg_indexes_size(Arc::clone(keys)),
-        pg_database_size(Arc::clone(keys)),
         pg_tablespace_location(),
         pg_get_viewdef(),
         pg_get_indexdef(Arc::clone(keys)),
@@ -469,106 +463,6 @@ fn pg_get_constraintdef(keys: Arc<KeyDirectory>) -> ScalarUDF {
     )
 }
 
-/// `pg_size_pretty(bytes)`: a size as PostgreSQL writes it, in bytes below 10 kB, else
-/// in the largest unit (kB, MB, GB, TB, PB) that keeps it under 20,480, rounded half
-/// away from zero (psql's `\dt+` and `\l+` show sizes with it).
-fn pg_size_pretty() -> ScalarUDF {
-    udf(
-        "pg_size_pretty",
-        Signature::any(1, Volatility::Immutable),
-        DataType::Utf8,
-        |args| {
-            let sizes = cast(&args[0], &DataType::Int64)?;
-            let Some(sizes) = sizes.as_any().downcast_ref::<Int64Array>() else {
-                return exec_err!("pg_size_pretty takes a size in bytes");
-            };
-            let out: StringArray = sizes.iter().map(|size| size.map(size_pretty)).collect();
-            Ok(Arc::new(out) as ArrayRef)
-        },
-    )
-}
-
-/// PostgreSQL's `pg_size_pretty` of one size (its `size_pretty_units` table: each unit
-/// after bytes is kept in halves until printed, then rounded half away from zero).
-pub(super) fn size_pretty(bytes: i64) -> String {
-    if bytes.unsigned_abs() < 10 * 1024 {
-        return format!("{bytes} bytes");
-    }
-    let half_rounded = |halves: i64| (halves + if halves < 0 { -1 } else { 1 }) / 2;
-    // In half kilobytes, then half of each larger unit.
-    let mut halves = bytes / (1 << 9);
-    for (unit, last) in [
-        ("kB", false),
-        ("MB", false),
-        ("GB", false),
-        ("TB", false),
-        ("PB", true),
-    ] {
-        if last || halves.unsigned_abs() < 20 * 1024 - 1 {
-            return format!("{} {unit}", half_rounded(halves));
-        }
-        halves /= 1 << 10;
-    }
-    unreachable!("the last unit returns")
-}
-
-/// `pg_table_size(oid)`, `pg_relation_size(oid [, fork])`, `pg_total_relation_size(oid)`:
-/// the bytes a ktable table holds in memory, its key index included (it has no
-/// other indexes to count apart); NULL for an object whose size is not known.
-fn relation_size(name: &'static str, keys: Arc<KeyDirectory>) -> ScalarUDF {
-    udf(
-        name,
-        Signature::one_of(
-            vec![TypeSignature::Any(1), TypeSignature::Any(2)],
-            Volatility::Volatile,
-        ),
-        DataType::Int64,
-        move |args| {
-            let relations = oids(&args[0])?;
-            let out: Int64Array = relations
-                .iter()
-                .map(|oid| oid.and_then(|oid| keys.size(oid)))
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        },
-    )
-}
-
-/// `pg_indexes_size(oid)`: 0 for a table whose size is known (its key index is counted
-/// in its table size), NULL otherwise.
-fn pg_indexes_size(keys: Arc<KeyDirectory>) -> ScalarUDF {
-    udf(
-        "pg_indexes_size",
-        Signature::any(1, Volatility::Volatile),
-        DataType::Int64,
-        move |args| {
-            let relations = oids(&args[0])?;
-            let out: Int64Array = relations
-                .iter()
-                .map(|oid| oid.and_then(|oid| keys.size(oid)).map(|_| 0))
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        },
-    )
-}
-
-/// `pg_database_size(name or oid)`: the bytes of every table whose size is known (one
-/// database serves them all).
-fn pg_database_size(keys: Arc<KeyDirectory>) -> ScalarUDF {
-    udf(
-        "pg_database_size",
-        Signature::any(1, Volatility::Volatile),
-        DataType::Int64,
-        move |args| {
-            let total = keys.total_size();
-            let out: Int64Array = (0..args[0].len())
-                .map(|i| (!args[0].is_null(i)).then_some(total))
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        },
-    )
-}
-
 /// `pg_tablespace_location(oid)`: empty, as PostgreSQL's for its built-in tablespaces
 /// (psql's `\db`).
 fn pg_tablespace_location() -> ScalarUDF {
@@ -597,31 +491,4 @@ fn pg_get_viewdef() -> ScalarUDF {
         DataType::Utf8,
         |args| Ok(Arc::new(StringArray::new_null(args[0].len())) as ArrayRef),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::size_pretty;
-
-    /// PostgreSQL 15.18's answers for the same sizes (`SELECT pg_size_pretty(v)`).
-    #[test]
-    fn sizes_are_written_as_postgresql_writes_them() {
-        for (bytes, text) in [
-            (0, "0 bytes"),
-            (10_239, "10239 bytes"),
-            (10_240, "10 kB"),
-            (10_752, "11 kB"),
-            (-10_752, "-11 kB"),
-            (1_048_575, "1024 kB"),
-            (10_485_248, "10 MB"),
-            (20_966_400, "20 MB"),
-            (20_970_496, "20 MB"),
-            (20_971_520, "20 MB"),
-            (98_566_144, "94 MB"),
-            (1_099_511_627_776, "1024 GB"),
-            (i64::MAX, "8192 PB"),
-        ] {
-            assert_eq!(size_pretty(bytes), text, "{bytes}");
-        }
-    }
 }
