@@ -5,6 +5,12 @@
 //! the stream is polled), and a cancel request would be ignored until the end. Each
 //! connection therefore has a [`QueryCancel`] flag that its result stream checks; a
 //! cancel request with the connection's process id and secret key raises it.
+//!
+//! A request reaches both: pgwire's first, then the flag, and the flag only for the
+//! statement that was running when the request came. Raising the flag first let the
+//! statement end and the client send its next one while pgwire's half was still on
+//! its way, and that half then cancelled the next statement (seen in CI: `SELECT 1`
+//! after a cancelled query answered 57014); a flag raised late would do the same.
 
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::ClientInfo;
@@ -12,21 +18,34 @@ use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
 use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Context;
 
-/// One connection's cancel flag.
+/// One connection's cancel flag: the number of its current statement (each one
+/// started counts one) and, in the lowest bit, whether that statement was cancelled.
 #[derive(Default)]
 pub(crate) struct QueryCancel {
-    cancelled: AtomicBool,
+    state: AtomicU64,
     waker: AtomicWaker,
 }
 
 impl QueryCancel {
     /// Whether the running statement was cancelled.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & 1 == 1
+    }
+
+    /// The number of the current statement.
+    fn statement(&self) -> u64 {
+        self.state.load(Ordering::Acquire) >> 1
+    }
+
+    /// A new statement: the next number, not cancelled. Only the connection starts
+    /// statements; a cancel of the one before is forgotten.
+    fn next_statement(&self) {
+        let next = self.statement().wrapping_add(1);
+        self.state.store(next << 1, Ordering::Release);
     }
 
     /// Registers `cx` to be woken by a cancel, then checks (in that order, so that a
@@ -36,9 +55,16 @@ impl QueryCancel {
         self.is_cancelled()
     }
 
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
-        self.waker.wake();
+    /// Cancels statement `statement` if it is still the current one.
+    fn cancel(&self, statement: u64) {
+        let running = statement << 1;
+        if self
+            .state
+            .compare_exchange(running, running | 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.waker.wake();
+        }
     }
 }
 
@@ -71,22 +97,18 @@ impl RunningQueries {
             by_pid.insert(pid, (secret.to_bytes().to_vec(), Arc::downgrade(&flag)));
         }
         drop(by_pid);
-        flag.cancelled.store(false, Ordering::Release);
+        flag.next_statement();
         flag
     }
 
-    fn cancel(&self, request: &CancelRequest) {
-        let flag = {
-            let by_pid = self.by_pid.lock();
-            match by_pid.get(&request.pid) {
-                Some((secret, flag)) if secret[..] == request.secret_key.to_bytes()[..] => {
-                    flag.upgrade()
-                }
-                _ => None,
+    /// The flag of the connection `request` names, if its secret key matches.
+    fn flag_of(&self, request: &CancelRequest) -> Option<Arc<QueryCancel>> {
+        let by_pid = self.by_pid.lock();
+        match by_pid.get(&request.pid) {
+            Some((secret, flag)) if secret[..] == request.secret_key.to_bytes()[..] => {
+                flag.upgrade()
             }
-        };
-        if let Some(flag) = flag {
-            flag.cancel();
+            _ => None,
         }
     }
 }
@@ -100,7 +122,33 @@ pub(crate) struct KtableCancel {
 #[async_trait::async_trait]
 impl CancelHandler for KtableCancel {
     async fn on_cancel_request(&self, request: CancelRequest) {
-        self.running.cancel(&request);
+        let flag = self.running.flag_of(&request);
+        let statement = flag.as_ref().map(|flag| flag.statement());
         self.planning.on_cancel_request(request).await;
+        if let (Some(flag), Some(statement)) = (flag, statement) {
+            flag.cancel(statement);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QueryCancel;
+
+    #[test]
+    fn a_cancel_stops_only_the_statement_it_came_for() {
+        let flag = QueryCancel::default();
+        flag.next_statement();
+        let running = flag.statement();
+        flag.cancel(running);
+        assert!(flag.is_cancelled());
+        // The next statement starts clean; a cancel that was meant for the one
+        // before, arriving late, leaves it alone.
+        flag.next_statement();
+        assert!(!flag.is_cancelled());
+        flag.cancel(running);
+        assert!(!flag.is_cancelled());
+        flag.cancel(flag.statement());
+        assert!(flag.is_cancelled());
     }
 }
