@@ -196,7 +196,8 @@ pub async fn serve_counted(
     }
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     // Sessions copy the engine's context when they start: install first.
-    crate::sql::pg_compat::install(engine.context())
+    let logins: Vec<String> = config.users.iter().map(|user| user.name.clone()).collect();
+    crate::sql::pg_compat::install_with_roles(engine.context(), &logins)
         .map_err(|e| ServerError::Catalog(e.to_string()))?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = Arc::new(QueryRuntime::start(threads).map_err(ServerError::Runtime)?);

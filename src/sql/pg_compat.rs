@@ -18,6 +18,7 @@ mod information_schema;
 mod json;
 mod like_escape;
 mod pg_settings;
+mod roles;
 mod single_row;
 mod sizes;
 mod subquery;
@@ -30,7 +31,6 @@ use datafusion::logical_expr::{
     create_udf, ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, Volatility,
 };
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use std::sync::Arc;
 
@@ -72,6 +72,24 @@ pub fn rewrite_postgres_syntax(
 /// # Ok(()) }
 /// ```
 pub fn install(context: &SessionContext) -> datafusion::error::Result<()> {
+    install_with_roles(context, &[])
+}
+
+/// [`install`], with `roles` (the users who may log in) listed in `pg_roles`, as the
+/// server does. The roles are set when the catalog is first installed on `context`.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let context = datafusion::prelude::SessionContext::new();
+/// ktable::sql::pg_compat::install_with_roles(&context, &["analyst".to_string()])?;
+/// let roles = context.sql("SELECT rolname FROM pg_catalog.pg_roles").await?.collect().await?;
+/// assert_eq!(roles[0].num_rows(), 1);
+/// # Ok(()) }
+/// ```
+pub fn install_with_roles(
+    context: &SessionContext,
+    roles: &[String],
+) -> datafusion::error::Result<()> {
     // Drivers parse version() as PostgreSQL's (SQLAlchemy refuses DataFusion's).
     context.register_udf(version_udf());
     context.register_udf(to_regtype_udf());
@@ -80,7 +98,7 @@ pub fn install(context: &SessionContext) -> datafusion::error::Result<()> {
     context.register_udf(pg_collation_is_visible_udf());
     context.register_udf(like_escape::like_escape_udf());
     // psql's \d commands and BI tools read pg_catalog.
-    let keys = install_pg_catalog(context)?;
+    let keys = install_pg_catalog(context, roles)?;
     // Grafana and Metabase browse with information_schema, as PostgreSQL shapes it.
     information_schema::install(context)?;
     // After the crate's functions, so that ours replace its stand-ins of the same name.
@@ -97,6 +115,7 @@ pub fn install(context: &SessionContext) -> datafusion::error::Result<()> {
 /// (once per context) and returns the directory of keys its functions read.
 fn install_pg_catalog(
     context: &SessionContext,
+    roles: &[String],
 ) -> datafusion::error::Result<Arc<catalog::KeyDirectory>> {
     let Some(datafusion_catalog) = context.catalog("datafusion") else {
         return Err(DataFusionError::Configuration(
@@ -111,7 +130,7 @@ fn install_pg_catalog(
         return Ok(installed.keys());
     }
     if existing.is_none() {
-        setup_pg_catalog(context, "datafusion", EmptyContextProvider).map_err(|e| *e)?;
+        setup_pg_catalog(context, "datafusion", roles::LoginRoles::new(roles)).map_err(|e| *e)?;
     }
     let Some(inner) = datafusion_catalog.schema("pg_catalog") else {
         return Err(DataFusionError::Configuration(

@@ -89,6 +89,23 @@ async fn scram_users_and_a_read_only_role() {
         .batch_execute("DROP STREAM extra")
         .await
         .expect("admin drops");
+
+    // Both users are roles in the catalog (psql's \du, DBeaver's role list): they
+    // log in, none is a superuser.
+    let roles: Vec<(String, bool, bool)> = reader
+        .query(
+            "SELECT rolname, rolcanlogin, rolsuper FROM pg_catalog.pg_roles ORDER BY rolname",
+            &[],
+        )
+        .await
+        .expect("pg_roles")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        roles,
+        [("admin".to_string(), true, false), ("reader".to_string(), true, false)]
+    );
 }
 
 /// A self-signed certificate and its key, made with openssl.
