@@ -104,7 +104,10 @@ async fn scram_users_and_a_read_only_role() {
         .collect();
     assert_eq!(
         roles,
-        [("admin".to_string(), true, false), ("reader".to_string(), true, false)]
+        [
+            ("admin".to_string(), true, false),
+            ("reader".to_string(), true, false)
+        ]
     );
 }
 

@@ -67,14 +67,19 @@ impl Sizes {
         Some(i64::try_from(bytes).unwrap_or(i64::MAX))
     }
 
-    /// The bytes of every relation whose provider tells them.
+    /// The bytes of every relation outside the catalog schemas whose provider tells them.
     fn total(&self) -> i64 {
         let mut total = 0i64;
         for catalog in self.catalogs.catalog_names() {
             let Some(catalog) = self.catalogs.catalog(&catalog) else {
                 continue;
             };
-            for schema in catalog.schema_names() {
+            // The catalogs' own schemas hold views of the catalog, not data.
+            let data = catalog
+                .schema_names()
+                .into_iter()
+                .filter(|s| s != "pg_catalog" && s != "information_schema");
+            for schema in data {
                 for table in catalog
                     .schema(&schema)
                     .map(|s| s.table_names())
