@@ -13,7 +13,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Result;
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
 
 /// The type of an access-privilege column: `aclitem[]`, as text items.
@@ -96,22 +96,16 @@ impl TableProvider for AclArrays {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let plan = self.inner.scan(state, None, &[], None).await?;
-        let batches = collect(plan, state.task_ctx()).await?;
-        let batches = batches
+        let rows = super::catalog::read_table(&self.inner, state).await?;
+        let columns = self
+            .schema
+            .fields()
             .iter()
-            .map(|batch| {
-                let columns = self
-                    .schema
-                    .fields()
-                    .iter()
-                    .zip(batch.columns())
-                    .map(|(field, values)| as_typed(field, values))
-                    .collect();
-                Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        MemTable::try_new(Arc::clone(&self.schema), vec![batches])?
+            .zip(rows.columns())
+            .map(|(field, values)| as_typed(field, values))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        MemTable::try_new(Arc::clone(&self.schema), vec![vec![batch]])?
             .scan(state, projection, filters, limit)
             .await
     }

@@ -356,6 +356,14 @@ async fn read_all(
         .table(name)
         .await?
         .ok_or_else(|| DataFusionError::Plan(format!("pg_catalog.{name} is missing")))?;
+    read_table(&table, state).await
+}
+
+/// Every row of `table`, in one batch.
+pub(super) async fn read_table(
+    table: &Arc<dyn TableProvider>,
+    state: &dyn Session,
+) -> Result<RecordBatch> {
     let plan = table.scan(state, None, &[], None).await?;
     let out_schema = plan.schema();
     let batches = collect(plan, state.task_ctx()).await?;
